@@ -1,0 +1,109 @@
+//! The `Containerizer` trait: launch, wait, kill, recover and measure a task's container.
+//! `process` runs plain processes; the native (namespaces + cgroups) back end implements the same trait.
+
+pub mod process;
+
+use gantry_proto::{Reason, TaskInfo};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future, so that the trait stays object-safe.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Everything needed to start one task's container.
+#[derive(Clone, Debug)]
+pub struct LaunchSpec {
+    pub task: TaskInfo,
+    /// The task's sandbox directory; it exists, and stdout/stderr go there.
+    pub sandbox: PathBuf,
+    /// The full environment of the task (MESOS_TASK_ID, PORT0, ... and the task's own).
+    pub env: BTreeMap<String, String>,
+}
+
+/// What the agent checkpoints about a running container so that it can re-adopt it after a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub container_id: String,
+    /// Pid of the container's init process (the executor shim).
+    pub pid: i32,
+    /// The init process's start time in clock ticks since boot (`/proc/<pid>/stat` field 22), so a
+    /// reused pid is never mistaken for the task.
+    pub start_time: u64,
+    /// Where the init process writes the task's wait status when the task ends.
+    pub status_file: PathBuf,
+    /// The container's cgroup, for back ends that make one.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+}
+
+/// How a container ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Termination {
+    /// The task's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the task, when one did.
+    pub signal: Option<i32>,
+    /// A limit the container hit (memory, disk), when that ended it.
+    pub limitation: Option<Reason>,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+impl Termination {
+    /// True for exit code 0.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// What `recover` finds for a checkpointed container.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recovered {
+    /// Still running: the agent re-adopts it.
+    Running,
+    /// It ended while the agent was away.
+    Exited(Termination),
+}
+
+/// Resource usage of one container.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub cpus_user_time_secs: f64,
+    pub cpus_system_time_secs: f64,
+    pub mem_rss_bytes: u64,
+}
+
+/// A failure to launch or manage a container.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("failed to launch: {0}")]
+    Launch(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs tasks. Every method is safe to call again after an agent restart with a checkpoint.
+pub trait Containerizer: Send + Sync + 'static {
+    /// Starts the task; returns once its init process exists.
+    fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError>;
+    /// Resolves when the container has ended, with how it ended.
+    fn wait(&self, ckpt: &Checkpoint) -> BoxFuture<Termination>;
+    /// SIGTERM to everything in the container, SIGKILL after `grace`; resolves when all is gone.
+    fn kill(&self, ckpt: &Checkpoint, grace: Duration) -> BoxFuture<()>;
+    /// After an agent restart: is the checkpointed container still running, or how did it end?
+    fn recover(&self, ckpt: &Checkpoint) -> Recovered;
+    /// CPU time and memory of the container.
+    fn usage(&self, ckpt: &Checkpoint) -> Result<Usage, ContainerError>;
+    /// Releases what the container held (cgroups, mounts) once it has ended.
+    fn cleanup(&self, ckpt: &Checkpoint);
+}

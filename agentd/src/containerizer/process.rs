@@ -1,0 +1,1 @@
+//! Plain-process containerizer (no isolation).

@@ -1,0 +1,3 @@
+//! gantry-agentd as a library: the agent's parts, so that `gantry dev` and tests can embed it.
+
+pub mod containerizer;

@@ -1,0 +1,2 @@
+//! gantry-agentd: the agent daemon.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `gantry`: the command-line client and one-process dev cluster.
+fn main() {}

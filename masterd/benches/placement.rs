@@ -1,0 +1,2 @@
+//! Placement benchmark (filled in by the allocator work).
+fn main() {}

@@ -1,0 +1,3 @@
+//! The Marathon v2 REST API.
+
+pub mod error;

@@ -1,0 +1,3 @@
+//! HTTP surfaces of the master, one module per API.
+
+pub mod marathon;

@@ -1,0 +1,5 @@
+//! gantry-masterd as a library: the master's parts, so that `gantry dev` and tests can embed it.
+
+pub mod alloc;
+pub mod api;
+pub mod services;

@@ -1,0 +1,2 @@
+//! gantry-masterd: the master daemon.
+fn main() {}

@@ -1,0 +1,17 @@
+//! Wire and domain types shared by every Gantry part: resources, tasks, agents and the versioned
+//! master<->agent messages. Pure data with serde; no I/O.
+
+pub mod agent;
+pub mod ids;
+pub mod messages;
+pub mod ranges;
+pub mod resources;
+pub mod task;
+pub mod time;
+
+pub use agent::{AgentInfo, NumaDomain};
+pub use ids::{AgentId, TaskId};
+pub use messages::{AgentMessage, MasterMessage, StatusUpdate, TaskReport, PROTOCOL_VERSION};
+pub use ranges::{PortRanges, RangeError};
+pub use resources::Resources;
+pub use task::{CommandInfo, Reason, TaskInfo, TaskState, TaskStatus};

@@ -1,0 +1,100 @@
+//! The master<->agent protocol: JSON messages over one WebSocket that the agent dials.
+//! Every message is tagged by `type`; the agent states `PROTOCOL_VERSION` when it registers and the
+//! master refuses versions it does not speak.
+
+use crate::agent::AgentInfo;
+use crate::ids::{AgentId, TaskId};
+use crate::task::{TaskInfo, TaskStatus};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A task the agent runs (or ran), reported at re-registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task: TaskInfo,
+    /// The latest status the agent knows.
+    pub status: TaskStatus,
+}
+
+/// A status update, kept on the agent's disk until the master acknowledges `(task_id, seq)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// Per-task sequence number, increasing; the master ignores one it has already applied.
+    pub seq: u64,
+    /// Unique id of this update (the Mesos `uuid`), for logs and the scheduler API.
+    pub uuid: String,
+    pub status: TaskStatus,
+}
+
+/// Agent to master.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgentMessage {
+    /// First message on every connection. `agent_id` is `None` on first registration.
+    Register {
+        protocol_version: u32,
+        agent_id: Option<AgentId>,
+        info: AgentInfo,
+        /// Every task the agent knows that is not yet terminal-and-acknowledged.
+        tasks: Vec<TaskReport>,
+    },
+    /// Liveness, sent every heartbeat interval.
+    Heartbeat,
+    /// A task's status changed.
+    StatusUpdate(StatusUpdate),
+}
+
+/// Master to agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MasterMessage {
+    /// Registration accepted.
+    Registered {
+        agent_id: AgentId,
+        /// How often the agent must send a heartbeat.
+        heartbeat_interval_ms: u64,
+    },
+    /// Launch a task.
+    LaunchTask { task: Box<TaskInfo> },
+    /// Kill a task: SIGTERM, then SIGKILL after `grace_period_secs`.
+    KillTask {
+        task_id: TaskId,
+        grace_period_secs: Option<f64>,
+    },
+    /// The master applied the update `(task_id, seq)`; the agent may forget it.
+    Acknowledge { task_id: TaskId, seq: u64 },
+    /// The master will not talk to this agent (wrong version, removed); the agent should not retry
+    /// before fixing what `reason` says.
+    Shutdown { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskState;
+
+    #[test]
+    fn messages_are_tagged_by_type() {
+        let m = AgentMessage::Heartbeat;
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"HEARTBEAT"}"#
+        );
+        let ack = MasterMessage::Acknowledge {
+            task_id: "t1".into(),
+            seq: 3,
+        };
+        let json = serde_json::to_string(&ack).unwrap();
+        assert_eq!(json, r#"{"type":"ACKNOWLEDGE","task_id":"t1","seq":3}"#);
+        let up = AgentMessage::StatusUpdate(StatusUpdate {
+            seq: 1,
+            uuid: "u".into(),
+            status: TaskStatus::new("t1".into(), None, TaskState::TaskRunning),
+        });
+        let back: AgentMessage =
+            serde_json::from_str(&serde_json::to_string(&up).unwrap()).unwrap();
+        assert_eq!(back, up);
+    }
+}

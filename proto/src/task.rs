@@ -1,0 +1,263 @@
+//! Tasks: what to run (`TaskInfo`), the Mesos task states and reasons, and a status (`TaskStatus`).
+
+use crate::ids::{AgentId, TaskId};
+use crate::resources::Resources;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The Mesos task states (`mesos.proto` `enum TaskState`), serialized by name (`"TASK_RUNNING"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    TaskStaging,
+    TaskStarting,
+    TaskRunning,
+    TaskKilling,
+    TaskFinished,
+    TaskFailed,
+    TaskKilled,
+    TaskError,
+    TaskLost,
+    TaskDropped,
+    TaskUnreachable,
+    TaskGone,
+    TaskGoneByOperator,
+    TaskUnknown,
+}
+
+impl TaskState {
+    /// Every state, for exhaustive tests and metrics.
+    pub const ALL: [TaskState; 14] = [
+        TaskState::TaskStaging,
+        TaskState::TaskStarting,
+        TaskState::TaskRunning,
+        TaskState::TaskKilling,
+        TaskState::TaskFinished,
+        TaskState::TaskFailed,
+        TaskState::TaskKilled,
+        TaskState::TaskError,
+        TaskState::TaskLost,
+        TaskState::TaskDropped,
+        TaskState::TaskUnreachable,
+        TaskState::TaskGone,
+        TaskState::TaskGoneByOperator,
+        TaskState::TaskUnknown,
+    ];
+
+    /// The protobuf enum number.
+    pub fn number(self) -> i32 {
+        match self {
+            TaskState::TaskStarting => 0,
+            TaskState::TaskRunning => 1,
+            TaskState::TaskFinished => 2,
+            TaskState::TaskFailed => 3,
+            TaskState::TaskKilled => 4,
+            TaskState::TaskLost => 5,
+            TaskState::TaskStaging => 6,
+            TaskState::TaskError => 7,
+            TaskState::TaskKilling => 8,
+            TaskState::TaskDropped => 9,
+            TaskState::TaskUnreachable => 10,
+            TaskState::TaskGone => 11,
+            TaskState::TaskGoneByOperator => 12,
+            TaskState::TaskUnknown => 13,
+        }
+    }
+
+    /// The enum name, as Mesos writes it (`TASK_RUNNING`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::TaskStaging => "TASK_STAGING",
+            TaskState::TaskStarting => "TASK_STARTING",
+            TaskState::TaskRunning => "TASK_RUNNING",
+            TaskState::TaskKilling => "TASK_KILLING",
+            TaskState::TaskFinished => "TASK_FINISHED",
+            TaskState::TaskFailed => "TASK_FAILED",
+            TaskState::TaskKilled => "TASK_KILLED",
+            TaskState::TaskError => "TASK_ERROR",
+            TaskState::TaskLost => "TASK_LOST",
+            TaskState::TaskDropped => "TASK_DROPPED",
+            TaskState::TaskUnreachable => "TASK_UNREACHABLE",
+            TaskState::TaskGone => "TASK_GONE",
+            TaskState::TaskGoneByOperator => "TASK_GONE_BY_OPERATOR",
+            TaskState::TaskUnknown => "TASK_UNKNOWN",
+        }
+    }
+
+    /// Terminal states, as `protobuf_utils.cpp` defines them: the task will not run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::TaskFinished
+                | TaskState::TaskFailed
+                | TaskState::TaskKilled
+                | TaskState::TaskError
+                | TaskState::TaskLost
+                | TaskState::TaskDropped
+                | TaskState::TaskGone
+        )
+    }
+}
+
+/// `TaskStatus.Reason` values Gantry produces (`docs/task-state-reasons.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reason {
+    ReasonCommandExecutorFailed,
+    ReasonContainerLaunchFailed,
+    ReasonContainerLimitation,
+    ReasonContainerLimitationMemory,
+    ReasonContainerLimitationDisk,
+    ReasonExecutorTerminated,
+    ReasonTaskKilledDuringLaunch,
+    ReasonAgentRestarted,
+    ReasonAgentRemoved,
+    ReasonAgentRemovedByOperator,
+    ReasonAgentDisconnected,
+    ReasonAgentReregistered,
+    ReasonAgentUnknown,
+    ReasonInvalidOffers,
+    ReasonResourcesUnknown,
+    ReasonTaskInvalid,
+    ReasonTaskUnknown,
+    ReasonFrameworkRemoved,
+    ReasonMasterDisconnected,
+    ReasonReconciliation,
+    ReasonTaskHealthCheckStatusUpdated,
+}
+
+/// The status of a task at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub task_id: TaskId,
+    pub agent_id: Option<AgentId>,
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Seconds since the epoch.
+    pub timestamp: f64,
+    /// The process's exit code when it exited normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+}
+
+impl TaskStatus {
+    /// A status with no reason, message or exit code.
+    pub fn new(task_id: TaskId, agent_id: Option<AgentId>, state: TaskState) -> Self {
+        Self {
+            task_id,
+            agent_id,
+            state,
+            reason: None,
+            message: None,
+            timestamp: crate::time::now_secs(),
+            exit_code: None,
+            signal: None,
+            healthy: None,
+        }
+    }
+
+    /// The same status with a message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// The same status with a reason.
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+}
+
+/// What to execute: a shell command (`cmd`) or an argument vector (`args`), as in Mesos CommandInfo.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandInfo {
+    /// With `shell`, the command line given to `/bin/sh -c`; otherwise the program to run.
+    pub value: Option<String>,
+    /// Arguments (argv) when `shell` is false.
+    pub arguments: Vec<String>,
+    pub shell: bool,
+    pub environment: BTreeMap<String, String>,
+    /// The OS user to run as; `None` means the agent's default.
+    pub user: Option<String>,
+}
+
+/// A task to launch on an agent, with everything the agent needs to run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub task_id: TaskId,
+    pub name: String,
+    pub agent_id: AgentId,
+    pub command: CommandInfo,
+    /// Resources given to the task, including its host ports.
+    pub resources: Resources,
+    /// Host ports in the order the task's port definitions ask for them (PORT0, PORT1, ...).
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Time from SIGTERM to SIGKILL when the task is killed.
+    #[serde(default = "default_grace")]
+    pub kill_grace_period_secs: f64,
+    /// Free-form labels (the owning app and its version, for Marathon tasks).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_grace() -> f64 {
+    3.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialize_by_mesos_name() {
+        for s in TaskState::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+            let back: TaskState = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, s);
+        }
+        let numbers: std::collections::HashSet<i32> =
+            TaskState::ALL.iter().map(|s| s.number()).collect();
+        assert_eq!(numbers.len(), 14);
+    }
+
+    #[test]
+    fn terminal_set_matches_mesos() {
+        let terminal: Vec<&str> = TaskState::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                "TASK_FINISHED",
+                "TASK_FAILED",
+                "TASK_KILLED",
+                "TASK_ERROR",
+                "TASK_LOST",
+                "TASK_DROPPED",
+                "TASK_GONE"
+            ]
+        );
+    }
+
+    #[test]
+    fn reasons_use_mesos_names() {
+        assert_eq!(
+            serde_json::to_string(&Reason::ReasonContainerLimitationMemory).unwrap(),
+            "\"REASON_CONTAINER_LIMITATION_MEMORY\""
+        );
+    }
+}
