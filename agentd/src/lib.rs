@@ -1,3 +1,10 @@
 //! gantry-agentd as a library: the agent's parts, so that `gantry dev` and tests can embed it.
 
+pub mod agent;
+pub mod config;
 pub mod containerizer;
+pub mod executor;
+pub mod http;
+pub mod link;
+pub mod recovery;
+pub mod tasks;

@@ -1,2 +1,47 @@
-//! gantry-agentd: the agent daemon.
-fn main() {}
+//! gantry-agentd: the agent daemon. Flags, then `GANTRY_*` variables, then the config file.
+
+use anyhow::Context;
+use clap::Parser;
+use gantry_agentd::config::AgentArgs;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gantry-agentd",
+    version,
+    about = "Gantry agent: runs tasks for the master"
+)]
+struct Cli {
+    /// TOML config file with the same keys as the flags.
+    #[arg(long, env = "GANTRY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    args: AgentArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    gantry_agentd::executor::run_if_requested();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let args = match &cli.config {
+        Some(path) => cli.args.or(AgentArgs::from_file(path)?),
+        None => cli.args,
+    };
+    let cfg = args.resolve()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let _agent = gantry_agentd::agent::start(cfg, None).await?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for a signal")?;
+        tracing::info!("agent stopping; tasks keep running");
+        Ok(())
+    })
+}

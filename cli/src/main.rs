@@ -1,2 +1,94 @@
-//! `gantry`: the command-line client and one-process dev cluster.
-fn main() {}
+//! `gantry`: a one-process dev cluster (`gantry dev`) and a client for apps, tasks and agents.
+
+mod client;
+mod dev;
+mod table;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "Gantry: run services and jobs on a GPU cluster"
+)]
+struct Cli {
+    /// The master's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_MASTER",
+        default_value = "http://127.0.0.1:5050"
+    )]
+    master: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a master and one local agent in this process, on embedded SQLite.
+    Dev(dev::DevArgs),
+    /// Marathon apps (long-running services).
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Tasks.
+    #[command(subcommand)]
+    Tasks(ListOnly),
+    /// Agents.
+    #[command(subcommand)]
+    Agents(ListOnly),
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Create an app from flags or from a Marathon app JSON file.
+    Run(client::RunArgs),
+    /// List apps with their running counts and why any instance waits.
+    List,
+    /// Delete an app and kill its tasks.
+    Rm {
+        /// The app id, e.g. /web.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListOnly {
+    /// List them.
+    List,
+}
+
+fn main() -> anyhow::Result<()> {
+    gantry_agentd::executor::run_if_requested();
+    let cli = Cli::parse();
+    if let Command::Dev(args) = cli.command {
+        return dev::run(args);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let c = client::Client::new(&cli.master, cli.json);
+    rt.block_on(async move {
+        match cli.command {
+            Command::Apps(AppsCommand::Run(args)) => c.apps_run(args).await,
+            Command::Apps(AppsCommand::List) => c.apps_list().await,
+            Command::Apps(AppsCommand::Rm { id }) => c.apps_rm(&id).await,
+            Command::Tasks(ListOnly::List) => c.tasks_list().await,
+            Command::Agents(ListOnly::List) => c.agents_list().await,
+            Command::Dev(_) => Ok(()),
+        }
+    })
+}
+
+/// Where `gantry dev` keeps its state by default.
+fn default_dev_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".gantry/dev")
+}

@@ -2,4 +2,8 @@
 
 pub mod alloc;
 pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod master;
 pub mod services;
+pub mod store;

@@ -1,2 +1,47 @@
-//! gantry-masterd: the master daemon.
-fn main() {}
+//! gantry-masterd: the master daemon. Flags, then `GANTRY_*` variables, then the config file.
+
+use anyhow::Context;
+use clap::Parser;
+use gantry_masterd::config::MasterArgs;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gantry-masterd",
+    version,
+    about = "Gantry master: pools agents, places and tracks tasks"
+)]
+struct Cli {
+    /// TOML config file with the same keys as the flags.
+    #[arg(long, env = "GANTRY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    args: MasterArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let args = match &cli.config {
+        Some(path) => cli.args.or(MasterArgs::from_file(path)?),
+        None => cli.args,
+    };
+    let cfg = args.resolve()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let _master = gantry_masterd::master::start(cfg).await?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for a signal")?;
+        tracing::info!("master stopping");
+        Ok(())
+    })
+}

@@ -7,6 +7,9 @@ use crate::ids::{AgentId, TaskId};
 use crate::task::{TaskInfo, TaskStatus};
 use serde::{Deserialize, Serialize};
 
+/// The path on the master that agents dial.
+pub const AGENT_CONNECT_PATH: &str = "/agent/v1/connect";
+
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 

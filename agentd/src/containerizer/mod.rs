@@ -2,6 +2,7 @@
 //! `process` runs plain processes; the native (namespaces + cgroups) back end implements the same trait.
 
 pub mod process;
+pub mod procfs;
 
 use gantry_proto::{Reason, TaskInfo};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,8 @@ pub struct LaunchSpec {
     pub sandbox: PathBuf,
     /// The full environment of the task (MESOS_TASK_ID, PORT0, ... and the task's own).
     pub env: BTreeMap<String, String>,
+    /// A directory private to the agent for this container (status file, back-end state).
+    pub meta_dir: PathBuf,
 }
 
 /// What the agent checkpoints about a running container so that it can re-adopt it after a restart.

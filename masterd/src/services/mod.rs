@@ -1,4 +1,6 @@
 //! The Marathon-style service controller: app definitions and keeping each app at its instance count.
 
 pub mod app_definition;
+pub mod controller;
+pub mod launch;
 pub mod path_id;

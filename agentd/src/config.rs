@@ -1,0 +1,270 @@
+//! Agent configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
+//! order of precedence; then resource detection for whatever was not given.
+
+use gantry_proto::{AgentInfo, PortRanges, Resources};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error, naming the key or flag at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{key}: {why}")]
+    Invalid { key: &'static str, why: String },
+}
+
+/// The agent's settings as given on the command line, by environment or in the file.
+#[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentArgs {
+    /// The master's URL, e.g. http://127.0.0.1:5050.
+    #[arg(long, env = "GANTRY_MASTER")]
+    pub master: Option<String>,
+    /// Address of the agent's own HTTP endpoint (/state).
+    #[arg(long, env = "GANTRY_AGENT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Work directory: checkpoints and task sandboxes.
+    #[arg(long, env = "GANTRY_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The cluster join token (the master's --token).
+    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Host name tasks are reachable at (default: this machine's host name).
+    #[arg(long, env = "GANTRY_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Resources to offer, Mesos syntax: `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`.
+    /// Anything not given is detected.
+    #[arg(long, env = "GANTRY_RESOURCES")]
+    pub resources: Option<String>,
+    /// Attributes for placement constraints: `rack:r1;zone:a`.
+    #[arg(long, env = "GANTRY_ATTRIBUTES")]
+    pub attributes: Option<String>,
+    /// Longest wait between reconnection attempts, seconds.
+    #[arg(long, env = "GANTRY_MAX_BACKOFF_SECS")]
+    pub max_backoff_secs: Option<f64>,
+}
+
+impl AgentArgs {
+    /// Fills what `self` lacks from `file`.
+    pub fn or(self, file: AgentArgs) -> AgentArgs {
+        AgentArgs {
+            master: self.master.or(file.master),
+            listen: self.listen.or(file.listen),
+            work_dir: self.work_dir.or(file.work_dir),
+            token: self.token.or(file.token),
+            hostname: self.hostname.or(file.hostname),
+            resources: self.resources.or(file.resources),
+            attributes: self.attributes.or(file.attributes),
+            max_backoff_secs: self.max_backoff_secs.or(file.max_backoff_secs),
+        }
+    }
+
+    /// Reads a TOML config file with the same keys as the flags (`work_dir = "/var/lib/gantry"`).
+    pub fn from_file(path: &Path) -> Result<AgentArgs, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The final configuration, with defaults and detected resources.
+    pub fn resolve(self) -> Result<AgentConfig, ConfigError> {
+        let master = self.master.ok_or(ConfigError::Invalid {
+            key: "master",
+            why: "the master's URL is required (--master or GANTRY_MASTER)".into(),
+        })?;
+        let token = self.token.ok_or(ConfigError::Invalid {
+            key: "token",
+            why: "the cluster join token is required (--token or GANTRY_TOKEN)".into(),
+        })?;
+        let work_dir = self
+            .work_dir
+            .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/agent"));
+        let resources = resolve_resources(self.resources.as_deref(), &work_dir)?;
+        let attributes = parse_pairs(self.attributes.as_deref().unwrap_or(""), "attributes")?;
+        Ok(AgentConfig {
+            master,
+            token,
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5051))),
+            work_dir,
+            hostname: self.hostname.unwrap_or_else(local_hostname),
+            resources,
+            attributes,
+            max_backoff: Duration::from_secs_f64(self.max_backoff_secs.unwrap_or(10.0).max(0.1)),
+        })
+    }
+}
+
+/// The resolved agent configuration.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub master: String,
+    pub token: String,
+    pub listen: SocketAddr,
+    pub work_dir: PathBuf,
+    pub hostname: String,
+    pub resources: Resources,
+    pub attributes: BTreeMap<String, String>,
+    pub max_backoff: Duration,
+}
+
+impl AgentConfig {
+    /// What the agent registers with.
+    pub fn info(&self, port: u16) -> AgentInfo {
+        AgentInfo {
+            hostname: self.hostname.clone(),
+            port,
+            resources: self.resources.clone(),
+            attributes: self.attributes.clone(),
+            numa_domains: Vec::new(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+fn local_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn parse_pairs(s: &str, key: &'static str) -> Result<BTreeMap<String, String>, ConfigError> {
+    s.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| ConfigError::Invalid {
+                    key,
+                    why: format!("'{p}' is not name:value"),
+                })
+        })
+        .collect()
+}
+
+/// Parses Mesos `--resources` syntax and detects anything missing: cpus from the CPU count, mem as
+/// total memory less 1 GiB (or half, on small machines), disk from the work dir's file system, ports
+/// 31000-32000 (the Mesos defaults).
+pub fn resolve_resources(spec: Option<&str>, work_dir: &Path) -> Result<Resources, ConfigError> {
+    let given = parse_pairs(spec.unwrap_or(""), "resources")?;
+    let scalar = |name: &'static str, detect: &dyn Fn() -> f64| -> Result<f64, ConfigError> {
+        match given.get(name) {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| *x >= 0.0 && x.is_finite())
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "resources",
+                    why: format!("{name}: '{v}' is not a non-negative number"),
+                }),
+            None => Ok(detect()),
+        }
+    };
+    for k in given.keys() {
+        if !["cpus", "mem", "disk", "gpus", "ports"].contains(&k.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "resources",
+                why: format!("unknown resource '{k}' (known: cpus, mem, disk, gpus, ports)"),
+            });
+        }
+    }
+    let ports = match given.get("ports") {
+        Some(p) => p.parse::<PortRanges>().map_err(|e| ConfigError::Invalid {
+            key: "resources",
+            why: e.to_string(),
+        })?,
+        None => PortRanges::new([(31000, 32000)]),
+    };
+    Ok(Resources {
+        cpus: scalar("cpus", &|| {
+            std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+        })?,
+        mem: scalar("mem", &detect_mem_mib)?,
+        disk: scalar("disk", &|| detect_disk_mib(work_dir))?,
+        gpus: scalar("gpus", &|| 0.0)? as u32,
+        ports,
+    })
+}
+
+fn detect_mem_mib() -> f64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(1024.0 * 1024.0);
+    let total = total_kib / 1024.0;
+    (total - (1024.0f64).min(total / 2.0)).floor()
+}
+
+fn detect_disk_mib(work_dir: &Path) -> f64 {
+    let probe = work_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    nix::sys::statvfs::statvfs(probe)
+        .map(|s| (s.blocks_available() as f64 * s.fragment_size() as f64 / 1048576.0).floor())
+        .unwrap_or(10240.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_parse_and_detect() {
+        let r = resolve_resources(
+            Some("cpus:2;mem:1024;ports:[31000-31009]"),
+            Path::new("/tmp"),
+        )
+        .unwrap();
+        assert_eq!(r.cpus, 2.0);
+        assert_eq!(r.mem, 1024.0);
+        assert!(r.disk > 0.0);
+        assert_eq!(r.ports.len(), 10);
+        let d = resolve_resources(None, Path::new("/tmp")).unwrap();
+        assert!(d.cpus >= 1.0 && d.mem > 0.0);
+        assert_eq!(d.ports.to_string(), "[31000-32000]");
+        let e = resolve_resources(Some("cpus:-1"), Path::new("/tmp")).unwrap_err();
+        assert!(e.to_string().contains("cpus"), "{e}");
+        assert!(resolve_resources(Some("bogus:1"), Path::new("/tmp")).is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let flags = AgentArgs {
+            master: Some("http://a".into()),
+            ..Default::default()
+        };
+        let file: AgentArgs =
+            toml::from_str("master = \"http://b\"\ntoken = \"t\"\nwork_dir = \"/x\"").unwrap();
+        let merged = flags.or(file);
+        assert_eq!(merged.master.as_deref(), Some("http://a"));
+        assert_eq!(merged.token.as_deref(), Some("t"));
+        assert!(toml::from_str::<AgentArgs>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! The executor shim: a tiny supervisor the agent starts per task by re-executing its own binary.
+//! It leaves the agent's session (so the task outlives an agent crash), adopts orphaned grandchildren,
+//! runs the task, and writes the task's wait status to a file the agent reads, even after a restart.
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The first argument that turns a Gantry binary into the executor shim.
+pub const EXECUTOR_ARG: &str = "__gantry_executor";
+
+/// The task's end, as the shim records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// If this process was started as the executor shim, runs it and exits; otherwise returns.
+/// Call first thing in `main`, before any runtime or thread starts.
+pub fn run_if_requested() {
+    let mut args = std::env::args_os();
+    let _exe = args.next();
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(EXECUTOR_ARG)) {
+        return;
+    }
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    let code = match rest.split_first() {
+        Some((status_file, command)) if !command.is_empty() => {
+            supervise(Path::new(status_file), command)
+        }
+        _ => {
+            eprintln!("usage: {EXECUTOR_ARG} STATUS_FILE PROGRAM [ARGS...]");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The command line the agent uses to start `program args..` under the shim.
+pub fn shim_command(self_exe: &Path, status_file: &Path, argv: &[String]) -> Command {
+    let mut cmd = Command::new(self_exe);
+    cmd.arg(EXECUTOR_ARG).arg(status_file).args(argv);
+    cmd
+}
+
+fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
+    // Own session and process group: the agent signals the group, and the agent's death (or its
+    // terminal going away) does not reach the task.
+    if let Err(e) = nix::unistd::setsid() {
+        eprintln!("gantry executor: setsid failed: {e}");
+    }
+    // Orphaned grandchildren are re-parented to us, so we can reap them.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        eprintln!("gantry executor: cannot become a subreaper: {e}");
+    }
+    let child = match Command::new(&command[0]).args(&command[1..]).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gantry executor: cannot start {:?}: {e}", command[0]);
+            write_record(
+                status_file,
+                &ExitRecord {
+                    exit_code: Some(127),
+                    signal: None,
+                },
+            );
+            return 127;
+        }
+    };
+    // The task got the default dispositions; the shim itself now ignores the termination signals
+    // sent to the whole group, so it lives to record the task's status. SIGKILL still ends it.
+    let mut block = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        block.add(s);
+    }
+    let _ = block.thread_block();
+
+    let task_pid = Pid::from_raw(child.id() as i32);
+    let record = loop {
+        match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == task_pid => {
+                break ExitRecord {
+                    exit_code: Some(code),
+                    signal: None,
+                }
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == task_pid => {
+                break ExitRecord {
+                    exit_code: None,
+                    signal: Some(sig as i32),
+                }
+            }
+            Ok(_) => continue, // a reaped grandchild
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("gantry executor: waitpid failed: {e}");
+                break ExitRecord {
+                    exit_code: None,
+                    signal: None,
+                };
+            }
+        }
+    };
+    write_record(status_file, &record);
+    match (record.exit_code, record.signal) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    }
+}
+
+/// Writes the record atomically (temp file, fsync, rename).
+fn write_record(path: &Path, record: &ExitRecord) {
+    let tmp: PathBuf = path.with_extension("tmp");
+    let body = serde_json::to_vec(record).unwrap_or_default();
+    let res = std::fs::File::create(&tmp).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(&body)?;
+        f.sync_all()
+    });
+    if let Err(e) = res.and_then(|_| std::fs::rename(&tmp, path)) {
+        eprintln!("gantry executor: cannot write {}: {e}", path.display());
+    }
+}
+
+/// Reads what the shim recorded, if it did.
+pub fn read_record(path: &Path) -> Option<ExitRecord> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}

@@ -1,0 +1,206 @@
+//! The agent's one long-lived connection to the master: a WebSocket the agent dials (so agents
+//! behind NAT work), authenticated by the cluster join token. Registration, heartbeats and status
+//! updates go up; launches, kills and acknowledgements come down. Reconnects with backoff.
+
+mod backoff;
+
+use crate::tasks::TaskTable;
+use backoff::Backoff;
+use futures_util::{SinkExt, StreamExt};
+use gantry_proto::{AgentInfo, AgentMessage, MasterMessage, StatusUpdate, PROTOCOL_VERSION};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use gantry_proto::messages::AGENT_CONNECT_PATH as CONNECT_PATH;
+
+/// Link settings.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// The master's base URL (`http://host:5050` or `ws://host:5050`).
+    pub master: String,
+    pub token: String,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+/// Whether the agent is registered with a master right now.
+pub type Registered = watch::Receiver<bool>;
+
+/// The WebSocket URL for a master base URL.
+pub fn connect_url(master: &str) -> String {
+    let base = master.trim_end_matches('/');
+    let base = if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if base.starts_with("ws://") || base.starts_with("wss://") {
+        base.to_owned()
+    } else {
+        format!("ws://{base}")
+    };
+    format!("{base}{CONNECT_PATH}")
+}
+
+/// Runs the link forever: connect, register, serve, and on any failure reconnect with backoff.
+pub async fn run(
+    cfg: LinkConfig,
+    info: AgentInfo,
+    tasks: Arc<TaskTable>,
+    mut outbox: mpsc::UnboundedReceiver<StatusUpdate>,
+    registered: watch::Sender<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), cfg.max_backoff);
+    loop {
+        match session(&cfg, &info, &tasks, &mut outbox, &registered, &mut backoff).await {
+            Ok(()) => tracing::warn!("master closed the connection"),
+            Err(e) => tracing::warn!(error = %e, "link to the master failed"),
+        }
+        let _ = registered.send(false);
+        let wait = backoff.next_delay();
+        tracing::info!(
+            delay_ms = wait.as_millis() as u64,
+            "reconnecting to the master"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A failure of one connection.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("the master refused the join token (401); check --token")]
+    Unauthorized,
+    #[error("the master shut this agent down: {0}")]
+    Shutdown(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+async fn session(
+    cfg: &LinkConfig,
+    info: &AgentInfo,
+    tasks: &Arc<TaskTable>,
+    outbox: &mut mpsc::UnboundedReceiver<StatusUpdate>,
+    registered: &watch::Sender<bool>,
+    backoff: &mut Backoff,
+) -> Result<(), SessionError> {
+    let mut req = connect_url(&cfg.master).into_client_request()?;
+    let auth = HeaderValue::from_str(&format!("Bearer {}", cfg.token))
+        .map_err(|_| SessionError::Protocol("the join token holds invalid characters".into()))?;
+    req.headers_mut().insert("authorization", auth);
+    let (ws, _) = match tokio_tungstenite::connect_async(req).await {
+        Ok(ok) => ok,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 401 => {
+            tracing::error!("the master refused this agent's join token");
+            return Err(SessionError::Unauthorized);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (mut tx, mut rx) = ws.split();
+
+    // Updates queued while disconnected are all in the pending set sent below.
+    while outbox.try_recv().is_ok() {}
+    let register = AgentMessage::Register {
+        protocol_version: PROTOCOL_VERSION,
+        agent_id: tasks.agent_id(),
+        info: info.clone(),
+        tasks: tasks.reports(),
+    };
+    tx.send(encode(&register)).await?;
+
+    let heartbeat = loop {
+        match rx.next().await {
+            Some(Ok(Message::Text(t))) => match serde_json::from_str::<MasterMessage>(&t) {
+                Ok(MasterMessage::Registered {
+                    agent_id,
+                    heartbeat_interval_ms,
+                }) => {
+                    tracing::info!(agent = %agent_id, "registered with the master");
+                    tasks.set_agent_id(agent_id);
+                    break Duration::from_millis(heartbeat_interval_ms.max(10));
+                }
+                Ok(MasterMessage::Shutdown { reason }) => {
+                    return Err(SessionError::Shutdown(reason))
+                }
+                Ok(other) => {
+                    return Err(SessionError::Protocol(format!(
+                        "expected REGISTERED, got {other:?}"
+                    )))
+                }
+                Err(e) => return Err(SessionError::Protocol(e.to_string())),
+            },
+            Some(Ok(Message::Close(_))) | None => return Ok(()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+        }
+    };
+    let _ = registered.send(true);
+    backoff.reset();
+
+    for up in tasks.pending_updates() {
+        tx.send(encode(&AgentMessage::StatusUpdate(up))).await?;
+    }
+
+    let mut tick = tokio::time::interval(heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => tx.send(encode(&AgentMessage::Heartbeat)).await?,
+            up = outbox.recv() => match up {
+                Some(up) => tx.send(encode(&AgentMessage::StatusUpdate(up))).await?,
+                None => return Ok(()),
+            },
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<MasterMessage>(&t) {
+                    Ok(m) => handle(tasks, m)?,
+                    Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
+                },
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            },
+        }
+    }
+}
+
+fn handle(tasks: &Arc<TaskTable>, m: MasterMessage) -> Result<(), SessionError> {
+    match m {
+        MasterMessage::LaunchTask { task } => tasks.launch(*task),
+        MasterMessage::KillTask {
+            task_id,
+            grace_period_secs,
+        } => tasks.kill(&task_id, grace_period_secs),
+        MasterMessage::Acknowledge { task_id, seq } => tasks.acknowledge(&task_id, seq),
+        MasterMessage::Shutdown { reason } => return Err(SessionError::Shutdown(reason)),
+        MasterMessage::Registered { .. } => {}
+    }
+    Ok(())
+}
+
+fn encode(m: &AgentMessage) -> Message {
+    Message::text(serde_json::to_string(m).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            connect_url("http://127.0.0.1:5050/"),
+            "ws://127.0.0.1:5050/agent/v1/connect"
+        );
+        assert_eq!(
+            connect_url("127.0.0.1:5050"),
+            "ws://127.0.0.1:5050/agent/v1/connect"
+        );
+        assert_eq!(connect_url("https://m:1"), "wss://m:1/agent/v1/connect");
+    }
+}

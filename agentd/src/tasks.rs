@@ -1,0 +1,386 @@
+//! The agent's task table: launching and killing through the containerizer, watching each task to
+//! its end, and the reliable status-update stream (checkpointed until the master acknowledges it).
+
+use crate::containerizer::{Containerizer, LaunchSpec, Recovered, Termination};
+use crate::recovery::{TaskCheckpoint, WorkDir};
+use gantry_proto::{
+    AgentId, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState, TaskStatus,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+struct Entry {
+    ckpt: TaskCheckpoint,
+    pending: BTreeMap<u64, StatusUpdate>,
+    latest: Option<TaskStatus>,
+}
+
+/// Counters for the agent's metrics.
+#[derive(Clone, Debug, Default)]
+pub struct TaskCounters {
+    pub launched: u64,
+    pub launch_errors: u64,
+    pub valid_status_updates: u64,
+}
+
+/// The agent's tasks.
+pub struct TaskTable {
+    wd: WorkDir,
+    containerizer: Arc<dyn Containerizer>,
+    hostname: String,
+    agent_id: Mutex<Option<AgentId>>,
+    entries: Mutex<HashMap<TaskId, Entry>>,
+    counters: Mutex<TaskCounters>,
+    outbox: mpsc::UnboundedSender<StatusUpdate>,
+}
+
+impl TaskTable {
+    /// A table whose new status updates are also sent to `outbox` (the link to the master).
+    pub fn new(
+        wd: WorkDir,
+        containerizer: Arc<dyn Containerizer>,
+        hostname: String,
+        outbox: mpsc::UnboundedSender<StatusUpdate>,
+    ) -> Arc<Self> {
+        let agent_id = wd.agent_id();
+        Arc::new(Self {
+            wd,
+            containerizer,
+            hostname,
+            agent_id: Mutex::new(agent_id),
+            entries: Mutex::new(HashMap::new()),
+            counters: Mutex::new(TaskCounters::default()),
+            outbox,
+        })
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn work_dir(&self) -> &WorkDir {
+        &self.wd
+    }
+
+    pub fn agent_id(&self) -> Option<AgentId> {
+        self.agent_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the id the master gave this agent.
+    pub fn set_agent_id(&self, id: AgentId) {
+        if let Err(e) = self.wd.save_agent_id(&id) {
+            tracing::error!(error = %e, "cannot save the agent id");
+        }
+        *self.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    }
+
+    pub fn counters(&self) -> TaskCounters {
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-adopts checkpointed tasks after a restart; tasks that ended meanwhile get their real
+    /// terminal status.
+    pub fn recover(self: &Arc<Self>) {
+        for rec in self.wd.recover() {
+            let id = rec.checkpoint.info.task_id.clone();
+            let state = rec.checkpoint.state;
+            let container = rec.checkpoint.container.clone();
+            let latest = rec.pending.values().next_back().map(|u| u.status.clone());
+            self.entries().insert(
+                id.clone(),
+                Entry {
+                    ckpt: rec.checkpoint,
+                    pending: rec.pending,
+                    latest,
+                },
+            );
+            if state.is_terminal() {
+                continue;
+            }
+            match container {
+                Some(c) => match self.containerizer.recover(&c) {
+                    Recovered::Running => {
+                        tracing::info!(task = %id, pid = c.pid, "re-adopted a running task");
+                        self.watch(id, c);
+                    }
+                    Recovered::Exited(term) => {
+                        tracing::info!(task = %id, "task ended while the agent was down");
+                        self.containerizer.cleanup(&c);
+                        self.finish(&id, term);
+                    }
+                },
+                None => self.emit(
+                    &id,
+                    TaskState::TaskFailed,
+                    Some(Reason::ReasonAgentRestarted),
+                    "The agent restarted while launching the task".into(),
+                    None,
+                ),
+            }
+        }
+    }
+
+    /// Launches a task (a repeated launch of a known task is ignored).
+    pub fn launch(self: &Arc<Self>, task: TaskInfo) {
+        let id = task.task_id.clone();
+        if self.entries().contains_key(&id) {
+            tracing::warn!(task = %id, "ignoring a duplicate launch");
+            return;
+        }
+        let ckpt = TaskCheckpoint {
+            info: task.clone(),
+            container: None,
+            state: TaskState::TaskStarting,
+            next_seq: 1,
+            kill_requested: false,
+        };
+        let prepared = self
+            .wd
+            .create_task_dirs(&id)
+            .and_then(|_| self.wd.save_task(&ckpt));
+        self.entries().insert(
+            id.clone(),
+            Entry {
+                ckpt,
+                pending: BTreeMap::new(),
+                latest: None,
+            },
+        );
+        if let Err(e) = prepared {
+            return self.launch_failed(&id, e.to_string());
+        }
+        let spec = LaunchSpec {
+            env: self.task_env(&task),
+            sandbox: self.wd.sandbox(&id),
+            meta_dir: self.wd.task_meta_dir(&id),
+            task,
+        };
+        match self.containerizer.launch(&spec) {
+            Ok(c) => {
+                self.counters
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .launched += 1;
+                if let Some(e) = self.entries().get_mut(&id) {
+                    e.ckpt.container = Some(c.clone());
+                }
+                tracing::info!(task = %id, pid = c.pid, "task launched");
+                self.emit(&id, TaskState::TaskRunning, None, String::new(), None);
+                self.watch(id, c);
+            }
+            Err(e) => self.launch_failed(&id, e.to_string()),
+        }
+    }
+
+    fn launch_failed(&self, id: &TaskId, why: String) {
+        tracing::warn!(task = %id, error = %why, "launch failed");
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .launch_errors += 1;
+        self.emit(
+            id,
+            TaskState::TaskFailed,
+            Some(Reason::ReasonContainerLaunchFailed),
+            why,
+            None,
+        );
+    }
+
+    /// The environment a task sees: the agent's own (less GANTRY_* settings, which hold secrets),
+    /// the task's, and the Mesos/Marathon variables.
+    fn task_env(&self, task: &TaskInfo) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| !k.starts_with("GANTRY_"))
+            .collect();
+        env.extend(task.command.environment.clone());
+        let sandbox = self.wd.sandbox(&task.task_id).display().to_string();
+        env.insert("MESOS_TASK_ID".into(), task.task_id.to_string());
+        env.insert("MESOS_SANDBOX".into(), sandbox.clone());
+        env.insert("MESOS_DIRECTORY".into(), sandbox);
+        env.insert("MESOS_AGENT_ID".into(), task.agent_id.to_string());
+        env.insert("HOST".into(), self.hostname.clone());
+        for (i, p) in task.ports.iter().enumerate() {
+            env.insert(format!("PORT{i}"), p.to_string());
+        }
+        if let Some(p) = task.ports.first() {
+            env.insert("PORT".into(), p.to_string());
+        }
+        let ports: Vec<String> = task.ports.iter().map(u16::to_string).collect();
+        env.insert("PORTS".into(), ports.join(","));
+        env
+    }
+
+    fn watch(self: &Arc<Self>, id: TaskId, c: crate::containerizer::Checkpoint) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let term = this.containerizer.wait(&c).await;
+            this.containerizer.cleanup(&c);
+            this.finish(&id, term);
+        });
+    }
+
+    fn finish(&self, id: &TaskId, term: Termination) {
+        let killed = self
+            .entries()
+            .get(id)
+            .is_some_and(|e| e.ckpt.kill_requested);
+        let (state, reason) = if let Some(limit) = term.limitation {
+            (TaskState::TaskFailed, Some(limit))
+        } else if killed {
+            (TaskState::TaskKilled, None)
+        } else if term.succeeded() {
+            (TaskState::TaskFinished, None)
+        } else {
+            (TaskState::TaskFailed, None)
+        };
+        tracing::info!(task = %id, state = state.name(), message = %term.message, "task ended");
+        self.emit(
+            id,
+            state,
+            reason,
+            term.message,
+            Some((term.exit_code, term.signal)),
+        );
+    }
+
+    /// Kills a task: SIGTERM, then SIGKILL after the grace period.
+    pub fn kill(self: &Arc<Self>, id: &TaskId, grace: Option<f64>) {
+        let container = {
+            let mut entries = self.entries();
+            let Some(e) = entries.get_mut(id) else {
+                tracing::warn!(task = %id, "kill for a task this agent does not know");
+                return;
+            };
+            if e.ckpt.state.is_terminal() {
+                return;
+            }
+            e.ckpt.kill_requested = true;
+            if let Err(err) = self.wd.save_task(&e.ckpt) {
+                tracing::error!(task = %id, error = %err, "cannot checkpoint the kill");
+            }
+            e.ckpt.container.clone()
+        };
+        let grace = grace.unwrap_or_else(|| {
+            self.entries()
+                .get(id)
+                .map_or(3.0, |e| e.ckpt.info.kill_grace_period_secs)
+        });
+        match container {
+            Some(c) => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    this.containerizer
+                        .kill(&c, Duration::from_secs_f64(grace.max(0.0)))
+                        .await;
+                });
+            }
+            None => self.emit(
+                id,
+                TaskState::TaskKilled,
+                Some(Reason::ReasonTaskKilledDuringLaunch),
+                "Killed before it started".into(),
+                None,
+            ),
+        }
+    }
+
+    /// The master applied update `seq` of task `id`.
+    pub fn acknowledge(&self, id: &TaskId, seq: u64) {
+        let mut entries = self.entries();
+        let Some(e) = entries.get_mut(id) else {
+            return;
+        };
+        if e.pending.remove(&seq).is_some() {
+            self.wd.remove_update(id, seq);
+        }
+        if e.ckpt.state.is_terminal() && e.pending.is_empty() {
+            entries.remove(id);
+            self.wd.remove_task(id);
+        }
+    }
+
+    /// Records a new status: checkpoint first, then the update file, then send.
+    fn emit(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        reason: Option<Reason>,
+        message: String,
+        exit: Option<(Option<i32>, Option<i32>)>,
+    ) {
+        let update = {
+            let mut entries = self.entries();
+            let Some(e) = entries.get_mut(id) else {
+                return;
+            };
+            let mut status = TaskStatus::new(id.clone(), self.agent_id(), state);
+            status.reason = reason;
+            status.message = (!message.is_empty()).then_some(message);
+            if let Some((code, sig)) = exit {
+                status.exit_code = code;
+                status.signal = sig;
+            }
+            let update = StatusUpdate {
+                seq: e.ckpt.next_seq,
+                uuid: uuid::Uuid::new_v4().to_string(),
+                status: status.clone(),
+            };
+            e.ckpt.next_seq += 1;
+            e.ckpt.state = state;
+            if let Err(err) = self
+                .wd
+                .save_task(&e.ckpt)
+                .and_then(|_| self.wd.save_update(&update))
+            {
+                tracing::error!(task = %id, error = %err, "cannot checkpoint a status update");
+            }
+            e.pending.insert(update.seq, update.clone());
+            e.latest = Some(status);
+            update
+        };
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .valid_status_updates += 1;
+        let _ = self.outbox.send(update);
+    }
+
+    /// Every task with its latest status, for (re-)registration.
+    pub fn reports(&self) -> Vec<TaskReport> {
+        let agent_id = self.agent_id();
+        self.entries()
+            .values()
+            .map(|e| TaskReport {
+                task: e.ckpt.info.clone(),
+                status: e.latest.clone().unwrap_or_else(|| {
+                    TaskStatus::new(e.ckpt.info.task_id.clone(), agent_id.clone(), e.ckpt.state)
+                }),
+            })
+            .collect()
+    }
+
+    /// Every unacknowledged update, oldest first within each task.
+    pub fn pending_updates(&self) -> Vec<StatusUpdate> {
+        self.entries()
+            .values()
+            .flat_map(|e| e.pending.values().cloned())
+            .collect()
+    }
+
+    /// (task, state) of every known task, for the agent's `/state`.
+    pub fn list(&self) -> Vec<(TaskInfo, TaskState)> {
+        self.entries()
+            .values()
+            .map(|e| (e.ckpt.info.clone(), e.ckpt.state))
+            .collect()
+    }
+}

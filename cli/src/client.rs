@@ -1,0 +1,230 @@
+//! The CLI's client commands: they call the master's Marathon and Mesos APIs and print tables,
+//! or the API's JSON with `--json`.
+
+use crate::table::render;
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// Flags of `gantry apps run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The app id, e.g. /web (not needed with --file).
+    id: Option<String>,
+    /// A Marathon app JSON file ("-" for standard input).
+    #[arg(long, short = 'f', conflicts_with_all = ["cmd"])]
+    file: Option<PathBuf>,
+    /// Shell command to run.
+    #[arg(long)]
+    cmd: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    instances: u32,
+    #[arg(long, default_value_t = 0.1)]
+    cpus: f64,
+    #[arg(long, default_value_t = 32.0)]
+    mem: f64,
+    /// Host ports to ask for (exported as PORT0, PORT1, ...).
+    #[arg(long, default_value_t = 0)]
+    ports: usize,
+}
+
+/// A client of one master.
+pub struct Client {
+    base: String,
+    json: bool,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(master: &str, json: bool) -> Self {
+        Self {
+            base: master.trim_end_matches('/').to_string(),
+            json,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the master at {}", self.base))?;
+        Self::body(resp).await
+    }
+
+    async fn body(resp: reqwest::Response) -> anyhow::Result<Value> {
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["message"].as_str().unwrap_or("request failed");
+            let details = if body["details"].is_null() {
+                String::new()
+            } else {
+                format!(" {}", body["details"])
+            };
+            bail!("{status}: {msg}{details}");
+        }
+        Ok(body)
+    }
+
+    fn print(&self, value: &Value, table: impl FnOnce() -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            println!("{}", table());
+        }
+    }
+
+    pub async fn apps_run(&self, a: RunArgs) -> anyhow::Result<()> {
+        let body: Value = match (&a.file, &a.id, &a.cmd) {
+            (Some(f), _, _) => {
+                let text = if f.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?
+                };
+                serde_json::from_str(&text).context("the app file is not JSON")?
+            }
+            (None, Some(id), Some(cmd)) => {
+                let ports: Vec<Value> = (0..a.ports).map(|_| json!({"port": 0})).collect();
+                json!({"id": id, "cmd": cmd, "instances": a.instances, "cpus": a.cpus,
+                       "mem": a.mem, "portDefinitions": ports})
+            }
+            _ => bail!("give an app id and --cmd, or --file"),
+        };
+        let resp = self
+            .http
+            .post(format!("{}/v2/apps", self.base))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the master at {}", self.base))?;
+        let app = Self::body(resp).await?;
+        self.print(&app, || {
+            format!("created {}", app["id"].as_str().unwrap_or(""))
+        });
+        Ok(())
+    }
+
+    pub async fn apps_list(&self) -> anyhow::Result<()> {
+        let apps = self.get("/v2/apps").await?;
+        let queue = self.get("/v2/queue").await?;
+        let waiting = |id: &str| -> String {
+            queue["queue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|q| q["app"]["id"] == id)
+                .and_then(|q| {
+                    q["processedOffersSummary"]["rejectSummaryLastOffers"][0]["reason"].as_str()
+                })
+                .unwrap_or("")
+                .to_string()
+        };
+        self.print(&apps, || {
+            let rows: Vec<Vec<String>> = apps["apps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    let id = a["id"].as_str().unwrap_or("").to_string();
+                    vec![
+                        id.clone(),
+                        a["instances"].to_string(),
+                        a["tasksRunning"].to_string(),
+                        a["tasksStaged"].to_string(),
+                        a["cpus"].to_string(),
+                        a["mem"].to_string(),
+                        a["cmd"].as_str().unwrap_or("").to_string(),
+                        waiting(&id),
+                    ]
+                })
+                .collect();
+            render(
+                &[
+                    "ID",
+                    "INSTANCES",
+                    "RUNNING",
+                    "STAGED",
+                    "CPUS",
+                    "MEM",
+                    "CMD",
+                    "WAITING",
+                ],
+                &rows,
+            )
+        });
+        Ok(())
+    }
+
+    pub async fn apps_rm(&self, id: &str) -> anyhow::Result<()> {
+        let id = id.trim_start_matches('/');
+        let resp = self
+            .http
+            .delete(format!("{}/v2/apps/{id}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the master at {}", self.base))?;
+        let body = Self::body(resp).await?;
+        self.print(&body, || format!("deleted /{id}"));
+        Ok(())
+    }
+
+    pub async fn tasks_list(&self) -> anyhow::Result<()> {
+        let tasks = self.get("/v2/tasks").await?;
+        self.print(&tasks, || {
+            let rows: Vec<Vec<String>> = tasks["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let ports: Vec<String> = t["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(Value::to_string)
+                        .collect();
+                    vec![
+                        t["id"].as_str().unwrap_or("").to_string(),
+                        t["appId"].as_str().unwrap_or("").to_string(),
+                        t["state"].as_str().unwrap_or("").to_string(),
+                        t["host"].as_str().unwrap_or("").to_string(),
+                        ports.join(","),
+                    ]
+                })
+                .collect();
+            render(&["ID", "APP", "STATE", "HOST", "PORTS"], &rows)
+        });
+        Ok(())
+    }
+
+    pub async fn agents_list(&self) -> anyhow::Result<()> {
+        let agents = self.get("/master/slaves").await?;
+        self.print(&agents, || {
+            let rows: Vec<Vec<String>> = agents["slaves"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![
+                        a["id"].as_str().unwrap_or("").to_string(),
+                        a["hostname"].as_str().unwrap_or("").to_string(),
+                        a["lifecycle"].as_str().unwrap_or("").to_string(),
+                        format!("{}/{}", a["used_resources"]["cpus"], a["resources"]["cpus"]),
+                        format!("{}/{}", a["used_resources"]["mem"], a["resources"]["mem"]),
+                        a["tasks_running"].to_string(),
+                    ]
+                })
+                .collect();
+            render(&["ID", "HOSTNAME", "STATE", "CPUS", "MEM", "TASKS"], &rows)
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! The agent link's server side: agents dial `/agent/v1/connect` with `Authorization: Bearer
+//! <token>`; the socket then carries registration, heartbeats and status updates up, and launches,
+//! kills and acknowledgements down. A wrong token is refused (401) and logged.
+
+use crate::cluster::Core;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::{SinkExt, StreamExt};
+use gantry_proto::{AgentMessage, MasterMessage, PROTOCOL_VERSION};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Compares in time independent of where the strings differ.
+fn token_matches(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /agent/v1/connect` (WebSocket upgrade).
+pub async fn connect(
+    State(core): State<Arc<Core>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token_matches(given, &core.token) {
+        tracing::warn!(%peer, "refused an agent connection: wrong or missing join token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"message": "invalid or missing cluster join token"})),
+        )
+            .into_response();
+    }
+    ws.on_upgrade(move |socket| serve(core, socket, peer))
+}
+
+async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
+    let (mut sink, mut stream) = socket.split();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+    let (agent_id, info, tasks) = match first {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<AgentMessage>(&t) {
+            Ok(AgentMessage::Register {
+                protocol_version,
+                agent_id,
+                info,
+                tasks,
+            }) => {
+                if protocol_version != PROTOCOL_VERSION {
+                    let reason = format!(
+                        "agent speaks protocol {protocol_version}, this master speaks {PROTOCOL_VERSION}"
+                    );
+                    tracing::warn!(%peer, %reason, "refusing agent");
+                    let _ = sink.send(text(&MasterMessage::Shutdown { reason })).await;
+                    return;
+                }
+                (agent_id, info, tasks)
+            }
+            _ => {
+                tracing::warn!(%peer, "agent connection did not start with REGISTER");
+                return;
+            }
+        },
+        _ => {
+            tracing::warn!(%peer, "agent connection closed before registering");
+            return;
+        }
+    };
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<MasterMessage>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if sink.send(text(&m)).await.is_err() {
+                return;
+            }
+        }
+        // The master dropped this connection (agent unreachable): close it so the agent re-registers.
+        let _ = sink.send(Message::Close(None)).await;
+    });
+    let (id, conn) = match core.register_agent(agent_id, info, tasks, tx).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "agent registration failed");
+            writer.abort();
+            return;
+        }
+    };
+    let span = tracing::info_span!("agent", agent = %id);
+    async {
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Text(t)) => match serde_json::from_str::<AgentMessage>(&t) {
+                    Ok(AgentMessage::Heartbeat) => core.heartbeat(&id, conn).await,
+                    Ok(AgentMessage::StatusUpdate(up)) => {
+                        if let Err(e) = core.status_update(&id, up).await {
+                            // Not acknowledged: the agent resends it.
+                            tracing::error!(error = %e, "could not store a status update");
+                        }
+                    }
+                    Ok(AgentMessage::Register { .. }) => {
+                        tracing::warn!("ignoring a second REGISTER on one connection")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
+                },
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    core.disconnected(&id, conn).await;
+    writer.abort();
+}
+
+fn text(m: &MasterMessage) -> Message {
+    Message::Text(serde_json::to_string(m).unwrap_or_default().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cre", "s3cret"));
+        assert!(!token_matches("s3creT", "s3cret"));
+        assert!(!token_matches("", "s3cret"));
+    }
+}

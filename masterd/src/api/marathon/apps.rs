@@ -1,0 +1,137 @@
+//! `/v2/apps`: create, list, show, delete apps and list an app's tasks. Each handler turns the
+//! request into one core action and renders the answer in Marathon's shape.
+
+use super::error::MarathonError;
+use super::query::{flag, Query};
+use super::render::{app_info, iso, task};
+use crate::cluster::{Core, CoreError};
+use crate::services::app_definition::AppDefinition;
+use crate::services::path_id;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+impl From<CoreError> for MarathonError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::AppExists(_) => MarathonError::Conflict(e.to_string()),
+            CoreError::AppNotFound(_) => MarathonError::NotFound(e.to_string()),
+            CoreError::Store(_) => MarathonError::Internal(e.to_string()),
+        }
+    }
+}
+
+fn deployment_headers(resp: &mut Response, deployment: &str) {
+    if let Ok(v) = HeaderValue::from_str(deployment) {
+        resp.headers_mut().insert("Marathon-Deployment-Id", v);
+    }
+}
+
+/// `POST /v2/apps`: 201 with the new AppInfo.
+pub async fn create(State(core): State<Arc<Core>>, body: Bytes) -> Result<Response, MarathonError> {
+    let mut app = AppDefinition::parse(&body)?;
+    app.version = iso(gantry_proto::time::now_secs());
+    let app = core.create_app(app).await?;
+    let deployment = uuid::Uuid::new_v4().to_string();
+    let st = core.state().await;
+    let mut info = app_info(&st, &app, false);
+    if let Some(obj) = info.as_object_mut() {
+        obj.insert("deployments".into(), json!([{ "id": deployment }]));
+    }
+    let mut resp = (StatusCode::CREATED, Json(info)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{}", app.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    deployment_headers(&mut resp, &deployment);
+    Ok(resp)
+}
+
+/// `GET /v2/apps`: every app with counts; `cmd` and `id` filter by case-insensitive substring.
+pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
+    let cmd = q.first("cmd").map(str::to_lowercase);
+    let id = q.first("id").map(str::to_lowercase);
+    let st = core.state().await;
+    let apps: Vec<Value> = st
+        .apps
+        .values()
+        .filter(|a| {
+            cmd.as_ref().is_none_or(|c| {
+                a.cmd
+                    .as_deref()
+                    .is_some_and(|x| x.to_lowercase().contains(c))
+            })
+        })
+        .filter(|a| id.as_ref().is_none_or(|i| a.id.to_lowercase().contains(i)))
+        .map(|a| {
+            let embed_tasks = q.all("embed").any(|e| e.ends_with("tasks"));
+            app_info(&st, a, embed_tasks)
+        })
+        .collect();
+    Json(json!({ "apps": apps }))
+}
+
+/// What a path under `/v2/apps/` names.
+enum AppPath {
+    App(String),
+    Tasks(String),
+}
+
+fn parse_path(rest: &str) -> AppPath {
+    let rest = rest.trim_end_matches('/');
+    match rest.strip_suffix("/tasks") {
+        Some(app) => AppPath::Tasks(path_id::normalize(app)),
+        None => AppPath::App(path_id::normalize(rest)),
+    }
+}
+
+/// `GET /v2/apps/{id}` and `GET /v2/apps/{id}/tasks`.
+pub async fn get(
+    State(core): State<Arc<Core>>,
+    Path(rest): Path<String>,
+) -> Result<Json<Value>, MarathonError> {
+    let st = core.state().await;
+    match parse_path(&rest) {
+        AppPath::App(id) => {
+            let app = st
+                .apps
+                .get(&id)
+                .ok_or_else(|| MarathonError::NotFound(format!("App '{id}' does not exist")))?;
+            Ok(Json(json!({ "app": app_info(&st, app, true) })))
+        }
+        AppPath::Tasks(id) => {
+            if !st.apps.contains_key(&id) {
+                return Err(MarathonError::NotFound(format!(
+                    "App '{id}' does not exist"
+                )));
+            }
+            let tasks: Vec<Value> = st.app_tasks(&id).map(|t| task(&st, t, false)).collect();
+            Ok(Json(json!({ "tasks": tasks })))
+        }
+    }
+}
+
+/// `DELETE /v2/apps/{id}`: the app is gone at once; its tasks are killed.
+pub async fn delete(
+    State(core): State<Arc<Core>>,
+    Path(rest): Path<String>,
+    Query(q): Query,
+) -> Result<Response, MarathonError> {
+    // `force` defaults to true here; with no deployments to override it changes nothing yet.
+    let _force = flag(q.first("force"), true);
+    let AppPath::App(id) = parse_path(&rest) else {
+        return Err(MarathonError::NotFound(format!(
+            "App '{}' does not exist",
+            path_id::normalize(&rest)
+        )));
+    };
+    core.delete_app(&id).await?;
+    let deployment = uuid::Uuid::new_v4().to_string();
+    let body = json!({"deploymentId": deployment, "version": iso(gantry_proto::time::now_secs())});
+    let mut resp = Json(body).into_response();
+    deployment_headers(&mut resp, &deployment);
+    Ok(resp)
+}

@@ -1,0 +1,111 @@
+//! Marathon's response shapes (spec §3.1, §3.2): AppInfo with counts, tasks and lastTaskFailure,
+//! and Task, with timestamps as ISO-8601 UTC with milliseconds and `Z`.
+
+use crate::cluster::ClusterState;
+use crate::services::app_definition::AppDefinition;
+use crate::store::records::TaskRecord;
+use gantry_proto::TaskState;
+use serde_json::{json, Map, Value};
+
+/// Seconds since the epoch as Marathon writes timestamps (`2015-09-25T15:13:48.343Z`).
+pub fn iso(secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A task as Marathon returns it.
+pub fn task(st: &ClusterState, t: &TaskRecord, with_service_ports: bool) -> Value {
+    let host = st
+        .agents
+        .get(&t.info.agent_id)
+        .map(|a| a.record.info.hostname.clone())
+        .unwrap_or_default();
+    let service_ports: Vec<u32> = if with_service_ports {
+        st.apps
+            .get(&t.app_id)
+            .map(|a| a.port_definitions.iter().map(|p| p.port).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut v = json!({
+        "id": t.info.task_id,
+        "appId": t.app_id,
+        "host": host,
+        "slaveId": t.info.agent_id,
+        "state": t.state.name(),
+        "stagedAt": iso(t.staged_at),
+        "version": t.app_version,
+        "ports": t.info.ports,
+        "servicePorts": service_ports,
+        "ipAddresses": ip_addresses(&host),
+        "healthCheckResults": [],
+    });
+    if let (Some(started), Some(obj)) = (t.started_at, v.as_object_mut()) {
+        obj.insert("startedAt".into(), json!(iso(started)));
+    }
+    v
+}
+
+fn ip_addresses(host: &str) -> Value {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => json!([{
+            "ipAddress": ip.to_string(),
+            "protocol": if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+        }]),
+        Err(_) => json!([]),
+    }
+}
+
+/// An AppInfo: the app plus counts and deployments; with `full`, also tasks and lastTaskFailure.
+pub fn app_info(st: &ClusterState, app: &AppDefinition, full: bool) -> Value {
+    let mut v = serde_json::to_value(app).unwrap_or_else(|_| Value::Object(Map::new()));
+    let (staged, running) = st.app_counts(&app.id);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("tasksStaged".into(), json!(staged));
+        obj.insert("tasksRunning".into(), json!(running));
+        obj.insert("tasksHealthy".into(), json!(0));
+        obj.insert("tasksUnhealthy".into(), json!(0));
+        obj.insert("deployments".into(), json!([]));
+        if full {
+            let tasks: Vec<Value> = st.app_tasks(&app.id).map(|t| task(st, t, false)).collect();
+            obj.insert("tasks".into(), Value::Array(tasks));
+            if let Some(f) = last_failure(st, &app.id) {
+                obj.insert("lastTaskFailure".into(), f);
+            }
+        }
+    }
+    v
+}
+
+fn last_failure(st: &ClusterState, app_id: &str) -> Option<Value> {
+    let t = st
+        .completed
+        .iter()
+        .rev()
+        .find(|t| t.app_id == app_id && t.state == TaskState::TaskFailed)?;
+    let status = t.status.as_ref();
+    Some(json!({
+        "appId": app_id,
+        "host": st.agents.get(&t.info.agent_id).map(|a| a.record.info.hostname.clone()).unwrap_or_default(),
+        "message": status.and_then(|s| s.message.clone()).unwrap_or_default(),
+        "state": t.state.name(),
+        "taskId": t.info.task_id,
+        "timestamp": iso(status.map_or(t.staged_at, |s| s.timestamp)),
+        "version": t.app_version,
+        "slaveId": t.info.agent_id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso;
+
+    #[test]
+    fn timestamps_end_in_z_with_millis() {
+        assert_eq!(iso(1443194028.343), "2015-09-25T15:13:48.343Z");
+        assert_eq!(iso(0.0), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,172 @@
+//! The in-memory cluster state the core guards: apps, tasks, agents, and what the service controller
+//! remembers between runs (launch delays, why an app waits). Pure queries live here.
+
+use crate::alloc::{AgentSnapshot, ClusterSnapshot};
+use crate::services::app_definition::AppDefinition;
+use crate::store::records::{AgentLifecycle, AgentRecord, TaskRecord};
+use gantry_proto::{AgentId, MasterMessage, Resources, TaskId, TaskState};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How many ended tasks the master remembers for `/master/state` and `lastTaskFailure`.
+const COMPLETED_KEPT: usize = 1000;
+
+/// A live connection to an agent.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: u64,
+    pub tx: mpsc::UnboundedSender<MasterMessage>,
+}
+
+/// An agent as the master tracks it.
+#[derive(Debug)]
+pub struct AgentEntry {
+    pub record: AgentRecord,
+    pub conn: Option<Conn>,
+    pub last_seen: Instant,
+    /// Loaded from the store at start-up and not re-registered since.
+    pub recovering: bool,
+}
+
+impl AgentEntry {
+    /// Registered, connected and not unreachable: it may receive tasks.
+    pub fn accepts_tasks(&self) -> bool {
+        self.conn.is_some() && !self.recovering && self.record.lifecycle == AgentLifecycle::Active
+    }
+}
+
+/// The launch delay of an app after failures (Marathon's backoff).
+#[derive(Clone, Debug)]
+pub struct LaunchDelay {
+    pub delay_secs: f64,
+    pub until: f64,
+}
+
+/// Why an app has instances that are not placed.
+#[derive(Clone, Debug)]
+pub struct Waiting {
+    pub since: f64,
+    pub reason: String,
+    pub count: usize,
+}
+
+/// Counters for `/metrics/snapshot`.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub slave_registrations: u64,
+    pub slave_reregistrations: u64,
+    pub slave_unreachable: u64,
+    pub valid_status_updates: u64,
+    pub duplicate_status_updates: u64,
+    pub tasks_launched: u64,
+}
+
+/// Everything the master holds in memory.
+#[derive(Debug, Default)]
+pub struct ClusterState {
+    pub apps: BTreeMap<String, AppDefinition>,
+    /// Non-terminal tasks (terminal ones move to `completed`).
+    pub tasks: BTreeMap<TaskId, TaskRecord>,
+    pub agents: BTreeMap<AgentId, AgentEntry>,
+    pub completed: VecDeque<TaskRecord>,
+    pub launch_delays: HashMap<String, LaunchDelay>,
+    pub waiting: BTreeMap<String, Waiting>,
+    pub counters: Counters,
+}
+
+impl ClusterState {
+    /// Remembers an ended task (bounded).
+    pub fn push_completed(&mut self, rec: TaskRecord) {
+        if self.completed.len() == COMPLETED_KEPT {
+            self.completed.pop_front();
+        }
+        self.completed.push_back(rec);
+    }
+
+    /// Resources held by the non-terminal tasks on each agent.
+    pub fn used_by_agent(&self) -> HashMap<AgentId, Resources> {
+        let mut used: HashMap<AgentId, Resources> = HashMap::new();
+        for t in self.tasks.values() {
+            let u = used.entry(t.info.agent_id.clone()).or_default();
+            *u = u.plus(&t.info.resources);
+        }
+        used
+    }
+
+    /// The allocator's view: agents that accept tasks are reachable; used resources and per-app
+    /// counts from the task table.
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        let used = self.used_by_agent();
+        let mut groups: HashMap<AgentId, HashMap<String, u32>> = HashMap::new();
+        for t in self.tasks.values() {
+            *groups
+                .entry(t.info.agent_id.clone())
+                .or_default()
+                .entry(t.app_id.clone())
+                .or_default() += 1;
+        }
+        ClusterSnapshot {
+            agents: self
+                .agents
+                .values()
+                .map(|a| AgentSnapshot {
+                    id: a.record.id.clone(),
+                    reachable: a.accepts_tasks(),
+                    total: a.record.info.resources.clone(),
+                    used: used.get(&a.record.id).cloned().unwrap_or_default(),
+                    attributes: a.record.info.attributes.clone(),
+                    group_counts: groups.remove(&a.record.id).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The tasks of one app.
+    pub fn app_tasks<'a>(&'a self, app_id: &'a str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
+        self.tasks.values().filter(move |t| t.app_id == app_id)
+    }
+
+    /// (staged, running) counts of an app's tasks, as Marathon reports them.
+    pub fn app_counts(&self, app_id: &str) -> (usize, usize) {
+        let mut staged = 0;
+        let mut running = 0;
+        for t in self.app_tasks(app_id) {
+            match t.state {
+                TaskState::TaskStaging | TaskState::TaskStarting => staged += 1,
+                TaskState::TaskRunning => running += 1,
+                _ => {}
+            }
+        }
+        (staged, running)
+    }
+
+    /// Gives every port definition asking for port 0 a service port from 10000-20000 (Marathon's
+    /// default `local_port_min`/`max`), unique across apps.
+    pub fn assign_service_ports(&self, app: &mut AppDefinition) {
+        let taken: HashSet<u32> = self
+            .apps
+            .values()
+            .flat_map(|a| a.port_definitions.iter().map(|p| p.port))
+            .chain(app.port_definitions.iter().map(|p| p.port))
+            .collect();
+        let mut free = (10000u32..=20000).filter(|p| !taken.contains(p));
+        for pd in app.port_definitions.iter_mut().filter(|p| p.port == 0) {
+            if let Some(p) = free.next() {
+                pd.port = p;
+            }
+        }
+    }
+
+    /// Number of tasks in each state, for metrics.
+    pub fn state_counts(&self) -> HashMap<TaskState, u64> {
+        let mut out = HashMap::new();
+        for t in self.tasks.values() {
+            *out.entry(t.state).or_default() += 1;
+        }
+        for t in &self.completed {
+            *out.entry(t.state).or_default() += 1;
+        }
+        out
+    }
+}

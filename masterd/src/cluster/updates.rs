@@ -1,0 +1,93 @@
+//! Status updates from agents: applied once (by per-task sequence number), stored, then
+//! acknowledged, so that delivery is at least once and handling idempotent.
+
+use super::{Core, CoreError};
+use crate::cluster::state::LaunchDelay;
+use crate::store::Write;
+use gantry_proto::time::now_secs;
+use gantry_proto::{AgentId, MasterMessage, StatusUpdate, TaskState};
+
+impl Core {
+    /// Applies a status update from `agent` and acknowledges it once stored.
+    pub async fn status_update(&self, agent: &AgentId, up: StatusUpdate) -> Result<(), CoreError> {
+        let now = now_secs();
+        let mut guard = self.state().await;
+        let st = &mut *guard;
+        let tid = up.status.task_id.clone();
+        let ack = MasterMessage::Acknowledge {
+            task_id: tid.clone(),
+            seq: up.seq,
+        };
+        let Some(rec) = st.tasks.get_mut(&tid) else {
+            // Unknown (already ended and forgotten, or never ours): acknowledge so the agent stops
+            // resending; a live unknown task is killed.
+            if !up.status.state.is_terminal() {
+                Self::send(
+                    st,
+                    agent,
+                    MasterMessage::KillTask {
+                        task_id: tid,
+                        grace_period_secs: None,
+                    },
+                );
+            }
+            Self::send(st, agent, ack);
+            return Ok(());
+        };
+        if up.seq <= rec.last_seq || &rec.info.agent_id != agent {
+            st.counters.duplicate_status_updates += 1;
+            Self::send(st, agent, ack);
+            return Ok(());
+        }
+        rec.last_seq = up.seq;
+        rec.state = up.status.state;
+        rec.unreachable_since = None;
+        if rec.state == TaskState::TaskRunning && rec.started_at.is_none() {
+            rec.started_at = Some(now);
+        }
+        rec.status = Some(up.status.clone());
+        tracing::info!(task = %tid, agent = %agent, state = rec.state.name(), "status update");
+        st.counters.valid_status_updates += 1;
+
+        let terminal = up.status.state.is_terminal();
+        let write = if terminal {
+            Write::DeleteTask(tid.0.clone())
+        } else {
+            Write::PutTask(Box::new(rec.clone()))
+        };
+        self.store().apply(vec![write]).await?;
+        if terminal {
+            if let Some(rec) = st.tasks.remove(&tid) {
+                let failed = matches!(rec.state, TaskState::TaskFailed | TaskState::TaskFinished)
+                    && !rec.kill_requested;
+                if failed {
+                    if let Some(app) = st.apps.get(&rec.app_id) {
+                        let (base, factor, max) = (
+                            app.backoff_seconds,
+                            app.backoff_factor,
+                            app.max_launch_delay_seconds,
+                        );
+                        let d = st
+                            .launch_delays
+                            .get(&rec.app_id)
+                            .map_or(base, |d| (d.delay_secs * factor).min(max));
+                        st.launch_delays.insert(
+                            rec.app_id.clone(),
+                            LaunchDelay {
+                                delay_secs: d,
+                                until: now + d,
+                            },
+                        );
+                    }
+                }
+                st.push_completed(rec);
+            }
+        }
+        Self::send(st, agent, ack);
+        drop(guard);
+        if terminal {
+            self.wake();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! Master configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
+//! order of precedence.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{key}: {why}")]
+    Invalid { key: &'static str, why: String },
+}
+
+/// The master's settings as given on the command line, by environment or in the file.
+#[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterArgs {
+    /// Address for the API, UI and agent connections.
+    #[arg(long, env = "GANTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded SQLite store.
+    #[arg(long, env = "GANTRY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The cluster join token agents must present. Without one, a token is generated and written
+    /// to `<state-dir>/join-token`.
+    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How often agents send heartbeats, seconds.
+    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL_SECS")]
+    pub heartbeat_interval_secs: Option<f64>,
+    /// Missed heartbeats after which an agent is unreachable (its tasks TASK_UNREACHABLE).
+    #[arg(long, env = "GANTRY_MAX_MISSED_HEARTBEATS")]
+    pub max_missed_heartbeats: Option<u32>,
+    /// Seconds an agent stays unreachable before it is gone (its tasks TASK_GONE).
+    #[arg(long, env = "GANTRY_AGENT_GONE_SECS")]
+    pub agent_gone_secs: Option<f64>,
+    /// Seconds agents known from the store have to re-register after a master restart.
+    #[arg(long, env = "GANTRY_AGENT_REREGISTER_SECS")]
+    pub agent_reregister_secs: Option<f64>,
+}
+
+impl MasterArgs {
+    /// Fills what `self` lacks from `file`.
+    pub fn or(self, file: MasterArgs) -> MasterArgs {
+        MasterArgs {
+            listen: self.listen.or(file.listen),
+            state_dir: self.state_dir.or(file.state_dir),
+            token: self.token.or(file.token),
+            heartbeat_interval_secs: self
+                .heartbeat_interval_secs
+                .or(file.heartbeat_interval_secs),
+            max_missed_heartbeats: self.max_missed_heartbeats.or(file.max_missed_heartbeats),
+            agent_gone_secs: self.agent_gone_secs.or(file.agent_gone_secs),
+            agent_reregister_secs: self.agent_reregister_secs.or(file.agent_reregister_secs),
+        }
+    }
+
+    /// Reads a TOML config file with the same keys as the flags (`state_dir = "/var/lib/gantry"`).
+    pub fn from_file(path: &Path) -> Result<MasterArgs, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The final configuration with defaults.
+    pub fn resolve(self) -> Result<MasterConfig, ConfigError> {
+        let secs = |key: &'static str, v: Option<f64>, default: f64| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && v > 0.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    why: format!("{v} is not a positive number of seconds"),
+                })
+            }
+        };
+        let max_missed = self.max_missed_heartbeats.unwrap_or(5);
+        if max_missed == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_missed_heartbeats",
+                why: "must be at least 1".into(),
+            });
+        }
+        Ok(MasterConfig {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5050))),
+            state_dir: self
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/master")),
+            token: self.token.filter(|t| !t.is_empty()),
+            heartbeat_interval: secs("heartbeat_interval_secs", self.heartbeat_interval_secs, 3.0)?,
+            max_missed_heartbeats: max_missed,
+            agent_gone_after: secs("agent_gone_secs", self.agent_gone_secs, 600.0)?,
+            agent_reregister_timeout: secs(
+                "agent_reregister_secs",
+                self.agent_reregister_secs,
+                120.0,
+            )?,
+        })
+    }
+}
+
+/// The resolved master configuration.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// `None`: generate one at start-up.
+    pub token: Option<String>,
+    pub heartbeat_interval: Duration,
+    pub max_missed_heartbeats: u32,
+    pub agent_gone_after: Duration,
+    pub agent_reregister_timeout: Duration,
+}
+
+impl MasterConfig {
+    /// How long without a heartbeat before an agent is unreachable.
+    pub fn unreachable_after(&self) -> Duration {
+        self.heartbeat_interval * self.max_missed_heartbeats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = MasterArgs::default().resolve().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5050");
+        assert_eq!(c.unreachable_after(), Duration::from_secs(15));
+        let bad = MasterArgs {
+            heartbeat_interval_secs: Some(-1.0),
+            ..Default::default()
+        };
+        let e = bad.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("heartbeat_interval_secs"), "{e}");
+        let file: MasterArgs = toml::from_str("listen = \"0.0.0.0:6060\"\ntoken = \"x\"").unwrap();
+        let merged = MasterArgs {
+            token: Some("flag".into()),
+            ..Default::default()
+        }
+        .or(file);
+        assert_eq!(merged.token.as_deref(), Some("flag"));
+        assert_eq!(merged.listen.unwrap().port(), 6060);
+    }
+}

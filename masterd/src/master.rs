@@ -1,0 +1,180 @@
+//! Starting a master: open the store, rebuild state from it, then serve the APIs and run the
+//! service controller and the agent health checker.
+
+use crate::cluster::{AgentEntry, ClusterState, Core, CoreError};
+use crate::config::MasterConfig;
+use crate::services::app_definition::AppDefinition;
+use crate::store::records::AgentLifecycle;
+use crate::store::{AsyncStore, SqliteStore, StoreError, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// A failure to start the master.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("stored app '{id}' cannot be read: {source}")]
+    CorruptApp {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("join token file {path}: {source}")]
+    Token {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running master.
+pub struct MasterHandle {
+    pub core: Arc<Core>,
+    /// Where the API listens.
+    pub addr: SocketAddr,
+}
+
+/// The join token: the configured one, else the one in `<state_dir>/join-token`, else a new one
+/// written there (mode 0600).
+fn join_token(cfg: &MasterConfig) -> Result<String, MasterError> {
+    if let Some(t) = &cfg.token {
+        return Ok(t.clone());
+    }
+    let path = cfg.state_dir.join("join-token");
+    let err = |source| MasterError::Token {
+        path: path.clone(),
+        source,
+    };
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_owned());
+        }
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::create_dir_all(&cfg.state_dir).map_err(err)?;
+    write_private(&path, &token).map_err(err)?;
+    tracing::info!(path = %path.display(), "generated a cluster join token");
+    Ok(token)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// Rebuilds the in-memory state from the store. Agents known there must re-register.
+async fn load(store: &AsyncStore) -> Result<(ClusterState, Option<String>), MasterError> {
+    let snap = store.load().await?;
+    let mut st = ClusterState::default();
+    for (id, json) in snap.apps {
+        let app: AppDefinition =
+            serde_json::from_value(json).map_err(|source| MasterError::CorruptApp {
+                id: id.clone(),
+                source,
+            })?;
+        st.apps.insert(id, app);
+    }
+    for t in snap.tasks {
+        st.tasks.insert(t.info.task_id.clone(), t);
+    }
+    let now = Instant::now();
+    for a in snap.agents {
+        let recovering = a.lifecycle == AgentLifecycle::Active;
+        st.agents.insert(
+            a.id.clone(),
+            AgentEntry {
+                record: a,
+                conn: None,
+                last_seen: now,
+                recovering,
+            },
+        );
+    }
+    let master_id = snap
+        .meta
+        .into_iter()
+        .find(|(k, _)| k == "master_id")
+        .map(|(_, v)| v);
+    Ok((st, master_id))
+}
+
+/// Starts a master on the current runtime and returns once it listens.
+pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
+    let sqlite = SqliteStore::open(&cfg.state_dir)?;
+    let store = AsyncStore::new(Arc::new(sqlite));
+    let (state, master_id) = load(&store).await?;
+    let master_id = match master_id {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            store
+                .apply(vec![Write::PutMeta {
+                    key: "master_id".into(),
+                    value: id.clone(),
+                }])
+                .await?;
+            id
+        }
+    };
+    tracing::info!(
+        apps = state.apps.len(),
+        tasks = state.tasks.len(),
+        agents = state.agents.len(),
+        "state recovered from the store"
+    );
+    let token = join_token(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| MasterError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| MasterError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let mut cfg = cfg;
+    cfg.listen = addr;
+    let core = Core::new(cfg, token, master_id, store, state);
+
+    let app = crate::api::router(core.clone());
+    tokio::spawn(async move {
+        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, svc).await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+    tokio::spawn(crate::services::controller::run(core.clone()));
+    let checker = core.clone();
+    tokio::spawn(async move {
+        let every = (checker.cfg.heartbeat_interval / 2).max(std::time::Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = checker.check_agents().await {
+                tracing::error!(error = %e, "agent health check failed");
+            }
+        }
+    });
+    tracing::info!(%addr, "master listening");
+    Ok(MasterHandle { core, addr })
+}

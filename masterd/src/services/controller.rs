@@ -1,0 +1,213 @@
+//! The service controller: keeps every app at its instance count. Each run scales up (placing new
+//! instances with the allocator and re-checking the plan against current state), kills surplus and
+//! orphaned tasks, and applies the unreachable strategy. Runs when woken and once a second.
+
+use super::launch::{instance_resources, new_task_id, task_info};
+use crate::alloc::{self, TaskDemand};
+use crate::cluster::state::Waiting;
+use crate::cluster::{Core, CoreError};
+use crate::store::records::TaskRecord;
+use crate::store::Write;
+use gantry_proto::time::now_secs;
+use gantry_proto::{MasterMessage, TaskId, TaskState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs the controller until the process ends.
+pub async fn run(core: Arc<Core>) {
+    loop {
+        if let Err(e) = reconcile(&core).await {
+            tracing::error!(error = %e, "service controller run failed");
+        }
+        tokio::select! {
+            _ = core.woken() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Does an unreachable task still count toward its app's instances? Marathon's
+/// `unreachableStrategy` (default inactiveAfterSeconds 0): no, once it has been unreachable that long.
+fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bool {
+    if t.kill_requested || t.expunged {
+        return false;
+    }
+    match (t.state, t.unreachable_since, inactive_after) {
+        (TaskState::TaskUnreachable, Some(since), Some(after)) => now - since < after,
+        _ => true,
+    }
+}
+
+/// One controller run.
+pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
+    let now = now_secs();
+    let (snapshot, demands, apps_demanded) = {
+        let mut guard = core.state().await;
+        let st = &mut *guard;
+        let mut writes: Vec<Write> = Vec::new();
+
+        // Expunge unreachable tasks whose app gave up on them.
+        let expunge: Vec<TaskId> = st
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::TaskUnreachable && !t.expunged)
+            .filter(|t| {
+                let after = st.apps.get(&t.app_id).and_then(|a| a.unreachable_after());
+                match (t.unreachable_since, after) {
+                    (Some(since), Some((_, expunge))) => now - since >= expunge,
+                    _ => false,
+                }
+            })
+            .map(|t| t.info.task_id.clone())
+            .collect();
+        for tid in expunge {
+            if let Some(t) = st.tasks.get_mut(&tid) {
+                t.expunged = true;
+                writes.push(Write::PutTask(Box::new(t.clone())));
+            }
+        }
+
+        // Orphans (app deleted) and surplus instances are killed.
+        let mut to_kill: Vec<TaskId> = st
+            .tasks
+            .values()
+            .filter(|t| !t.kill_requested && !st.apps.contains_key(&t.app_id))
+            .map(|t| t.info.task_id.clone())
+            .collect();
+        let mut demands = Vec::new();
+        let mut apps_demanded: HashMap<String, usize> = HashMap::new();
+        for app in st.apps.values() {
+            let inactive_after = app.unreachable_after().map(|(i, _)| i);
+            let mut active: Vec<&TaskRecord> = st
+                .app_tasks(&app.id)
+                .filter(|t| counts_as_active(t, inactive_after, now))
+                .collect();
+            let want = app.instances as usize;
+            if active.len() > want {
+                // Unreachable ones first, then the youngest (Marathon's YOUNGEST_FIRST).
+                active.sort_by(|a, b| {
+                    let ua = a.state == TaskState::TaskUnreachable;
+                    let ub = b.state == TaskState::TaskUnreachable;
+                    ub.cmp(&ua).then(
+                        b.staged_at
+                            .partial_cmp(&a.staged_at)
+                            .unwrap_or(std::cmp::Ordering::Equal),
+                    )
+                });
+                to_kill.extend(
+                    active[..active.len() - want]
+                        .iter()
+                        .map(|t| t.info.task_id.clone()),
+                );
+            } else if active.len() < want {
+                let delayed = st.launch_delays.get(&app.id).is_some_and(|d| d.until > now);
+                if delayed {
+                    continue;
+                }
+                let missing = want - active.len();
+                apps_demanded.insert(app.id.clone(), missing);
+                for _ in 0..missing {
+                    demands.push(TaskDemand {
+                        task_id: new_task_id(&app.id),
+                        group: app.id.clone(),
+                        resources: instance_resources(app),
+                        port_count: app.port_definitions.len(),
+                    });
+                }
+            }
+        }
+        for tid in to_kill {
+            tracing::info!(task = %tid, "killing a task its app no longer wants");
+            writes.extend(Core::kill_writes(st, &tid));
+        }
+        let satisfied: Vec<String> = st
+            .waiting
+            .keys()
+            .filter(|a| !apps_demanded.contains_key(*a))
+            .cloned()
+            .collect();
+        for a in satisfied {
+            st.waiting.remove(&a);
+        }
+        core.store().apply(writes).await?;
+        (st.snapshot(), demands, apps_demanded)
+    };
+    if demands.is_empty() {
+        return Ok(());
+    }
+
+    // Plan without the lock; re-check against the state as it is now before applying.
+    let plan = alloc::place(&snapshot, &demands, rand::random());
+    let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
+    let mut guard = core.state().await;
+    let st = &mut *guard;
+    let current = st.snapshot();
+    let conflicts = alloc::check(&current, &plan, &demands);
+    let mut writes = Vec::new();
+    let mut launches = Vec::new();
+    let mut placed: HashMap<String, usize> = HashMap::new();
+    for p in &plan.placements {
+        if conflicts.iter().any(|c| c.task_id == p.task_id) {
+            continue;
+        }
+        let Some(d) = by_task.get(&p.task_id) else {
+            continue;
+        };
+        let Some(app) = st.apps.get(&d.group) else {
+            continue; // deleted meanwhile
+        };
+        let info = task_info(app, p.task_id.clone(), p.agent_id.clone(), p.ports.clone());
+        let rec = TaskRecord {
+            info: info.clone(),
+            app_id: app.id.clone(),
+            app_version: app.version.clone(),
+            state: TaskState::TaskStaging,
+            status: None,
+            last_seq: 0,
+            staged_at: now,
+            started_at: None,
+            unreachable_since: None,
+            expunged: false,
+            kill_requested: false,
+        };
+        *placed.entry(app.id.clone()).or_default() += 1;
+        writes.push(Write::PutTask(Box::new(rec.clone())));
+        launches.push(rec);
+    }
+    // Stored before anything is launched: a crash now leaves STAGING records the agents do not
+    // know, which re-registration turns into TASK_DROPPED and replaces.
+    core.store().apply(writes).await?;
+    for rec in launches {
+        let agent = rec.info.agent_id.clone();
+        tracing::info!(task = %rec.info.task_id, agent = %agent, "launching");
+        let msg = MasterMessage::LaunchTask {
+            task: Box::new(rec.info.clone()),
+        };
+        st.tasks.insert(rec.info.task_id.clone(), rec);
+        st.counters.tasks_launched += 1;
+        Core::send(st, &agent, msg);
+    }
+    // Say why the rest waits.
+    for u in &plan.unplaced {
+        if let Some(d) = by_task.get(&u.task_id) {
+            let missing = apps_demanded.get(&d.group).copied().unwrap_or(0);
+            let left = missing.saturating_sub(placed.get(&d.group).copied().unwrap_or(0));
+            let since = st.waiting.get(&d.group).map_or(now, |w| w.since);
+            st.waiting.insert(
+                d.group.clone(),
+                Waiting {
+                    since,
+                    reason: u.reason.clone(),
+                    count: left,
+                },
+            );
+        }
+    }
+    for (app, n) in &apps_demanded {
+        if placed.get(app).copied().unwrap_or(0) >= *n {
+            st.waiting.remove(app);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Turning an app definition into the task an agent launches: command, environment, resources.
+
+use super::app_definition::AppDefinition;
+use super::path_id;
+use gantry_proto::{AgentId, CommandInfo, PortRanges, Resources, TaskId, TaskInfo};
+use std::collections::BTreeMap;
+
+/// The resources one instance asks for, without ports.
+pub fn instance_resources(app: &AppDefinition) -> Resources {
+    Resources {
+        cpus: app.cpus,
+        mem: app.mem,
+        disk: app.disk,
+        gpus: app.gpus,
+        ports: PortRanges::default(),
+    }
+}
+
+/// A fresh Marathon task id for an instance of `app_id`.
+pub fn new_task_id(app_id: &str) -> TaskId {
+    TaskId(format!(
+        "{}.instance-{}._app.1",
+        path_id::safe_id(app_id),
+        uuid::Uuid::new_v4()
+    ))
+}
+
+/// The task for one instance of `app`, placed on `agent` with host `ports`.
+pub fn task_info(app: &AppDefinition, id: TaskId, agent: AgentId, ports: Vec<u16>) -> TaskInfo {
+    let mut env: BTreeMap<String, String> = app.env.clone();
+    env.insert("MARATHON_APP_ID".into(), app.id.clone());
+    env.insert("MARATHON_APP_VERSION".into(), app.version.clone());
+    env.insert("MARATHON_APP_RESOURCE_CPUS".into(), app.cpus.to_string());
+    env.insert("MARATHON_APP_RESOURCE_MEM".into(), app.mem.to_string());
+    env.insert("MARATHON_APP_RESOURCE_DISK".into(), app.disk.to_string());
+    env.insert("MARATHON_APP_RESOURCE_GPUS".into(), app.gpus.to_string());
+    env.insert(
+        "MARATHON_APP_LABELS".into(),
+        app.labels.keys().cloned().collect::<Vec<_>>().join(" "),
+    );
+    for (k, v) in &app.labels {
+        env.insert(
+            format!("MARATHON_APP_LABEL_{}", k.to_uppercase()),
+            v.clone(),
+        );
+    }
+    let command = match (&app.cmd, &app.args) {
+        (Some(cmd), _) => CommandInfo {
+            value: Some(cmd.clone()),
+            shell: true,
+            ..CommandInfo::default()
+        },
+        (None, Some(args)) => CommandInfo {
+            value: args.first().cloned(),
+            arguments: args.clone(),
+            shell: false,
+            ..CommandInfo::default()
+        },
+        (None, None) => CommandInfo::default(),
+    };
+    let mut labels = BTreeMap::new();
+    labels.insert("app_id".into(), app.id.clone());
+    labels.insert("app_version".into(), app.version.clone());
+    labels.insert("framework_id".into(), "marathon".into());
+    TaskInfo {
+        name: path_id::safe_id(&app.id),
+        task_id: id,
+        agent_id: agent,
+        command: CommandInfo {
+            environment: env,
+            user: app.user.clone(),
+            ..command
+        },
+        resources: Resources {
+            ports: PortRanges::from_ports(&ports),
+            ..instance_resources(app)
+        },
+        ports,
+        kill_grace_period_secs: app.task_kill_grace_period_seconds.unwrap_or(3.0),
+        labels,
+    }
+}

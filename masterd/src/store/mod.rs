@@ -1,0 +1,95 @@
+//! The master's durable state behind the `Store` trait: apps, tasks, agents and metadata.
+//! Every API answer that acknowledges a change is sent only after `apply` returned.
+
+pub mod records;
+pub mod sqlite;
+
+use records::{AgentRecord, TaskRecord};
+use std::sync::Arc;
+
+pub use sqlite::SqliteStore;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored record '{key}' is corrupt: {source}")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store worker failed: {0}")]
+    Worker(String),
+}
+
+/// One change; a batch of them is applied atomically.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Create or replace an app definition (Marathon JSON).
+    PutApp {
+        id: String,
+        app: serde_json::Value,
+    },
+    DeleteApp(String),
+    PutTask(Box<TaskRecord>),
+    DeleteTask(String),
+    PutAgent(Box<AgentRecord>),
+    PutMeta {
+        key: String,
+        value: String,
+    },
+}
+
+/// Everything the store holds, as loaded at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub apps: Vec<(String, serde_json::Value)>,
+    pub tasks: Vec<TaskRecord>,
+    pub agents: Vec<AgentRecord>,
+    pub meta: Vec<(String, String)>,
+}
+
+/// Durable master state. Implementations are synchronous; `AsyncStore` runs them off the runtime.
+pub trait Store: Send + Sync + 'static {
+    /// Applies all writes in one transaction, durably, or none of them.
+    fn apply(&self, writes: &[Write]) -> Result<(), StoreError>;
+    /// Loads everything.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+}
+
+/// A `Store` used from async code: each call runs on tokio's blocking pool, never on a runtime thread.
+#[derive(Clone)]
+pub struct AsyncStore(Arc<dyn Store>);
+
+impl AsyncStore {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self(store)
+    }
+
+    /// See [`Store::apply`].
+    pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || store.apply(&writes))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// See [`Store::load`].
+    pub async fn load(&self) -> Result<Snapshot, StoreError> {
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || store.load())
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
