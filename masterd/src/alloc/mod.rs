@@ -15,7 +15,7 @@ mod node_order;
 mod placer;
 mod ports;
 mod reasons;
-pub mod rng;
+mod rng;
 mod scoring;
 mod shape;
 pub mod sim;
