@@ -8,6 +8,7 @@ use super::reasons::tally;
 use super::scoring::score;
 use super::shape::{FailedShapes, Shape};
 use super::{ClusterSnapshot, Placement, Plan, TaskDemand, Unplaced};
+use gantry_proto::AgentId;
 use std::collections::{HashMap, HashSet};
 
 /// How many feasible agents whose score is below zero (their group crowds them) may be passed over
@@ -151,11 +152,7 @@ impl<'a> Placer<'a> {
     }
 
     /// Picks an agent for one task and books its resources there.
-    fn place_one(
-        &mut self,
-        shape: &Shape,
-        group: u32,
-    ) -> Option<(&'a gantry_proto::AgentId, Vec<u16>)> {
+    fn place_one(&mut self, shape: &Shape, group: u32) -> Option<(&'a AgentId, Vec<u16>)> {
         if self.failed.known_to_fail(shape) {
             return None;
         }
