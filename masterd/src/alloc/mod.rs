@@ -1,7 +1,30 @@
 //! Placement: a pure function of (cluster snapshot, pending tasks, seed) that returns a plan.
 //! No I/O, no clock; the caller re-checks the plan against current state before applying it.
+//!
+//! The engine follows Nomad's scheduler: agents are visited in a seed-shuffled ring, only feasible
+//! ones (cpus, mem, disk, gpus, free host ports; reachable) are scored, and only a bounded number of
+//! them per task ([`candidate_limit`]); the score is a best-fit bin-packing score averaged with a
+//! penalty for tasks of the same group already on the agent, so an app's instances spread while
+//! different apps pack. Tasks that fit nowhere get a sentence saying why ([`Unplaced::reason`]).
+//! [`check`] replays a plan onto a newer snapshot and names the placements that no longer fit.
 
-use gantry_proto::{AgentId, PortRanges, Resources, TaskId};
+mod agent_state;
+mod check;
+mod feasibility;
+mod node_order;
+mod placer;
+mod ports;
+mod reasons;
+mod rng;
+mod scoring;
+mod shape;
+pub mod sim;
+
+pub use check::{check, Conflict, ConflictCause};
+pub use feasibility::ResourceKind;
+pub use placer::{candidate_limit, MAX_SKIP};
+
+use gantry_proto::{AgentId, Resources, TaskId};
 use std::collections::{BTreeMap, HashMap};
 
 /// The cluster as the allocator sees it.
@@ -59,55 +82,13 @@ pub struct Plan {
 }
 
 /// Places `demands` on the agents of `snapshot`. Deterministic for a given `seed`.
-pub fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], _seed: u64) -> Plan {
-    let mut free: Vec<Resources> = snapshot
-        .agents
-        .iter()
-        .map(|a| a.total.minus(&a.used))
-        .collect();
-    let mut counts: Vec<HashMap<String, u32>> = snapshot
-        .agents
-        .iter()
-        .map(|a| a.group_counts.clone())
-        .collect();
-    let mut plan = Plan::default();
-    for d in demands {
-        let mut best: Option<(usize, u32)> = None;
-        for (i, a) in snapshot.agents.iter().enumerate() {
-            if !a.reachable
-                || !d.resources.fits_in(&free[i])
-                || free[i].ports.len() < d.port_count as u64
-            {
-                continue;
-            }
-            let c = counts[i].get(&d.group).copied().unwrap_or(0);
-            if best.is_none_or(|(_, bc)| c < bc) {
-                best = Some((i, c));
-            }
-        }
-        match best {
-            Some((i, _)) => {
-                let ports = free[i].ports.lowest(d.port_count).unwrap_or_default();
-                let mut used = Resources {
-                    ports: PortRanges::from_ports(&ports),
-                    ..d.resources.clone()
-                };
-                used.ports = PortRanges::from_ports(&ports);
-                free[i] = free[i].minus(&used);
-                *counts[i].entry(d.group.clone()).or_default() += 1;
-                plan.placements.push(Placement {
-                    task_id: d.task_id.clone(),
-                    agent_id: snapshot.agents[i].id.clone(),
-                    ports,
-                });
-            }
-            None => plan.unplaced.push(Unplaced {
-                task_id: d.task_id.clone(),
-                reason: "no reachable agent has enough free resources".into(),
-            }),
-        }
-    }
-    plan
+///
+/// Every demand ends up in exactly one of `placements` (in demand order, with its host ports: the
+/// lowest free ones of the agent) or `unplaced` (with a reason). Nothing is placed on an unreachable
+/// agent, and no agent is given more cpus, mem, disk, gpus or ports than it has free. A task id that
+/// appears twice is placed once; demands with negative or non-finite amounts are refused.
+pub fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u64) -> Plan {
+    placer::place(snapshot, demands, seed)
 }
 
 /// A placement that no longer fits the current cluster.

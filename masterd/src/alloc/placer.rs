@@ -1,0 +1,210 @@
+//! The placement run: agents visited in a seed-shuffled ring, a bounded number of feasible
+//! candidates scored per task (Nomad's limit iterator), free resources kept incrementally.
+
+use super::agent_state::AgentState;
+use super::feasibility::fits;
+use super::node_order::NodeOrder;
+use super::reasons::tally;
+use super::scoring::score;
+use super::shape::{FailedShapes, Shape};
+use super::{ClusterSnapshot, Placement, Plan, TaskDemand, Unplaced};
+use gantry_proto::AgentId;
+use std::collections::{HashMap, HashSet};
+
+/// How many feasible agents whose score is below zero (their group crowds them) may be passed over
+/// without counting towards the limit, as in Nomad's `LimitIterator`.
+pub const MAX_SKIP: usize = 3;
+
+/// How many feasible agents are scored per task among `agents` reachable ones: `max(2, ceil(log2 n))`.
+pub fn candidate_limit(agents: usize) -> usize {
+    let ceil_log2 = if agents <= 1 {
+        0
+    } else {
+        (usize::BITS - (agents - 1).leading_zeros()) as usize
+    };
+    ceil_log2.max(2)
+}
+
+/// Why a demand was not placed, before the sentence for "fits nowhere" is written.
+enum Refusal {
+    Because(String),
+    FitsNowhere(Shape),
+}
+
+/// One run's working state.
+struct Placer<'a> {
+    snapshot: &'a ClusterSnapshot,
+    states: Vec<AgentState>,
+    /// For each entry of `states`, its index in `snapshot.agents`.
+    agent_index: Vec<usize>,
+    unreachable: usize,
+    order: NodeOrder,
+    limit: usize,
+    /// Tasks of each interned group wanted in all: in the batch plus already running.
+    desired: Vec<u32>,
+    failed: FailedShapes,
+}
+
+/// Places `demands` on `snapshot`; see [`super::place`].
+pub(crate) fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u64) -> Plan {
+    let mut interned: HashMap<&str, u32> = HashMap::new();
+    let mut desired: Vec<u32> = Vec::new();
+    let mut group_of: Vec<u32> = Vec::with_capacity(demands.len());
+    for d in demands {
+        let next = desired.len() as u32;
+        let g = *interned.entry(d.group.as_str()).or_insert(next);
+        if g == next {
+            desired.push(0);
+        }
+        desired[g as usize] += 1;
+        group_of.push(g);
+    }
+
+    let mut placer = Placer::new(snapshot, &interned, desired, seed);
+    let mut plan = Plan {
+        placements: Vec::with_capacity(demands.len()),
+        unplaced: Vec::new(),
+    };
+    let mut refused: Vec<(usize, Refusal)> = Vec::new();
+    let mut task_ids: HashSet<&str> = HashSet::with_capacity(demands.len());
+    for (k, d) in demands.iter().enumerate() {
+        if !task_ids.insert(d.task_id.as_str()) {
+            let why = "the same task id appears earlier in this batch".to_owned();
+            refused.push((k, Refusal::Because(why)));
+            continue;
+        }
+        let shape = match Shape::of(d) {
+            Ok(s) => s,
+            Err(why) => {
+                refused.push((k, Refusal::Because(why)));
+                continue;
+            }
+        };
+        match placer.place_one(&shape, group_of[k]) {
+            Some((agent_id, ports)) => plan.placements.push(Placement {
+                task_id: d.task_id.clone(),
+                agent_id: agent_id.clone(),
+                ports,
+            }),
+            None => refused.push((k, Refusal::FitsNowhere(shape))),
+        }
+    }
+
+    // Sentences are written against the state after the run: what is free now is what users see,
+    // and a shape that fit nowhere during the run fits nowhere after it.
+    let mut sentences: HashMap<(u64, u64, u64, u32, usize), String> = HashMap::new();
+    for (k, refusal) in refused {
+        let reason = match refusal {
+            Refusal::Because(why) => why,
+            Refusal::FitsNowhere(shape) => sentences
+                .entry(shape.key())
+                .or_insert_with(|| {
+                    tally(&placer.states, placer.unreachable, &shape).sentence(&shape)
+                })
+                .clone(),
+        };
+        plan.unplaced.push(Unplaced {
+            task_id: demands[k].task_id.clone(),
+            reason,
+        });
+    }
+    plan
+}
+
+impl<'a> Placer<'a> {
+    fn new(
+        snapshot: &'a ClusterSnapshot,
+        interned: &HashMap<&str, u32>,
+        mut desired: Vec<u32>,
+        seed: u64,
+    ) -> Self {
+        let mut ids: HashSet<&str> = HashSet::with_capacity(snapshot.agents.len());
+        let mut states = Vec::with_capacity(snapshot.agents.len());
+        let mut agent_index = Vec::with_capacity(snapshot.agents.len());
+        let mut unreachable = 0;
+        for (i, agent) in snapshot.agents.iter().enumerate() {
+            // An agent listed twice is counted once, so its resources are never handed out twice.
+            if !ids.insert(agent.id.as_str()) {
+                continue;
+            }
+            if !agent.reachable {
+                unreachable += 1;
+                continue;
+            }
+            let state = AgentState::new(agent, interned);
+            for &(g, n) in state.group_counts() {
+                desired[g as usize] = desired[g as usize].saturating_add(n);
+            }
+            states.push(state);
+            agent_index.push(i);
+        }
+        let order = NodeOrder::new((0..states.len() as u32).collect(), seed);
+        Self {
+            snapshot,
+            limit: candidate_limit(states.len()),
+            states,
+            agent_index,
+            unreachable,
+            order,
+            desired,
+            failed: FailedShapes::default(),
+        }
+    }
+
+    /// Picks an agent for one task and books its resources there.
+    fn place_one(&mut self, shape: &Shape, group: u32) -> Option<(&'a AgentId, Vec<u16>)> {
+        if self.failed.known_to_fail(shape) {
+            return None;
+        }
+        let Some(i) = self.select(shape, group) else {
+            self.failed.remember(*shape);
+            return None;
+        };
+        let ports = self.states[i].commit(shape, group)?;
+        let agent = &self.snapshot.agents[self.agent_index[i]];
+        Some((&agent.id, ports))
+    }
+
+    /// The best of up to `limit` feasible agents, walking the ring from where the last task stopped.
+    fn select(&mut self, shape: &Shape, group: u32) -> Option<usize> {
+        let desired = self.desired[group as usize];
+        let (mut counted, mut skipped) = (0, 0);
+        let mut best: Option<(usize, f64)> = None;
+        for _ in 0..self.order.len() {
+            if counted >= self.limit {
+                break;
+            }
+            let i = self.order.next_index()?;
+            let agent = &self.states[i];
+            if !fits(agent, shape) {
+                continue;
+            }
+            let s = score(agent, shape, agent.group_count(group), desired);
+            if s < 0.0 && skipped < MAX_SKIP {
+                skipped += 1;
+            } else {
+                counted += 1;
+            }
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((i, s));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_is_the_ceiling_of_log2_and_at_least_two() {
+        assert_eq!(candidate_limit(0), 2);
+        assert_eq!(candidate_limit(1), 2);
+        assert_eq!(candidate_limit(2), 2);
+        assert_eq!(candidate_limit(5), 3);
+        assert_eq!(candidate_limit(8), 3);
+        assert_eq!(candidate_limit(9), 4);
+        assert_eq!(candidate_limit(10_000), 14);
+    }
+}

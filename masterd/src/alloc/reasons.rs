@@ -1,0 +1,171 @@
+//! Why a task found no place, as a sentence users understand (the Marathon queue's `lastOffers`
+//! summary in words): agents rejected per resource, with the most that any of them had free.
+
+use super::agent_state::AgentState;
+use super::feasibility::{asked, free, shortfalls, ResourceKind};
+use super::shape::Shape;
+
+/// Agents counted by why they refused one shape.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tally {
+    /// Agents registered (reachable or not).
+    registered: usize,
+    unreachable: usize,
+    /// Per `ResourceKind::ALL`: agents short of it, and the most free among them.
+    short: [(usize, f64); 5],
+}
+
+/// Counts why each reachable agent in `states` refuses `shape`; `unreachable` agents are counted too.
+pub(crate) fn tally(states: &[AgentState], unreachable: usize, shape: &Shape) -> Tally {
+    let mut t = Tally {
+        registered: states.len() + unreachable,
+        unreachable,
+        ..Tally::default()
+    };
+    for agent in states {
+        let s = shortfalls(agent, shape);
+        for (k, kind) in ResourceKind::ALL.into_iter().enumerate() {
+            if s.has(kind) {
+                let (n, most) = &mut t.short[k];
+                *most = if *n == 0 {
+                    free(agent, kind)
+                } else {
+                    most.max(free(agent, kind))
+                };
+                *n += 1;
+            }
+        }
+    }
+    t
+}
+
+impl Tally {
+    /// The sentence for a task of `shape`, e.g. "no agent can run it: 2 agents have too few cpus
+    /// (at most 0.5 free, 4 asked), 1 unreachable".
+    pub(crate) fn sentence(&self, shape: &Shape) -> String {
+        if self.registered == 0 {
+            return "no agents are registered".to_owned();
+        }
+        let mut parts = Vec::new();
+        for (k, kind) in ResourceKind::ALL.into_iter().enumerate() {
+            let (n, most) = self.short[k];
+            if n == 0 {
+                continue;
+            }
+            let (what, unit) = match kind {
+                ResourceKind::Cpus => ("too few cpus", ""),
+                ResourceKind::Mem => ("too little mem", " MiB"),
+                ResourceKind::Disk => ("too little disk", " MiB"),
+                ResourceKind::Gpus => ("too few gpus", ""),
+                ResourceKind::Ports => ("too few free ports", ""),
+            };
+            let (agents, verb, at_most) = if n == 1 {
+                ("agent", "has", "")
+            } else {
+                ("agents", "have", "at most ")
+            };
+            parts.push(format!(
+                "{n} {agents} {verb} {what} ({at_most}{}{unit} free, {}{unit} asked)",
+                amount(most),
+                amount(asked(shape, kind)),
+            ));
+        }
+        if self.unreachable > 0 {
+            parts.push(format!("{} unreachable", self.unreachable));
+        }
+        if parts.is_empty() {
+            return "no agent can run it".to_owned();
+        }
+        format!("no agent can run it: {}", parts.join(", "))
+    }
+}
+
+/// An amount as people write it: `4`, `0.5`, `1536`; never negative, at most 3 decimals.
+pub(crate) fn amount(x: f64) -> String {
+    let r = (x.max(0.0) * 1000.0).round() / 1000.0;
+    format!("{r}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::AgentSnapshot;
+    use gantry_proto::{PortRanges, Resources};
+
+    fn state(cpus: f64, mem: f64, ports: usize) -> AgentState {
+        let snap = AgentSnapshot {
+            id: "a".into(),
+            reachable: true,
+            total: Resources {
+                ports: if ports == 0 {
+                    PortRanges::default()
+                } else {
+                    PortRanges::new([(31000, 31000 + ports as u16 - 1)])
+                },
+                ..Resources::scalars(cpus, mem, 100.0)
+            },
+            used: Resources::default(),
+            attributes: Default::default(),
+            group_counts: Default::default(),
+        };
+        AgentState::new(&snap, &Default::default())
+    }
+
+    fn shape(cpus: f64, mem: f64, ports: usize) -> Shape {
+        Shape {
+            cpus,
+            mem,
+            disk: 0.0,
+            gpus: 0,
+            ports,
+        }
+    }
+
+    #[test]
+    fn no_agents_registered() {
+        assert_eq!(
+            tally(&[], 0, &shape(1.0, 1.0, 0)).sentence(&shape(1.0, 1.0, 0)),
+            "no agents are registered"
+        );
+    }
+
+    #[test]
+    fn counts_agents_per_cause_with_the_most_free() {
+        let states = [state(0.5, 4096.0, 4), state(0.25, 4096.0, 4)];
+        let s = shape(4.0, 128.0, 0);
+        assert_eq!(
+            tally(&states, 1, &s).sentence(&s),
+            "no agent can run it: 2 agents have too few cpus (at most 0.5 free, 4 asked), 1 unreachable"
+        );
+    }
+
+    #[test]
+    fn one_agent_short_of_several_things() {
+        let states = [state(1.0, 512.0, 1)];
+        let s = shape(2.0, 1024.0, 2);
+        assert_eq!(
+            tally(&states, 0, &s).sentence(&s),
+            "no agent can run it: 1 agent has too few cpus (1 free, 2 asked), \
+             1 agent has too little mem (512 MiB free, 1024 MiB asked), \
+             1 agent has too few free ports (1 free, 2 asked)"
+        );
+    }
+
+    #[test]
+    fn all_unreachable() {
+        let s = shape(1.0, 1.0, 0);
+        assert_eq!(
+            tally(&[], 3, &s).sentence(&s),
+            "no agent can run it: 3 unreachable"
+        );
+    }
+
+    #[test]
+    fn amounts_read_naturally() {
+        assert_eq!(amount(4.0), "4");
+        assert_eq!(amount(0.5), "0.5");
+        assert_eq!(amount(0.1 + 0.2), "0.3");
+        assert_eq!(amount(-0.0004), "0");
+        assert_eq!(amount(1536.0), "1536");
+    }
+}

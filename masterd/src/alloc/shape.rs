@@ -1,0 +1,135 @@
+//! A demand's shape (the amounts it asks for), its validation, and the memory of shapes that fit
+//! nowhere, so that a batch of identical tasks that cannot run costs one scan of the cluster, not one each.
+
+use super::TaskDemand;
+
+/// Slack for comparing fractional cpus, mem and disk (1/1000, Mesos's scalar precision).
+pub(crate) const EPSILON: f64 = 1e-3;
+
+/// What one task asks of one agent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Shape {
+    pub cpus: f64,
+    pub mem: f64,
+    pub disk: f64,
+    pub gpus: u32,
+    pub ports: usize,
+}
+
+impl Shape {
+    /// The shape of `demand`, or why it cannot be placed anywhere whatever the cluster holds.
+    pub(crate) fn of(demand: &TaskDemand) -> Result<Shape, String> {
+        let r = &demand.resources;
+        for (name, v) in [("cpus", r.cpus), ("mem", r.mem), ("disk", r.disk)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!(
+                    "invalid demand: {name} must be a number of at least 0, got {v}"
+                ));
+            }
+        }
+        Ok(Shape {
+            cpus: r.cpus,
+            mem: r.mem,
+            disk: r.disk,
+            gpus: r.gpus,
+            ports: demand.port_count,
+        })
+    }
+
+    /// True when `self` asks for at least as much as `other` of everything.
+    pub(crate) fn covers(&self, other: &Shape) -> bool {
+        self.cpus >= other.cpus
+            && self.mem >= other.mem
+            && self.disk >= other.disk
+            && self.gpus >= other.gpus
+            && self.ports >= other.ports
+    }
+
+    /// A hashable key for exactly this shape.
+    pub(crate) fn key(&self) -> (u64, u64, u64, u32, usize) {
+        (
+            self.cpus.to_bits(),
+            self.mem.to_bits(),
+            self.disk.to_bits(),
+            self.gpus,
+            self.ports,
+        )
+    }
+}
+
+/// How many failed shapes are remembered; older ones are overwritten in turn.
+const REMEMBERED: usize = 32;
+
+/// Shapes that fit on no agent. Within one placement run free resources only shrink, so any demand
+/// asking at least as much as a remembered shape cannot fit either.
+#[derive(Debug, Default)]
+pub(crate) struct FailedShapes {
+    shapes: Vec<Shape>,
+    next: usize,
+}
+
+impl FailedShapes {
+    /// Remembers that `shape` fits nowhere.
+    pub(crate) fn remember(&mut self, shape: Shape) {
+        if self.shapes.len() < REMEMBERED {
+            self.shapes.push(shape);
+        } else {
+            self.shapes[self.next] = shape;
+            self.next = (self.next + 1) % REMEMBERED;
+        }
+    }
+
+    /// True when `shape` is known to fit nowhere.
+    pub(crate) fn known_to_fail(&self, shape: &Shape) -> bool {
+        self.shapes.iter().any(|f| shape.covers(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_proto::Resources;
+
+    fn demand(cpus: f64, mem: f64, ports: usize) -> TaskDemand {
+        TaskDemand {
+            task_id: "t".into(),
+            group: "/g".into(),
+            resources: Resources::scalars(cpus, mem, 0.0),
+            port_count: ports,
+        }
+    }
+
+    #[test]
+    fn rejects_negative_and_non_finite_amounts() {
+        assert!(Shape::of(&demand(-1.0, 10.0, 0)).is_err());
+        let e = Shape::of(&demand(1.0, f64::NAN, 0)).unwrap_err();
+        assert!(e.contains("mem"), "{e}");
+        assert!(Shape::of(&demand(1.0, f64::INFINITY, 0)).is_err());
+        assert!(Shape::of(&demand(0.0, 0.0, 0)).is_ok());
+    }
+
+    #[test]
+    fn a_bigger_shape_than_a_failed_one_fails_a_smaller_does_not() {
+        let mut f = FailedShapes::default();
+        let failed = Shape::of(&demand(4.0, 1024.0, 1)).unwrap();
+        f.remember(failed);
+        assert!(f.known_to_fail(&Shape::of(&demand(4.0, 1024.0, 1)).unwrap()));
+        assert!(f.known_to_fail(&Shape::of(&demand(8.0, 2048.0, 2)).unwrap()));
+        assert!(!f.known_to_fail(&Shape::of(&demand(3.0, 4096.0, 1)).unwrap()));
+        assert!(!f.known_to_fail(&Shape::of(&demand(4.0, 1024.0, 0)).unwrap()));
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_shapes() {
+        let mut f = FailedShapes::default();
+        for i in 0..(REMEMBERED + 5) {
+            f.remember(Shape::of(&demand(100.0 + i as f64, 1.0, 0)).unwrap());
+        }
+        assert_eq!(f.shapes.len(), REMEMBERED);
+        assert!(
+            !f.known_to_fail(&Shape::of(&demand(100.0, 1.0, 0)).unwrap()),
+            "overwritten"
+        );
+        assert!(f.known_to_fail(&Shape::of(&demand(200.0, 1.0, 0)).unwrap()));
+    }
+}
