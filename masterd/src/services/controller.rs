@@ -143,14 +143,16 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let mut guard = core.state().await;
     let st = &mut *guard;
     let current = st.snapshot();
+    let mut plan = plan;
     let conflicts = alloc::check(&current, &plan, &demands);
+    for c in &conflicts {
+        tracing::info!(conflict = %c, "placement no longer fits; retrying next run");
+    }
+    plan.drop_conflicts(&conflicts);
     let mut writes = Vec::new();
     let mut launches = Vec::new();
     let mut placed: HashMap<String, usize> = HashMap::new();
     for p in &plan.placements {
-        if conflicts.iter().any(|c| c.task_id == p.task_id) {
-            continue;
-        }
         let Some(d) = by_task.get(&p.task_id) else {
             continue;
         };

@@ -1,0 +1,303 @@
+//! Harness for whole-cluster tests: real gantry-masterd and gantry-agentd processes on loopback,
+//! each test in its own temp dir, with every process it started (tasks included) killed at the end.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A built binary of the workspace (built by `cargo build --workspace --bins`, which the test
+/// command runs first).
+pub fn bin(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_gantry"))
+        .parent()
+        .expect("the gantry binary has a directory")
+        .to_path_buf();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the daemons first with `cargo build --workspace --bins` \
+         (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One test's cluster.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub token: String,
+    /// A string put in every app command of this test, to find (and clean up) its task processes.
+    pub marker: String,
+    master: Option<Child>,
+    agents: Vec<Option<Child>>,
+    http: reqwest::Client,
+    /// Extra master flags (heartbeat settings).
+    master_flags: Vec<String>,
+}
+
+impl Cluster {
+    /// A master with fast heartbeats (0.2 s, 3 missed = unreachable).
+    pub fn new() -> Self {
+        let mut c = Cluster {
+            dir: tempfile::tempdir().expect("temp dir"),
+            port: free_port(),
+            token: format!("tok-{}", uuid::Uuid::new_v4().simple()),
+            marker: format!("gantrytest{}", uuid::Uuid::new_v4().simple()),
+            master: None,
+            agents: Vec::new(),
+            http: reqwest::Client::new(),
+            master_flags: vec![
+                "--heartbeat-interval-secs".into(),
+                "0.2".into(),
+                "--max-missed-heartbeats".into(),
+                "3".into(),
+                "--agent-reregister-secs".into(),
+                "5".into(),
+            ],
+        };
+        c.start_master();
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(name))
+            .expect("log file")
+    }
+
+    /// The text a process has logged so far.
+    pub fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn start_master(&mut self) {
+        let child = Command::new(bin("gantry-masterd"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("master"))
+            .arg("--token")
+            .arg(&self.token)
+            .args(&self.master_flags)
+            .env("RUST_LOG", "info")
+            .stdout(self.log("master.log"))
+            .stderr(self.log("master.log"))
+            .spawn()
+            .expect("start gantry-masterd");
+        self.master = Some(child);
+    }
+
+    /// kill -9 of the master.
+    pub fn kill_master(&mut self) {
+        if let Some(mut m) = self.master.take() {
+            let _ = m.kill();
+            let _ = m.wait();
+        }
+    }
+
+    /// Starts agent `i` (a new one, or again after a kill) offering `resources`.
+    pub fn start_agent(&mut self, i: usize, resources: &str) {
+        self.start_agent_with_token(i, resources, &self.token.clone());
+    }
+
+    pub fn start_agent_with_token(&mut self, i: usize, resources: &str, token: &str) {
+        let log = format!("agent{i}.log");
+        let child = Command::new(bin("gantry-agentd"))
+            .arg("--master")
+            .arg(self.url())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--work-dir")
+            .arg(self.agent_dir(i))
+            .arg("--token")
+            .arg(token)
+            .arg("--hostname")
+            .arg("127.0.0.1")
+            .arg("--resources")
+            .arg(resources)
+            .arg("--max-backoff-secs")
+            .arg("0.5")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(self.log(&log))
+            .stderr(self.log(&log))
+            .spawn()
+            .expect("start gantry-agentd");
+        if self.agents.len() <= i {
+            self.agents.resize_with(i + 1, || None);
+        }
+        self.agents[i] = Some(child);
+    }
+
+    pub fn agent_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("agent{i}"))
+    }
+
+    pub fn agent_pid(&self, i: usize) -> i32 {
+        self.agents[i].as_ref().expect("agent running").id() as i32
+    }
+
+    /// kill -9 of agent `i`.
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut a) = self.agents[i].take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+
+    pub fn signal_agent(&self, i: usize, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.agent_pid(i)), sig)
+            .expect("signal the agent");
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.try_get(path).await.unwrap_or(Value::Null)
+    }
+
+    pub async fn try_get(&self, path: &str) -> Option<Value> {
+        let r = self.http.get(format!("{}{path}", self.url())).send().await.ok()?;
+        r.json().await.ok()
+    }
+
+    /// POST with a raw body; returns (status, JSON body).
+    pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url()))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST reaches the master");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the master answers and `n` agents are registered and connected.
+    pub async fn wait_agents(&self, n: usize) {
+        eventually(Duration::from_secs(20), &format!("{n} connected agents"), || async {
+            let s = self.try_get("/master/slaves").await?;
+            let connected = s["slaves"]
+                .as_array()?
+                .iter()
+                .filter(|a| a["connected"] == true && a["active"] == true)
+                .count();
+            (connected == n).then_some(())
+        })
+        .await
+    }
+
+    /// The app's tasks as the master lists them.
+    pub async fn tasks(&self, app: &str) -> Vec<Value> {
+        self.get(&format!("/v2/apps/{app}/tasks")).await["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `app` has exactly `n` tasks, all TASK_RUNNING; returns them.
+    pub async fn wait_running(&self, app: &str, n: usize) -> Vec<Value> {
+        eventually(Duration::from_secs(30), &format!("{n} running tasks of {app}"), || async {
+            let t = self.tasks(app).await;
+            (t.len() == n && t.iter().all(|t| t["state"] == "TASK_RUNNING")).then_some(t)
+        })
+        .await
+    }
+
+    /// Pids of this test's task processes (`sleep` commands carrying the marker), from /proc.
+    pub fn task_processes(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
+            if cmdline.starts_with("sleep ") && cmdline.contains(&self.marker) && !zombie {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// A command for an app: records its pid in the sandbox and sleeps, findable by the marker.
+    /// Exits with the code in `$MESOS_SANDBOX/exit` when that file appears.
+    pub fn sleeper_cmd(&self) -> String {
+        format!(
+            "echo $$ > $MESOS_SANDBOX/pid; sleep 3600 {m} & c=$!; \
+             while [ ! -f $MESOS_SANDBOX/exit ]; do sleep 0.1; done; kill $c; exit $(cat $MESOS_SANDBOX/exit)",
+            m = self.marker
+        )
+    }
+
+    /// The sandbox of a task on agent `i`.
+    pub fn sandbox(&self, i: usize, task_id: &str) -> PathBuf {
+        self.agent_dir(i).join("sandboxes").join(task_id)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for a in self.agents.iter_mut().flatten() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(a.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        self.kill_master();
+        // Task processes live in their own sessions: end them and their shims by the marker.
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&self.marker) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
