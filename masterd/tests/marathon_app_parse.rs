@@ -198,7 +198,10 @@ fn db_is_accepted() {
     assert_eq!(app.mem, 128.0);
     let v = out(&app);
     assert_eq!(v["mem"], json!(128));
-    assert_eq!(v["container"]["portMappings"][0]["containerPort"], json!(6379));
+    assert_eq!(
+        v["container"]["portMappings"][0]["containerPort"],
+        json!(6379)
+    );
     round_trip(&app);
 }
 
@@ -312,7 +315,10 @@ fn deprecated_docker_network_and_ip_address_become_networks() {
 #[test]
 fn bridge_without_mappings_gets_the_default_mapping() {
     let app = parse(r#"{"id":"a","cmd":"x","networks":[{"mode":"container/bridge"}]}"#);
-    assert_eq!(app.container.as_ref().map(|c| c.kind), Some(ContainerKind::Mesos));
+    assert_eq!(
+        app.container.as_ref().map(|c| c.kind),
+        Some(ContainerKind::Mesos)
+    );
     assert_eq!(
         out(&app)["container"]["portMappings"],
         json!([{"containerPort":0,"hostPort":0,"servicePort":0,"protocol":"tcp","name":"default","labels":{}}])
@@ -350,13 +356,16 @@ fn the_marathon_python_complex_app_is_accepted() {
             "container":{"type":"DOCKER","docker":{"image":"localhost/fake_docker_url","network":"BRIDGE",
               "portMappings":[{"containerPort":8888,"hostPort":0,"name":"myport"}],
               "parameters":[{"key":"add-host","value":"google-public-dns-a.google.com:8.8.8.8"}]},
-              "volumes":[{"hostPath":"/etc/stuff","containerPath":"/etc/stuff","mode":"RO"}]},
+              "volumes":[{"hostPath":"/etc/stuff","containerPath":"/etc/stuff","mode":"RO","future":1}]},
             "healthChecks":[{"protocol":"HTTP","path":"/","portIndex":0,"gracePeriodSeconds":3,
               "intervalSeconds":10,"timeoutSeconds":10,"maxConsecutiveFailures":3}]}"#,
     );
     let v = out(&app);
     assert_eq!(v["backoffFactor"], json!(1.5));
-    assert_eq!(v["container"]["volumes"][0]["mode"], json!("RO"));
+    assert_eq!(
+        v["container"]["volumes"][0],
+        json!({"hostPath":"/etc/stuff","containerPath":"/etc/stuff","mode":"RO"})
+    );
     assert_eq!(v["fetch"][0]["extract"], json!(false));
     round_trip(&app);
 }
@@ -377,7 +386,10 @@ fn everything_else_round_trips() {
             "tty":true,"check":{"http":{"portIndex":0}},"resourceLimits":{"cpus":"unlimited"},
             "secrets":{},"someFutureField":{"x":1}}"#,
     );
-    assert_eq!(app.dependencies, vec!["/db".to_string(), "/cache".to_string()]);
+    assert_eq!(
+        app.dependencies,
+        vec!["/db".to_string(), "/cache".to_string()]
+    );
     assert_eq!(app.unreachable_strategy, UnreachableStrategy::Disabled);
     assert_eq!(app.constraint_list().len(), 2);
     let v = out(&app);

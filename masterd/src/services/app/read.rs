@@ -392,6 +392,14 @@ fn read_docker(
     })
 }
 
+const VOLUME_KEYS: [&str; 5] = [
+    "containerPath",
+    "hostPath",
+    "mode",
+    "persistent",
+    "external",
+];
+
 /// A volume is echoed as given, with `mode` defaulted to `RW`; its common fields are type-checked.
 fn read_volume(
     r: &mut JsonReader,
@@ -400,7 +408,12 @@ fn read_volume(
     secret_paths: &mut Vec<String>,
 ) -> Option<Value> {
     let o = r.object(v, path)?;
-    let mut out = o.clone();
+    // Keep only the keys Marathon (and marathon-python 0.13.0) know; `secret` volumes are refused.
+    let mut out: Map<String, Value> = o
+        .iter()
+        .filter(|(k, _)| VOLUME_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     r.required(o, path, "containerPath", JsonReader::non_empty_string);
     r.field(o, path, "hostPath", JsonReader::string);
     if let Some(mode) = r.field(o, path, "mode", |r, v, p| {
