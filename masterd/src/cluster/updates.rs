@@ -63,9 +63,9 @@ impl Core {
                 if failed {
                     if let Some(app) = st.apps.get(&rec.app_id) {
                         let (base, factor, max) = (
-                            app.backoff_seconds,
+                            app.backoff_seconds as f64,
                             app.backoff_factor,
-                            app.max_launch_delay_seconds,
+                            app.max_launch_delay_seconds as f64,
                         );
                         let d = st
                             .launch_delays

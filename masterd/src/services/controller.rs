@@ -2,7 +2,8 @@
 //! instances with the allocator and re-checking the plan against current state), kills surplus and
 //! orphaned tasks, and applies the unreachable strategy. Runs when woken and once a second.
 
-use super::launch::{instance_resources, new_task_id, task_info};
+use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
+use super::app_definition::KillSelection;
 use crate::alloc::{self, TaskDemand};
 use crate::cluster::state::Waiting;
 use crate::cluster::{Core, CoreError};
@@ -53,7 +54,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .values()
             .filter(|t| t.state == TaskState::TaskUnreachable && !t.expunged)
             .filter(|t| {
-                let after = st.apps.get(&t.app_id).and_then(|a| a.unreachable_after());
+                let after = st.apps.get(&t.app_id).and_then(unreachable_after);
                 match (t.unreachable_since, after) {
                     (Some(since), Some((_, expunge))) => now - since >= expunge,
                     _ => false,
@@ -78,22 +79,23 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let mut demands = Vec::new();
         let mut apps_demanded: HashMap<String, usize> = HashMap::new();
         for app in st.apps.values() {
-            let inactive_after = app.unreachable_after().map(|(i, _)| i);
+            let inactive_after = unreachable_after(app).map(|(i, _)| i);
             let mut active: Vec<&TaskRecord> = st
                 .app_tasks(&app.id)
                 .filter(|t| counts_as_active(t, inactive_after, now))
                 .collect();
             let want = app.instances as usize;
             if active.len() > want {
-                // Unreachable ones first, then the youngest (Marathon's YOUNGEST_FIRST).
+                // Unreachable ones first, then by the app's killSelection (youngest by default).
+                let oldest_first = app.kill_selection == KillSelection::OldestFirst;
                 active.sort_by(|a, b| {
                     let ua = a.state == TaskState::TaskUnreachable;
                     let ub = b.state == TaskState::TaskUnreachable;
-                    ub.cmp(&ua).then(
-                        b.staged_at
-                            .partial_cmp(&a.staged_at)
-                            .unwrap_or(std::cmp::Ordering::Equal),
-                    )
+                    let age = b
+                        .staged_at
+                        .partial_cmp(&a.staged_at)
+                        .unwrap_or(std::cmp::Ordering::Equal);
+                    ub.cmp(&ua).then(if oldest_first { age.reverse() } else { age })
                 });
                 to_kill.extend(
                     active[..active.len() - want]
@@ -112,7 +114,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         task_id: new_task_id(&app.id),
                         group: app.id.clone(),
                         resources: instance_resources(app),
-                        port_count: app.port_definitions.len(),
+                        port_count: app.host_port_count(),
                     });
                 }
             }

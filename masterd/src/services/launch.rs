@@ -1,6 +1,6 @@
 //! Turning an app definition into the task an agent launches: command, environment, resources.
 
-use super::app_definition::AppDefinition;
+use super::app_definition::{AppDefinition, UnreachableStrategy};
 use super::path_id;
 use gantry_proto::{AgentId, CommandInfo, PortRanges, Resources, TaskId, TaskInfo};
 use std::collections::BTreeMap;
@@ -18,11 +18,19 @@ pub fn instance_resources(app: &AppDefinition) -> Resources {
 
 /// A fresh Marathon task id for an instance of `app_id`.
 pub fn new_task_id(app_id: &str) -> TaskId {
-    TaskId(format!(
-        "{}.instance-{}._app.1",
-        path_id::safe_id(app_id),
-        uuid::Uuid::new_v4()
-    ))
+    TaskId(path_id::new_task_id(app_id))
+}
+
+/// The app's `unreachableStrategy` as (inactiveAfterSeconds, expungeAfterSeconds); `None` when it
+/// is disabled (unreachable instances are never replaced).
+pub fn unreachable_after(app: &AppDefinition) -> Option<(f64, f64)> {
+    match app.unreachable_strategy {
+        UnreachableStrategy::Disabled => None,
+        UnreachableStrategy::Enabled {
+            inactive_after_seconds,
+            expunge_after_seconds,
+        } => Some((inactive_after_seconds as f64, expunge_after_seconds as f64)),
+    }
 }
 
 /// The task for one instance of `app`, placed on `agent` with host `ports`.

@@ -1,5 +1,6 @@
 //! The Marathon-style service controller: app definitions and keeping each app at its instance count.
 
+pub mod app;
 pub mod app_definition;
 pub mod controller;
 pub mod launch;

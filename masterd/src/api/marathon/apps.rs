@@ -34,7 +34,7 @@ fn deployment_headers(resp: &mut Response, deployment: &str) {
 /// `POST /v2/apps`: 201 with the new AppInfo.
 pub async fn create(State(core): State<Arc<Core>>, body: Bytes) -> Result<Response, MarathonError> {
     let mut app = AppDefinition::parse(&body)?;
-    app.version = iso(gantry_proto::time::now_secs());
+    app.stamp_config_change(&iso(gantry_proto::time::now_secs()));
     let app = core.create_app(app).await?;
     let deployment = uuid::Uuid::new_v4().to_string();
     let st = core.state().await;
