@@ -1,1 +1,28 @@
-//! NVIDIA GPUs: discovery through NVML behind a trait, a fixture-backed inventory, device-cgroup rules, GPU selection. (Built by the GPU and NUMA issue.)
+//! NVIDIA GPUs: discovery through NVML behind the [`GpuInventory`] trait, a JSON fixture inventory,
+//! health from XID/ECC events, the cross-check against hwloc, NUMA domains for the agent report,
+//! device-cgroup rules and visible-devices environment, and GPU selection on one node.
+
+mod device_rules;
+mod domains;
+mod error;
+mod fixture_inventory;
+mod health;
+mod inventory;
+mod locality_check;
+mod model;
+mod nvml_inventory;
+mod selection;
+
+pub use device_rules::{
+    gpu_device_rules, visible_devices_env, DeviceAccessRules, DeviceRule, DeviceRulesError,
+    NVIDIACTL_MINOR, NVIDIA_MAJOR, NVIDIA_MODESET_MINOR,
+};
+pub use domains::numa_domains;
+pub use error::GpuError;
+pub use fixture_inventory::{FixtureInventory, GpuFixture};
+pub use health::{is_critical_xid, HealthEvent, HealthEventKind, HealthTracker};
+pub use inventory::{open_inventory, GpuInventory, NoGpus};
+pub use locality_check::{check_numa_locality, LocalityMismatch};
+pub use model::{Gpu, GpuHealth, MigMode};
+pub use nvml_inventory::NvmlInventory;
+pub use selection::{select_gpus, GpuSelection, NumaPolicy};

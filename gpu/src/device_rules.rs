@@ -1,0 +1,275 @@
+//! Device-cgroup rules and environment for a task's GPUs (spec §5.4, §5.5): allow the task's
+//! `/dev/nvidia<minor>` and the control devices, deny every other NVIDIA device; export
+//! `NVIDIA_VISIBLE_DEVICES` (UUIDs) and `CUDA_VISIBLE_DEVICES`. Pure: `/proc/devices` is an input.
+
+use crate::model::Gpu;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Char major of `/dev/nvidia<minor>`, `/dev/nvidiactl` and `/dev/nvidia-modeset` (fixed by the driver).
+pub const NVIDIA_MAJOR: u32 = 195;
+/// Minor of `/dev/nvidiactl`.
+pub const NVIDIACTL_MINOR: u32 = 255;
+/// Minor of `/dev/nvidia-modeset`.
+pub const NVIDIA_MODESET_MINOR: u32 = 254;
+/// `/dev/nvidia-uvm` is minor 0 of the `nvidia-uvm` major, `/dev/nvidia-uvm-tools` minor 1
+/// (as `nvidia-modprobe -u -c 0` creates them).
+const UVM_MINOR: u32 = 0;
+const UVM_TOOLS_MINOR: u32 = 1;
+
+/// One devices-cgroup rule on a char device, `c MAJOR:MINOR ACCESS` (`*` for any minor).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeviceRule {
+    /// Char device major.
+    pub major: u32,
+    /// Minor, `None` for every minor (`*`).
+    pub minor: Option<u32>,
+    /// Access letters: `r`, `w`, `m` (mknod).
+    pub access: &'static str,
+    /// The device node this rule is about, for logs (`/dev/nvidia3`).
+    pub path: String,
+}
+
+impl DeviceRule {
+    fn rwm(major: u32, minor: Option<u32>, path: impl Into<String>) -> Self {
+        Self {
+            major,
+            minor,
+            access: "rwm",
+            path: path.into(),
+        }
+    }
+}
+
+impl fmt::Display for DeviceRule {
+    /// The cgroup v1 `devices.allow` / `devices.deny` line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.minor {
+            Some(m) => write!(f, "c {}:{} {}", self.major, m, self.access),
+            None => write!(f, "c {}:* {}", self.major, self.access),
+        }
+    }
+}
+
+/// The rules for one task. Apply `deny` first, then `allow` (cgroup v1 order); an eBPF (v2)
+/// program allows exactly `allow` among NVIDIA devices and rejects the rest of `deny`'s majors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAccessRules {
+    /// Every NVIDIA char device: major 195 and every `nvidia*` major in `/proc/devices`.
+    pub deny: Vec<DeviceRule>,
+    /// The control devices and the task's GPUs.
+    pub allow: Vec<DeviceRule>,
+}
+
+/// Why rules could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceRulesError {
+    /// The `nvidia-uvm` module is not loaded (no `nvidia-uvm` line in `/proc/devices`).
+    #[error("nvidia-uvm is not in /proc/devices: load it with `nvidia-modprobe -u -c 0`")]
+    UvmNotLoaded,
+}
+
+/// Char-device majors by name from `/proc/devices` text (the `Character devices:` section).
+fn char_majors(proc_devices: &str) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let mut in_char = false;
+    for line in proc_devices.lines() {
+        let line = line.trim();
+        if line.ends_with(':') {
+            in_char = line.eq_ignore_ascii_case("Character devices:");
+            continue;
+        }
+        if !in_char {
+            continue;
+        }
+        if let Some((major, name)) = line.split_once(char::is_whitespace) {
+            if let Ok(major) = major.parse() {
+                out.insert(name.trim().to_string(), major);
+            }
+        }
+    }
+    out
+}
+
+/// Builds the device rules for a task given `allocated` GPUs (the same GPU twice is allowed
+/// once). `proc_devices` is the text of `/proc/devices`. Control devices (`nvidiactl`,
+/// `nvidia-uvm`, `nvidia-uvm-tools`, `nvidia-modeset`) are allowed even for zero GPUs, as Mesos
+/// does, so `nvidia-smi` runs in every task.
+pub fn gpu_device_rules(
+    allocated: &[&Gpu],
+    proc_devices: &str,
+) -> Result<DeviceAccessRules, DeviceRulesError> {
+    let majors = char_majors(proc_devices);
+    let uvm = *majors
+        .get("nvidia-uvm")
+        .ok_or(DeviceRulesError::UvmNotLoaded)?;
+
+    let mut deny_majors: BTreeSet<u32> = majors
+        .iter()
+        .filter(|(name, _)| name.starts_with("nvidia"))
+        .map(|(_, m)| *m)
+        .collect();
+    deny_majors.insert(NVIDIA_MAJOR);
+    let deny = deny_majors
+        .into_iter()
+        .map(|m| {
+            let name = majors
+                .iter()
+                .find(|(_, v)| **v == m)
+                .map_or("nvidia", |(n, _)| n.as_str());
+            DeviceRule::rwm(m, None, format!("every {name} device"))
+        })
+        .collect();
+
+    let mut allow = vec![
+        DeviceRule::rwm(NVIDIA_MAJOR, Some(NVIDIACTL_MINOR), "/dev/nvidiactl"),
+        DeviceRule::rwm(uvm, Some(UVM_MINOR), "/dev/nvidia-uvm"),
+        DeviceRule::rwm(uvm, Some(UVM_TOOLS_MINOR), "/dev/nvidia-uvm-tools"),
+        DeviceRule::rwm(
+            NVIDIA_MAJOR,
+            Some(NVIDIA_MODESET_MINOR),
+            "/dev/nvidia-modeset",
+        ),
+    ];
+    let minors: BTreeSet<u32> = allocated.iter().map(|g| g.minor).collect();
+    allow.extend(
+        minors
+            .into_iter()
+            .map(|m| DeviceRule::rwm(NVIDIA_MAJOR, Some(m), format!("/dev/nvidia{m}"))),
+    );
+    Ok(DeviceAccessRules { deny, allow })
+}
+
+/// The task's GPU environment, sorted by PCI bus id (the order CUDA enumerates with
+/// `CUDA_DEVICE_ORDER=PCI_BUS_ID`):
+/// - `NVIDIA_VISIBLE_DEVICES`: the UUIDs, comma-separated (`void` for none);
+/// - `CUDA_VISIBLE_DEVICES`: when `confined` (the devices cgroup hides every other GPU, so the
+///   task enumerates only its own), renumbered `0..N-1` as Slurm does; when not confined, the
+///   UUIDs, so the task cannot land on GPUs it was not given. Empty string for no GPUs;
+/// - `CUDA_DEVICE_ORDER=PCI_BUS_ID`, so index `i` is the `i`-th UUID above.
+pub fn visible_devices_env(allocated: &[&Gpu], confined: bool) -> Vec<(String, String)> {
+    let mut gpus: Vec<&Gpu> = allocated.to_vec();
+    gpus.sort_by(|a, b| a.pci_bus_id.cmp(&b.pci_bus_id));
+    gpus.dedup_by(|a, b| a.uuid == b.uuid);
+    let uuids: Vec<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
+    let nvidia = if uuids.is_empty() {
+        "void".to_string()
+    } else {
+        uuids.join(",")
+    };
+    let cuda = if confined {
+        (0..gpus.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        uuids.join(",")
+    };
+    vec![
+        ("CUDA_DEVICE_ORDER".to_string(), "PCI_BUS_ID".to_string()),
+        ("CUDA_VISIBLE_DEVICES".to_string(), cuda),
+        ("NVIDIA_VISIBLE_DEVICES".to_string(), nvidia),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GpuHealth, MigMode};
+    use gantry_topology::PciBusId;
+
+    const PROC_DEVICES: &str = "Character devices:\n  1 mem\n  4 /dev/vc/0\n195 nvidia-frontend\n\
+        195 nvidia\n234 nvidia-nvswitch\n235 nvidia-caps\n237 nvidia-nvlink\n510 nvidia-uvm\n\n\
+        Block devices:\n  7 loop\n259 blkext\n511 nvidia-fake-block\n";
+
+    fn gpu(index: u32, minor: u32, pci: &str) -> Gpu {
+        Gpu {
+            index,
+            minor,
+            uuid: format!("GPU-{index:04}"),
+            name: "test".into(),
+            memory_mib: 1,
+            pci_bus_id: PciBusId::parse(pci).expect("test pci id"),
+            numa_node: Some(0),
+            cpu_affinity: vec![],
+            nvlink_peers: vec![],
+            pcie_switch: None,
+            mig_mode: MigMode::Unsupported,
+            health: GpuHealth::Healthy,
+        }
+    }
+
+    fn lines(rules: &[DeviceRule]) -> Vec<String> {
+        rules.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn allows_task_gpus_and_control_devices_with_uvm_major_from_proc_devices() {
+        let g2 = gpu(2, 2, "0000:39:00.0");
+        let g5 = gpu(5, 5, "0000:59:00.0");
+        let rules = gpu_device_rules(&[&g5, &g2, &g2], PROC_DEVICES).expect("rules");
+        assert_eq!(
+            lines(&rules.allow),
+            vec![
+                "c 195:255 rwm",
+                "c 510:0 rwm",
+                "c 510:1 rwm",
+                "c 195:254 rwm",
+                "c 195:2 rwm",
+                "c 195:5 rwm",
+            ]
+        );
+        assert_eq!(rules.allow[2].path, "/dev/nvidia-uvm-tools");
+        assert_eq!(rules.allow[5].path, "/dev/nvidia5");
+    }
+
+    #[test]
+    fn denies_every_nvidia_char_major_and_nothing_else() {
+        let rules = gpu_device_rules(&[], PROC_DEVICES).expect("rules");
+        assert_eq!(
+            lines(&rules.deny),
+            vec![
+                "c 195:* rwm",
+                "c 234:* rwm",
+                "c 235:* rwm",
+                "c 237:* rwm",
+                "c 510:* rwm"
+            ]
+        );
+        // Zero GPUs: only control devices, no /dev/nvidiaN.
+        assert_eq!(rules.allow.len(), 4);
+        assert!(rules
+            .allow
+            .iter()
+            .all(|r| r.minor != Some(0) || r.major != NVIDIA_MAJOR));
+    }
+
+    #[test]
+    fn missing_uvm_says_how_to_load_it() {
+        let err = gpu_device_rules(&[], "Character devices:\n195 nvidia\n");
+        assert_eq!(err, Err(DeviceRulesError::UvmNotLoaded));
+        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("nvidia-modprobe -u -c 0"));
+    }
+
+    #[test]
+    fn env_renumbers_in_pci_order_when_confined() {
+        let a = gpu(7, 7, "0000:5e:00.0");
+        let b = gpu(3, 3, "0000:3b:00.0");
+        let env: BTreeMap<String, String> =
+            visible_devices_env(&[&a, &b], true).into_iter().collect();
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "0,1");
+        assert_eq!(env["NVIDIA_VISIBLE_DEVICES"], "GPU-0003,GPU-0007");
+        assert_eq!(env["CUDA_DEVICE_ORDER"], "PCI_BUS_ID");
+    }
+
+    #[test]
+    fn env_uses_uuids_when_not_confined_and_void_for_none() {
+        let a = gpu(7, 7, "0000:5e:00.0");
+        let env: BTreeMap<String, String> = visible_devices_env(&[&a], false).into_iter().collect();
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "GPU-0007");
+        let none: BTreeMap<String, String> = visible_devices_env(&[], true).into_iter().collect();
+        assert_eq!(none["CUDA_VISIBLE_DEVICES"], "");
+        assert_eq!(none["NVIDIA_VISIBLE_DEVICES"], "void");
+    }
+}
