@@ -43,7 +43,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -188,7 +191,12 @@ impl Cluster {
     }
 
     pub async fn try_get(&self, path: &str) -> Option<Value> {
-        let r = self.http.get(format!("{}{path}", self.url())).send().await.ok()?;
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url()))
+            .send()
+            .await
+            .ok()?;
         r.json().await.ok()
     }
 
@@ -208,15 +216,19 @@ impl Cluster {
 
     /// Waits until the master answers and `n` agents are registered and connected.
     pub async fn wait_agents(&self, n: usize) {
-        eventually(Duration::from_secs(20), &format!("{n} connected agents"), || async {
-            let s = self.try_get("/master/slaves").await?;
-            let connected = s["slaves"]
-                .as_array()?
-                .iter()
-                .filter(|a| a["connected"] == true && a["active"] == true)
-                .count();
-            (connected == n).then_some(())
-        })
+        eventually(
+            Duration::from_secs(20),
+            &format!("{n} connected agents"),
+            || async {
+                let s = self.try_get("/master/slaves").await?;
+                let connected = s["slaves"]
+                    .as_array()?
+                    .iter()
+                    .filter(|a| a["connected"] == true && a["active"] == true)
+                    .count();
+                (connected == n).then_some(())
+            },
+        )
         .await
     }
 
@@ -230,10 +242,14 @@ impl Cluster {
 
     /// Waits until `app` has exactly `n` tasks, all TASK_RUNNING; returns them.
     pub async fn wait_running(&self, app: &str, n: usize) -> Vec<Value> {
-        eventually(Duration::from_secs(30), &format!("{n} running tasks of {app}"), || async {
-            let t = self.tasks(app).await;
-            (t.len() == n && t.iter().all(|t| t["state"] == "TASK_RUNNING")).then_some(t)
-        })
+        eventually(
+            Duration::from_secs(30),
+            &format!("{n} running tasks of {app}"),
+            || async {
+                let t = self.tasks(app).await;
+                (t.len() == n && t.iter().all(|t| t["state"] == "TASK_RUNNING")).then_some(t)
+            },
+        )
         .await
     }
 
@@ -247,22 +263,35 @@ impl Cluster {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = state.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
-            if cmdline.starts_with("sleep ") && cmdline.contains(&self.marker) && !zombie {
+            let zombie = state
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'));
+            if cmdline.starts_with("sleep 3600") && self.carries_marker(pid) && !zombie {
                 out.push(pid);
             }
         }
         out
     }
 
-    /// A command for an app: records its pid in the sandbox and sleeps, findable by the marker.
-    /// Exits with the code in `$MESOS_SANDBOX/exit` when that file appears.
+    /// True when process `pid` has this test's marker in its environment.
+    pub fn carries_marker(&self, pid: i32) -> bool {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        String::from_utf8_lossy(&env).contains(&self.marker)
+    }
+
+    /// The environment every app of this test gets (`"env": c.marker_env()`), so that its task
+    /// processes can be found and cleaned up.
+    pub fn marker_env(&self) -> Value {
+        serde_json::json!({ "GANTRY_TEST_MARKER": self.marker })
+    }
+
+    /// A command for an app: records its pid in the sandbox and sleeps (`sleep 3600`). Exits with
+    /// the code in `$MESOS_SANDBOX/exit` when that file appears.
     pub fn sleeper_cmd(&self) -> String {
-        format!(
-            "echo $$ > $MESOS_SANDBOX/pid; sleep 3600 {m} & c=$!; \
-             while [ ! -f $MESOS_SANDBOX/exit ]; do sleep 0.1; done; kill $c; exit $(cat $MESOS_SANDBOX/exit)",
-            m = self.marker
-        )
+        "echo $$ > $MESOS_SANDBOX/pid; sleep 3600 & c=$!; \
+         while [ ! -f $MESOS_SANDBOX/exit ]; do sleep 0.1; done; kill $c; exit $(cat $MESOS_SANDBOX/exit)"
+            .to_string()
     }
 
     /// The sandbox of a task on agent `i`.
@@ -287,8 +316,7 @@ impl Drop for Cluster {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&self.marker) {
+            if self.carries_marker(pid) {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,

@@ -2,8 +2,8 @@
 //! instances with the allocator and re-checking the plan against current state), kills surplus and
 //! orphaned tasks, and applies the unreachable strategy. Runs when woken and once a second.
 
-use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use super::app_definition::KillSelection;
+use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use crate::alloc::{self, TaskDemand};
 use crate::cluster::state::Waiting;
 use crate::cluster::{Core, CoreError};
@@ -95,7 +95,8 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         .staged_at
                         .partial_cmp(&a.staged_at)
                         .unwrap_or(std::cmp::Ordering::Equal);
-                    ub.cmp(&ua).then(if oldest_first { age.reverse() } else { age })
+                    ub.cmp(&ua)
+                        .then(if oldest_first { age.reverse() } else { age })
                 });
                 to_kill.extend(
                     active[..active.len() - want]
