@@ -14,4 +14,7 @@ pub use ids::{AgentId, TaskId};
 pub use messages::{AgentMessage, MasterMessage, StatusUpdate, TaskReport, PROTOCOL_VERSION};
 pub use ranges::{PortRanges, RangeError};
 pub use resources::Resources;
-pub use task::{CommandInfo, Reason, TaskInfo, TaskState, TaskStatus};
+pub use task::{
+    CommandInfo, ContainerSpec, FetchUri, GpuAssignment, NumaPlacement, Reason, TaskInfo,
+    TaskState, TaskStatus,
+};

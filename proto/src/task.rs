@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The Mesos task states (`mesos.proto` `enum TaskState`), serialized by name (`"TASK_RUNNING"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
+    #[default]
     TaskStaging,
     TaskStarting,
     TaskRunning,
@@ -189,10 +190,68 @@ pub struct CommandInfo {
     pub environment: BTreeMap<String, String>,
     /// The OS user to run as; `None` means the agent's default.
     pub user: Option<String>,
+    /// Files to fetch into the sandbox before the task starts (Mesos `CommandInfo.uris`).
+    pub uris: Vec<FetchUri>,
+}
+
+/// A URI fetched into the sandbox before the task starts (Mesos `CommandInfo.URI`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchUri {
+    /// `http://`, `https://`, `file://` or an absolute local path.
+    pub uri: String,
+    /// Extract archives (tar, tar.gz, tar.bz2, tar.xz, zip) into the sandbox.
+    #[serde(default = "yes")]
+    pub extract: bool,
+    /// Make the fetched file executable.
+    #[serde(default)]
+    pub executable: bool,
+    /// Keep a copy in the agent's fetch cache.
+    #[serde(default)]
+    pub cache: bool,
+    /// Where in the sandbox to put it (default: the URI's base name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_path: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where on the agent's topology the master placed a task: the agent applies exactly this
+/// (cpuset, memory nodes, device rules and visible GPUs).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NumaPlacement {
+    /// The NUMA node the task was placed on, when its placement is NUMA-bound.
+    pub numa_node: Option<u32>,
+    /// OS indexes of the logical CPUs the task may run on (empty: not pinned).
+    pub cpus: Vec<u32>,
+    /// NUMA nodes the task's memory may come from (empty: any).
+    pub mems: Vec<u32>,
+    /// The GPUs the task was given.
+    pub gpus: Vec<GpuAssignment>,
+}
+
+/// One GPU given to a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuAssignment {
+    /// NVML index on the agent.
+    pub index: u32,
+    /// Device minor number (`/dev/nvidia<minor>`, major 195).
+    pub minor: u32,
+    pub uuid: String,
+}
+
+/// How the task's container is set up beyond its resources.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerSpec {
+    /// A private network namespace (loopback only) instead of the host's network.
+    pub private_network: bool,
 }
 
 /// A task to launch on an agent, with everything the agent needs to run it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskInfo {
     pub task_id: TaskId,
     pub name: String,
@@ -209,6 +268,11 @@ pub struct TaskInfo {
     /// Free-form labels (the owning app and its version, for Marathon tasks).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// CPUs, memory nodes and GPUs chosen by the master; `None` when not topology-bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<NumaPlacement>,
+    #[serde(default)]
+    pub container: ContainerSpec,
 }
 
 fn default_grace() -> f64 {

@@ -217,7 +217,7 @@ mod tests {
                 resources: Resources::default(),
                 ports: vec![],
                 kill_grace_period_secs: 1.0,
-                labels: Default::default(),
+                ..TaskInfo::default()
             },
             container: None,
             state: TaskState::TaskRunning,

@@ -2,7 +2,9 @@
 
 use super::app_definition::{AppDefinition, UnreachableStrategy};
 use super::path_id;
-use gantry_proto::{AgentId, CommandInfo, PortRanges, Resources, TaskId, TaskInfo};
+use gantry_proto::{
+    AgentId, CommandInfo, ContainerSpec, FetchUri, PortRanges, Resources, TaskId, TaskInfo,
+};
 use std::collections::BTreeMap;
 
 /// The resources one instance asks for, without ports.
@@ -77,6 +79,17 @@ pub fn task_info(app: &AppDefinition, id: TaskId, agent: AgentId, ports: Vec<u16
         command: CommandInfo {
             environment: env,
             user: app.user.clone(),
+            uris: app
+                .fetch
+                .iter()
+                .map(|f| FetchUri {
+                    uri: f.uri.clone(),
+                    extract: f.extract,
+                    executable: f.executable,
+                    cache: f.cache,
+                    dest_path: f.dest_path.clone(),
+                })
+                .collect(),
             ..command
         },
         resources: Resources {
@@ -86,5 +99,7 @@ pub fn task_info(app: &AppDefinition, id: TaskId, agent: AgentId, ports: Vec<u16
         ports,
         kill_grace_period_secs: app.task_kill_grace_period_seconds.unwrap_or(3.0),
         labels,
+        placement: None,
+        container: ContainerSpec::default(),
     }
 }

@@ -173,7 +173,7 @@ mod tests {
                 resources: Resources::scalars(0.1, 32.0, 0.0),
                 ports: vec![31000],
                 kill_grace_period_secs: 3.0,
-                labels: Default::default(),
+                ..TaskInfo::default()
             },
             app_id: "/app".into(),
             app_version: "v1".into(),
