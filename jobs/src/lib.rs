@@ -1,1 +1,12 @@
-//! Schedules (ISO8601 repeating intervals, cron, time zones), dependency DAGs and retry policy: a pure library with no I/O. (Built by the jobs issue.)
+//! Schedules (ISO 8601 repeating intervals, cron, time zones), missed runs, dependency DAGs, retry
+//! policy and graph export: the pure library behind Gantry's Chronos-style batch controller.
+
+pub mod missed;
+pub mod occurrences;
+pub mod schedule;
+
+pub use missed::{due, CatchUp, DueRuns, MissedRunPolicy, ScheduleProgress};
+pub use schedule::{
+    next_after, parse_zone, CronError, CronSchedule, Iso8601Error, Iso8601Schedule, Period,
+    Repetitions, Schedule, ScheduleError, Zone, ZoneError,
+};

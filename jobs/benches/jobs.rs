@@ -1,0 +1,2 @@
+//! Criterion benchmarks: next occurrence for many schedules, ready children in a large DAG.
+fn main() {}
