@@ -5,11 +5,13 @@ use chrono::{DateTime, Utc};
 use gantry_jobs::{Iso8601Schedule, Schedule};
 
 fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(s)
+        .expect("RFC 3339 time")
+        .with_timezone(&Utc)
 }
 
 fn iso(text: &str, tz: &str) -> Iso8601Schedule {
-    Iso8601Schedule::parse(text, Some(tz), t("2024-01-01T00:00:00Z")).unwrap()
+    Iso8601Schedule::parse(text, Some(tz), t("2024-01-01T00:00:00Z")).expect(text)
 }
 
 /// The slots of `s` strictly after `from`, `n` of them, in RFC 3339 UTC.

@@ -8,7 +8,9 @@ use gantry_jobs::{
 };
 
 fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(s)
+        .expect("RFC 3339 time")
+        .with_timezone(&Utc)
 }
 
 const NOW: &str = "2024-01-15T12:00:30Z";
