@@ -183,7 +183,8 @@ pub fn due(
 }
 
 fn seconds(s: u64) -> Duration {
-    Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
+    let max = i64::MAX / 1000;
+    Duration::seconds(i64::try_from(s).unwrap_or(max).min(max))
 }
 
 /// The next slot after both `now` and the last handled one, unless `Rn` is used up.
@@ -305,6 +306,31 @@ mod tests {
         assert_eq!(d.skipped, 3);
         assert!(d.progress.exhausted());
         assert_eq!(d.next_wakeup, None);
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        let s = Schedule::iso8601(
+            "R/2008-03-01T13:00:00Z/P2147483647Y",
+            None,
+            t("2024-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(s.next_after(t("2024-01-01T00:00:00Z")), None);
+        let s = Schedule::iso8601("R1//PT1H", None, DateTime::<Utc>::MIN_UTC).unwrap();
+        assert!(s.next_after(DateTime::<Utc>::MIN_UTC).is_some());
+        let policy = MissedRunPolicy {
+            starting_deadline_seconds: Some(u64::MAX),
+            ..MissedRunPolicy::default()
+        };
+        let s = hourly();
+        let d = due(
+            &s,
+            &policy,
+            &ScheduleProgress::new(&s, t("2024-01-01T00:00:00Z")),
+            t("2030-01-01T00:00:00Z"),
+        );
+        assert_eq!(d.runs, vec![t("2030-01-01T00:00:00Z")]);
     }
 
     #[test]

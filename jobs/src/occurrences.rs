@@ -44,9 +44,12 @@ impl Iso8601Schedule {
         if elapsed <= 0 || self.single_slot() {
             return 0;
         }
-        let step = self.period.calendar_months() * MONTH_MS
-            + self.period.calendar_days() * DAY_MS
-            + self.period.absolute_millis();
+        let step = self
+            .period
+            .calendar_months()
+            .saturating_mul(MONTH_MS)
+            .saturating_add(self.period.calendar_days().saturating_mul(DAY_MS))
+            .saturating_add(self.period.absolute_millis());
         u64::try_from(elapsed / step.max(1)).unwrap_or(0)
     }
 

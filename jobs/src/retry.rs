@@ -146,7 +146,9 @@ impl RetryPolicy {
                     let next = attempt + 1;
                     RetryDecision::Retry {
                         attempt: next,
-                        at: ended_at + self.delay_before(next),
+                        at: ended_at
+                            .checked_add_signed(self.delay_before(next))
+                            .unwrap_or(DateTime::<Utc>::MAX_UTC),
                     }
                 } else {
                     give_up

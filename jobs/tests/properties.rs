@@ -224,4 +224,24 @@ proptest! {
             Err(other) => prop_assert!(false, "unexpected error {other}"),
         }
     }
+
+    #[test]
+    fn hostile_schedule_text_is_refused_or_evaluated_without_panic(
+        text in "R[0-9]{0,3}/[0-9T:.WZ+-]{0,24}/P[0-9TYMWDHS.-]{0,16}",
+        cron in "[0-9*/,LW#?a-zA-Z -]{0,30}",
+        secs in -2_000_000_000i64..2_000_000_000,
+    ) {
+        let t = base() + Duration::seconds(secs);
+        if let Ok(s) = Schedule::iso8601(&text, Some("Europe/Berlin"), t) {
+            if let Some(n) = s.next_after(t) {
+                prop_assert!(n > t);
+            }
+            let _ = s.last_at_or_before(t);
+        }
+        if let Ok(s) = Schedule::cron(&cron, None) {
+            if let Some(n) = s.next_after(t) {
+                prop_assert!(n > t);
+            }
+        }
+    }
 }

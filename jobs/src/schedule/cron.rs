@@ -138,13 +138,13 @@ impl CronSchedule {
         // In the second pass of a fall-back overlap, later wall times can resolve to earlier
         // instants, so start a little later when the offset dropped in the last three hours.
         let wall = self.zone.wall_clock(t);
-        let earlier = t - Duration::hours(3);
+        let earlier = t.checked_sub_signed(Duration::hours(3))?;
         let margin = if self.zone.offset_seconds(earlier) > self.zone.offset_seconds(t) {
             Duration::hours(3)
         } else {
             Duration::seconds(1)
         };
-        let from = (wall + margin).and_utc();
+        let from = wall.checked_add_signed(margin)?.and_utc();
         self.inner
             .after(&from)
             .rev()

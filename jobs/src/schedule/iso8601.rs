@@ -158,7 +158,7 @@ impl Iso8601Schedule {
             _ => None,
         };
         let (anchor_wall, zone) = if start_part.is_empty() {
-            let start = now - Duration::seconds(1);
+            let start = now.checked_sub_signed(Duration::seconds(1)).unwrap_or(now);
             let zone = zone_override.unwrap_or(Zone::UTC);
             (zone.wall_clock(start), zone)
         } else {
@@ -545,7 +545,7 @@ pub(crate) fn parse_period(s: &str) -> Result<Period, Iso8601Error> {
 
 /// Calendar helpers shared with occurrence arithmetic.
 pub(crate) fn add_months_clamped(date: NaiveDate, months: i64) -> Option<NaiveDate> {
-    let total = i64::from(date.year()) * 12 + i64::from(date.month0()) + months;
+    let total = (i64::from(date.year()) * 12 + i64::from(date.month0())).checked_add(months)?;
     let year = i32::try_from(total.div_euclid(12)).ok()?;
     let month0 = total.rem_euclid(12) as u32;
     let last = last_day_of_month(year, month0 + 1)?;
