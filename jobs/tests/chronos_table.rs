@@ -26,10 +26,9 @@ fn launch(text: &str, tz: Option<&str>, now: &str) -> (bool, String) {
     let schedule = Schedule::Iso8601(iso.clone());
     let progress = ScheduleProgress::new(&schedule, t(now));
     let d = due(&schedule, &MissedRunPolicy::default(), &progress, t(now));
-    let shown_at = d
-        .next_wakeup
-        .or(d.progress.last_handled)
-        .unwrap_or(iso.anchor());
+    // Chronos shows the next slot on the grid, even when no repetitions are left.
+    let from = d.progress.last_handled.map_or(t(now), |h| h.max(t(now)));
+    let shown_at = schedule.next_after(from).unwrap_or(iso.anchor());
     (
         !d.runs.is_empty(),
         iso.chronos_display(d.progress.runs_remaining, shown_at),
@@ -56,8 +55,17 @@ fn row02_missed_slots_do_not_consume_repetitions() {
 fn row03_r1_runs_once_then_r0() {
     let (ran, shown) = launch("R1/2024-01-15T10:00:00Z/PT1H", None, NOW);
     assert!(ran);
-    // Chronos shows R0/13:00; with nothing left there is no next slot, so we show the slot run.
-    assert_eq!(shown, "R0/2024-01-15T12:00:00.000Z/PT1H");
+    assert_eq!(shown, "R0/2024-01-15T13:00:00.000Z/PT1H");
+    // The progress is exhausted: no wake-up, the controller disables the job after success.
+    let s = Schedule::iso8601("R1/2024-01-15T10:00:00Z/PT1H", None, t(NOW)).unwrap();
+    let d = due(
+        &s,
+        &MissedRunPolicy::default(),
+        &ScheduleProgress::new(&s, t(NOW)),
+        t(NOW),
+    );
+    assert!(d.progress.exhausted());
+    assert_eq!(d.next_wakeup, None);
 }
 
 #[test]
@@ -94,7 +102,7 @@ fn row05_future_start_not_due() {
 fn row06_empty_start_runs_once_now() {
     let (ran, shown) = launch("R1//PT1H", None, NOW);
     assert!(ran);
-    assert_eq!(shown, "R0/2024-01-15T12:00:29.000Z/PT1H");
+    assert_eq!(shown, "R0/2024-01-15T13:00:29.000Z/PT1H");
     let (ran, shown) = launch("R1//P", None, NOW);
     assert!(ran);
     assert_eq!(shown, "R0/2024-01-15T12:00:29.000Z/PT0S");
