@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 fn bin(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_BIN_EXE_gantry"));
     let path = dir.parent().map(|d| d.join(name)).unwrap_or_default();
-    assert!(path.exists(), "{} is missing: run `cargo build --release --bins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --release --bins` first",
+        path.display()
+    );
     path
 }
 
@@ -53,7 +57,12 @@ fn main() {
     );
     let agent = Killed(
         Command::new(bin("gantry-agentd"))
-            .args(["--master", &format!("http://127.0.0.1:{port}"), "--token", "bench"])
+            .args([
+                "--master",
+                &format!("http://127.0.0.1:{port}"),
+                "--token",
+                "bench",
+            ])
             .args(["--listen", "127.0.0.1:0"])
             .arg("--work-dir")
             .arg(dir.path().join("a"))
@@ -78,7 +87,10 @@ fn main() {
                     }
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "the agent never registered");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the agent never registered"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
