@@ -125,7 +125,7 @@ async fn apps_tasks_and_agents_from_the_cli() {
         .flatten()
         .filter(|e| {
             std::fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).starts_with("sleep\03601"))
+                .map(|c| String::from_utf8_lossy(&c).starts_with("sleep\x003601"))
                 .unwrap_or(false)
         })
         .count();
