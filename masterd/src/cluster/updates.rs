@@ -67,10 +67,8 @@ impl Core {
                             app.backoff_factor,
                             app.max_launch_delay_seconds as f64,
                         );
-                        let d = st
-                            .launch_delays
-                            .get(&rec.app_id)
-                            .map_or(base, |d| (d.delay_secs * factor).min(max));
+                        let d =
+                            next_delay(st.launch_delays.get(&rec.app_id), base, factor, max, now);
                         st.launch_delays.insert(
                             rec.app_id.clone(),
                             LaunchDelay {
@@ -89,5 +87,42 @@ impl Core {
             self.wake();
         }
         Ok(())
+    }
+}
+
+/// The launch delay after a failure: `base` at first, then multiplied by `factor` up to `max`.
+/// A failure after a quiet period (no failure for `max` seconds since the last delay ended) starts
+/// again from `base`, as Marathon forgets old failures.
+pub fn next_delay(prev: Option<&LaunchDelay>, base: f64, factor: f64, max: f64, now: f64) -> f64 {
+    match prev {
+        Some(p) if now - p.until < max => (p.delay_secs * factor).min(max),
+        _ => base.min(max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_to_the_cap_and_reset_after_quiet() {
+        let d1 = next_delay(None, 1.0, 2.0, 5.0, 100.0);
+        assert_eq!(d1, 1.0);
+        let p = LaunchDelay {
+            delay_secs: d1,
+            until: 101.0,
+        };
+        let d2 = next_delay(Some(&p), 1.0, 2.0, 5.0, 102.0);
+        assert_eq!(d2, 2.0);
+        let p = LaunchDelay {
+            delay_secs: 4.0,
+            until: 110.0,
+        };
+        assert_eq!(next_delay(Some(&p), 1.0, 2.0, 5.0, 111.0), 5.0, "capped");
+        assert_eq!(
+            next_delay(Some(&p), 1.0, 2.0, 5.0, 116.0),
+            1.0,
+            "quiet for max seconds: reset"
+        );
     }
 }

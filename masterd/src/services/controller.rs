@@ -216,3 +216,52 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::counts_as_active;
+    use crate::store::records::TaskRecord;
+    use gantry_proto::{TaskInfo, TaskState};
+
+    fn task(state: TaskState, unreachable_since: Option<f64>) -> TaskRecord {
+        TaskRecord {
+            info: TaskInfo::default(),
+            app_id: "/a".into(),
+            app_version: "v".into(),
+            state,
+            status: None,
+            last_seq: 0,
+            staged_at: 0.0,
+            started_at: None,
+            unreachable_since,
+            expunged: false,
+            kill_requested: false,
+        }
+    }
+
+    #[test]
+    fn unreachable_tasks_stop_counting_after_inactive_after() {
+        let running = task(TaskState::TaskRunning, None);
+        assert!(counts_as_active(&running, Some(0.0), 10.0));
+        let unreachable = task(TaskState::TaskUnreachable, Some(5.0));
+        assert!(
+            !counts_as_active(&unreachable, Some(0.0), 5.0),
+            "default 0: replaced at once"
+        );
+        assert!(
+            counts_as_active(&unreachable, Some(300.0), 100.0),
+            "within inactiveAfter"
+        );
+        assert!(!counts_as_active(&unreachable, Some(300.0), 306.0));
+        assert!(
+            counts_as_active(&unreachable, None, 1e9),
+            "strategy disabled: never replaced"
+        );
+        let mut killed = task(TaskState::TaskRunning, None);
+        killed.kill_requested = true;
+        assert!(
+            !counts_as_active(&killed, Some(0.0), 0.0),
+            "a task being killed does not count"
+        );
+    }
+}
