@@ -66,7 +66,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A master with fast heartbeats (0.2 s, 3 missed = unreachable).
+    /// A master with fast heartbeats (0.25 s; 8 missed, 2 s, = unreachable: short for the tests,
+    /// long enough that a loaded CI machine does not lose agents by accident).
     pub fn new() -> Self {
         let mut c = Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
@@ -78,9 +79,9 @@ impl Cluster {
             http: reqwest::Client::new(),
             master_flags: vec![
                 "--heartbeat-interval-secs".into(),
-                "0.2".into(),
+                "0.25".into(),
                 "--max-missed-heartbeats".into(),
-                "3".into(),
+                "8".into(),
                 "--agent-reregister-secs".into(),
                 "5".into(),
             ],
