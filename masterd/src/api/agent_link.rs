@@ -102,7 +102,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
                 Ok(Message::Text(t)) => match serde_json::from_str::<AgentMessage>(&t) {
                     Ok(AgentMessage::Heartbeat) => core.heartbeat(&id, conn).await,
                     Ok(AgentMessage::StatusUpdate(up)) => {
-                        if let Err(e) = core.status_update(&id, up).await {
+                        if let Err(e) = core.status_update(&id, conn, up).await {
                             // Not acknowledged: the agent resends it.
                             tracing::error!(error = %e, "could not store a status update");
                         }

@@ -1,7 +1,7 @@
 //! Agent lifecycle at the master: registration and re-registration (reconciling the agent's tasks
 //! with the master's), heartbeats, and marking silent agents unreachable, then gone.
 
-use super::state::{AgentEntry, Conn};
+use super::state::{AgentEntry, ClusterState, Conn};
 use super::{Core, CoreError};
 use crate::store::records::{AgentLifecycle, AgentRecord, TaskRecord};
 use crate::store::Write;
@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 impl Core {
-    /// Registers (or re-registers) an agent on a new connection. Sends `REGISTERED` and any kills
-    /// the reconciliation calls for on `tx`; returns the agent id and the connection id.
+    /// Registers (or re-registers) an agent on a new connection, reconciling what it runs with
+    /// what the master believes runs there. Sends `REGISTERED` and any kills on `tx`; returns the
+    /// agent id and the connection id. Memory changes only after the store write succeeded.
     pub async fn register_agent(
         &self,
         agent_id: Option<AgentId>,
@@ -44,72 +45,29 @@ impl Core {
             reregistered_at: rereg.then_some(now),
             unreachable_since: None,
         };
+        let plan = reconcile_reports(st, &id, reports, now);
         let mut writes = vec![Write::PutAgent(Box::new(record.clone()))];
-        let mut kills: Vec<TaskId> = Vec::new();
-
-        // Reconcile: what the agent runs against what the master believes runs there.
-        let reported: HashMap<TaskId, TaskReport> = reports
-            .into_iter()
-            .map(|r| (r.task.task_id.clone(), r))
-            .collect();
-        for (tid, rep) in &reported {
-            let app_exists = |app: &str| st.apps.contains_key(app);
-            match st.tasks.get(tid) {
-                None => {
-                    if !rep.status.state.is_terminal() {
-                        tracing::warn!(agent = %id, task = %tid, "agent runs a task the master does not know; killing it");
-                        kills.push(tid.clone());
-                    }
-                }
-                Some(rec) if rec.info.agent_id != id => kills.push(tid.clone()),
-                Some(rec) if rec.expunged || rec.kill_requested || !app_exists(&rec.app_id) => {
-                    tracing::info!(agent = %id, task = %tid, "task came back but was replaced or is being killed; killing it");
-                    kills.push(tid.clone());
-                }
-                Some(_) => {
-                    if !rep.status.state.is_terminal() {
-                        if let Some(rec) = st.tasks.get_mut(tid) {
-                            if rec.state != rep.status.state {
-                                rec.state = rep.status.state;
-                                rec.status = Some(rep.status.clone());
-                            }
-                            if rec.state == TaskState::TaskRunning && rec.started_at.is_none() {
-                                rec.started_at = Some(now);
-                            }
-                            rec.unreachable_since = None;
-                            writes.push(Write::PutTask(Box::new(rec.clone())));
-                        }
-                    }
-                }
-            }
-        }
-        // Tasks the master placed there that the agent does not know: lost in transit or gone.
-        let missing: Vec<TaskId> = st
-            .tasks
-            .values()
-            .filter(|t| t.info.agent_id == id && !reported.contains_key(&t.info.task_id))
-            .map(|t| t.info.task_id.clone())
-            .collect();
-        for tid in missing {
-            if let Some(mut rec) = st.tasks.remove(&tid) {
-                let state = if rec.state == TaskState::TaskStaging {
-                    TaskState::TaskDropped
-                } else {
-                    TaskState::TaskGone
-                };
-                rec.state = state;
-                rec.status = Some(
-                    TaskStatus::new(tid.clone(), Some(id.clone()), state)
-                        .with_reason(Reason::ReasonReconciliation)
-                        .with_message("The agent re-registered without this task"),
-                );
-                tracing::warn!(agent = %id, task = %tid, state = state.name(), "agent does not know a task the master placed there");
-                writes.push(Write::DeleteTask(tid.0.clone()));
-                st.push_completed(rec);
-            }
-        }
+        writes.extend(
+            plan.updated
+                .iter()
+                .map(|t| Write::PutTask(Box::new(t.clone()))),
+        );
+        writes.extend(
+            plan.ended
+                .iter()
+                .map(|t| Write::DeleteTask(t.info.task_id.0.clone())),
+        );
         self.store().apply(writes).await?;
 
+        // Stored: now change memory and talk to the agent.
+        for t in plan.updated {
+            st.tasks.insert(t.info.task_id.clone(), t);
+        }
+        for t in plan.ended {
+            tracing::warn!(agent = %id, task = %t.info.task_id, state = t.state.name(), "task ended while the agent was away");
+            st.tasks.remove(&t.info.task_id);
+            st.push_completed(t);
+        }
         if rereg {
             st.counters.slave_reregistrations += 1;
         } else {
@@ -119,6 +77,13 @@ impl Core {
             agent_id: id.clone(),
             heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
         });
+        for (task_id, grace) in plan.kills {
+            tracing::info!(agent = %id, task = %task_id, "killing a task the master no longer wants there");
+            let _ = tx.send(MasterMessage::KillTask {
+                task_id,
+                grace_period_secs: grace,
+            });
+        }
         st.agents.insert(
             id.clone(),
             AgentEntry {
@@ -128,23 +93,7 @@ impl Core {
                 recovering: false,
             },
         );
-        let mut kill_writes = Vec::new();
-        for tid in kills {
-            if st.tasks.contains_key(&tid) {
-                kill_writes.extend(Self::kill_writes(st, &tid));
-            } else {
-                Self::send(
-                    st,
-                    &id,
-                    MasterMessage::KillTask {
-                        task_id: tid,
-                        grace_period_secs: None,
-                    },
-                );
-            }
-        }
-        self.store().apply(kill_writes).await?;
-        tracing::info!(agent = %id, reregistered = rereg, tasks = reported.len(), "agent registered");
+        tracing::info!(agent = %id, reregistered = rereg, "agent registered");
         drop(guard);
         self.wake();
         Ok((id, conn_id))
@@ -174,19 +123,17 @@ impl Core {
     }
 
     /// Marks agents that missed their heartbeats unreachable (tasks TASK_UNREACHABLE), and agents
-    /// unreachable for too long gone (tasks TASK_GONE). Called periodically.
+    /// unreachable for too long gone (tasks TASK_GONE). Called periodically. Memory changes only
+    /// after the store write succeeded.
     pub async fn check_agents(&self) -> Result<(), CoreError> {
         let now = now_secs();
         let mut guard = self.state().await;
         let st = &mut *guard;
-        let mut writes = Vec::new();
-        let mut changed = false;
-        let ids: Vec<AgentId> = st.agents.keys().cloned().collect();
-        for id in ids {
-            let Some(a) = st.agents.get_mut(&id) else {
-                continue;
-            };
-            let silent = a.last_seen.elapsed();
+        let mut agents: Vec<AgentRecord> = Vec::new();
+        let mut unreachable: Vec<TaskRecord> = Vec::new();
+        let mut gone: Vec<TaskRecord> = Vec::new();
+        for a in st.agents.values() {
+            let id = &a.record.id;
             match a.record.lifecycle {
                 AgentLifecycle::Active => {
                     let limit = if a.recovering {
@@ -194,17 +141,15 @@ impl Core {
                     } else {
                         self.cfg.unreachable_after()
                     };
-                    if silent < limit {
+                    if a.last_seen.elapsed() < limit {
                         continue;
                     }
-                    tracing::warn!(agent = %id, silent_ms = silent.as_millis() as u64, "agent unreachable");
-                    a.record.lifecycle = AgentLifecycle::Unreachable;
-                    a.record.unreachable_since = Some(now);
-                    a.conn = None; // closes the socket: the agent must re-register
-                    a.recovering = false;
-                    writes.push(Write::PutAgent(Box::new(a.record.clone())));
-                    st.counters.slave_unreachable += 1;
-                    for t in st.tasks.values_mut().filter(|t| t.info.agent_id == id) {
+                    let mut r = a.record.clone();
+                    r.lifecycle = AgentLifecycle::Unreachable;
+                    r.unreachable_since = Some(now);
+                    agents.push(r);
+                    for t in st.tasks.values().filter(|t| &t.info.agent_id == id) {
+                        let mut t = t.clone();
                         t.state = TaskState::TaskUnreachable;
                         t.unreachable_since = Some(now);
                         t.status = Some(
@@ -212,43 +157,151 @@ impl Core {
                                 .with_reason(Reason::ReasonAgentDisconnected)
                                 .with_message("The agent missed its heartbeats"),
                         );
-                        writes.push(Write::PutTask(Box::new(t.clone())));
+                        unreachable.push(t);
                     }
-                    changed = true;
                 }
                 AgentLifecycle::Unreachable => {
                     let since = a.record.unreachable_since.unwrap_or(now);
                     if now - since < self.cfg.agent_gone_after.as_secs_f64() {
                         continue;
                     }
-                    tracing::warn!(agent = %id, "agent gone");
-                    a.record.lifecycle = AgentLifecycle::Gone;
-                    writes.push(Write::PutAgent(Box::new(a.record.clone())));
-                    let gone: Vec<TaskId> = st
-                        .tasks
-                        .values()
-                        .filter(|t| t.info.agent_id == id)
-                        .map(|t| t.info.task_id.clone())
-                        .collect();
-                    for tid in gone {
-                        if let Some(t) = st.tasks.remove(&tid) {
-                            writes.push(Write::DeleteTask(tid.0.clone()));
-                            st.push_completed(TaskRecord {
-                                state: TaskState::TaskGone,
-                                ..t
-                            });
-                        }
+                    let mut r = a.record.clone();
+                    r.lifecycle = AgentLifecycle::Gone;
+                    agents.push(r);
+                    for t in st.tasks.values().filter(|t| &t.info.agent_id == id) {
+                        gone.push(TaskRecord {
+                            state: TaskState::TaskGone,
+                            ..t.clone()
+                        });
                     }
-                    changed = true;
                 }
                 AgentLifecycle::Gone => {}
             }
         }
-        self.store().apply(writes).await?;
-        drop(guard);
-        if changed {
-            self.wake();
+        if agents.is_empty() {
+            return Ok(());
         }
+        let mut writes: Vec<Write> = agents
+            .iter()
+            .map(|a| Write::PutAgent(Box::new(a.clone())))
+            .collect();
+        writes.extend(
+            unreachable
+                .iter()
+                .map(|t| Write::PutTask(Box::new(t.clone()))),
+        );
+        writes.extend(
+            gone.iter()
+                .map(|t| Write::DeleteTask(t.info.task_id.0.clone())),
+        );
+        self.store().apply(writes).await?;
+
+        for r in agents {
+            if let Some(a) = st.agents.get_mut(&r.id) {
+                match r.lifecycle {
+                    AgentLifecycle::Unreachable => {
+                        tracing::warn!(agent = %r.id, "agent unreachable: missed its heartbeats");
+                        st.counters.slave_unreachable += 1;
+                        a.conn = None; // closes the socket: the agent must re-register
+                        a.recovering = false;
+                    }
+                    _ => tracing::warn!(agent = %r.id, "agent gone"),
+                }
+                a.record = r;
+            }
+        }
+        for t in unreachable {
+            st.tasks.insert(t.info.task_id.clone(), t);
+        }
+        for t in gone {
+            st.tasks.remove(&t.info.task_id);
+            st.push_completed(t);
+        }
+        drop(guard);
+        self.wake();
         Ok(())
     }
+}
+
+/// What re-registration changes: task records to store, tasks that ended, kills for the agent.
+#[derive(Debug, Default)]
+struct Reconciliation {
+    updated: Vec<TaskRecord>,
+    ended: Vec<TaskRecord>,
+    kills: Vec<(TaskId, Option<f64>)>,
+}
+
+/// Compares the agent's task reports with the master's records for agent `id` (pure: computes on
+/// copies).
+fn reconcile_reports(
+    st: &ClusterState,
+    id: &AgentId,
+    reports: Vec<TaskReport>,
+    now: f64,
+) -> Reconciliation {
+    let mut plan = Reconciliation::default();
+    let reported: HashMap<TaskId, TaskReport> = reports
+        .into_iter()
+        .map(|r| (r.task.task_id.clone(), r))
+        .collect();
+    for (tid, rep) in &reported {
+        let alive = !rep.status.state.is_terminal();
+        let rec = st.tasks.get(tid).filter(|r| &r.info.agent_id == id);
+        match rec {
+            // Unknown to the master, or placed on another agent: kill this copy here.
+            None => {
+                if alive {
+                    plan.kills.push((tid.clone(), None));
+                }
+            }
+            Some(rec) if !alive => {
+                // It ended while the master did not hear of it: take the agent's word.
+                let mut t = rec.clone();
+                t.state = rep.status.state;
+                t.status = Some(rep.status.clone());
+                plan.ended.push(t);
+            }
+            Some(rec)
+                if rec.expunged || rec.kill_requested || !st.apps.contains_key(&rec.app_id) =>
+            {
+                let mut t = rec.clone();
+                t.kill_requested = true;
+                plan.kills
+                    .push((tid.clone(), Some(t.info.kill_grace_period_secs)));
+                plan.updated.push(t);
+            }
+            Some(rec) => {
+                let mut t = rec.clone();
+                if t.state != rep.status.state {
+                    t.state = rep.status.state;
+                    t.status = Some(rep.status.clone());
+                }
+                if t.state == TaskState::TaskRunning && t.started_at.is_none() {
+                    t.started_at = Some(now);
+                }
+                t.unreachable_since = None;
+                plan.updated.push(t);
+            }
+        }
+    }
+    // Tasks the master placed there that the agent does not know: lost in transit, or gone.
+    for t in st.tasks.values() {
+        if &t.info.agent_id != id || reported.contains_key(&t.info.task_id) {
+            continue;
+        }
+        let state = if t.state == TaskState::TaskStaging {
+            TaskState::TaskDropped
+        } else {
+            TaskState::TaskGone
+        };
+        let mut t = t.clone();
+        t.state = state;
+        t.status = Some(
+            TaskStatus::new(t.info.task_id.clone(), Some(id.clone()), state)
+                .with_reason(Reason::ReasonReconciliation)
+                .with_message("The agent re-registered without this task"),
+        );
+        plan.ended.push(t);
+    }
+    plan
 }

@@ -8,7 +8,7 @@ pub mod updates;
 use crate::config::MasterConfig;
 use crate::services::app_definition::AppDefinition;
 use crate::store::{AsyncStore, StoreError, Write};
-use gantry_proto::{AgentId, MasterMessage, TaskId};
+use gantry_proto::{AgentId, MasterMessage};
 pub use state::{AgentEntry, ClusterState, Conn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -128,24 +128,5 @@ impl Core {
             .get(agent)
             .and_then(|a| a.conn.as_ref())
             .is_some_and(|c| c.tx.send(msg).is_ok())
-    }
-
-    /// Asks the agent running `task` to kill it, and remembers that it was asked (durably).
-    pub(crate) fn kill_writes(st: &mut ClusterState, task: &TaskId) -> Option<Write> {
-        let rec = st.tasks.get_mut(task)?;
-        let grace = rec.info.kill_grace_period_secs;
-        let agent = rec.info.agent_id.clone();
-        let first = !rec.kill_requested;
-        rec.kill_requested = true;
-        let write = first.then(|| Write::PutTask(Box::new(rec.clone())));
-        Self::send(
-            st,
-            &agent,
-            MasterMessage::KillTask {
-                task_id: task.clone(),
-                grace_period_secs: Some(grace),
-            },
-        );
-        write
     }
 }

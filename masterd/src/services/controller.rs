@@ -43,7 +43,7 @@ fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bo
 /// One controller run.
 pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let now = now_secs();
-    let (snapshot, demands, apps_demanded) = {
+    let (snapshot, demands, apps_demanded, versions) = {
         let mut guard = core.state().await;
         let st = &mut *guard;
         let mut writes: Vec<Write> = Vec::new();
@@ -62,10 +62,13 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             })
             .map(|t| t.info.task_id.clone())
             .collect();
+        let mut changed: Vec<TaskRecord> = Vec::new();
         for tid in expunge {
-            if let Some(t) = st.tasks.get_mut(&tid) {
-                t.expunged = true;
-                writes.push(Write::PutTask(Box::new(t.clone())));
+            if let Some(t) = st.tasks.get(&tid) {
+                changed.push(TaskRecord {
+                    expunged: true,
+                    ..t.clone()
+                });
             }
         }
 
@@ -120,9 +123,23 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 }
             }
         }
+        let mut kills = Vec::new();
         for tid in to_kill {
-            tracing::info!(task = %tid, "killing a task its app no longer wants");
-            writes.extend(Core::kill_writes(st, &tid));
+            if let Some(t) = st.tasks.get(&tid) {
+                let t = changed
+                    .iter()
+                    .position(|c| c.info.task_id == tid)
+                    .map(|i| changed.swap_remove(i))
+                    .unwrap_or_else(|| t.clone());
+                kills.push(MasterMessage::KillTask {
+                    task_id: tid.clone(),
+                    grace_period_secs: Some(t.info.kill_grace_period_secs),
+                });
+                changed.push(TaskRecord {
+                    kill_requested: true,
+                    ..t
+                });
+            }
         }
         let satisfied: Vec<String> = st
             .waiting
@@ -133,8 +150,24 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         for a in satisfied {
             st.waiting.remove(&a);
         }
+        writes.extend(changed.iter().map(|t| Write::PutTask(Box::new(t.clone()))));
         core.store().apply(writes).await?;
-        (st.snapshot(), demands, apps_demanded)
+        for t in changed {
+            st.tasks.insert(t.info.task_id.clone(), t);
+        }
+        for k in kills {
+            if let MasterMessage::KillTask { task_id, .. } = &k {
+                tracing::info!(task = %task_id, "killing a task its app no longer wants");
+                if let Some(agent) = st.tasks.get(task_id).map(|t| t.info.agent_id.clone()) {
+                    Core::send(st, &agent, k);
+                }
+            }
+        }
+        let versions: HashMap<String, String> = apps_demanded
+            .keys()
+            .filter_map(|a| Some((a.clone(), st.apps.get(a)?.version.clone())))
+            .collect();
+        (st.snapshot(), demands, apps_demanded, versions)
     };
     if demands.is_empty() {
         return Ok(());
@@ -162,6 +195,9 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let Some(app) = st.apps.get(&d.group) else {
             continue; // deleted meanwhile
         };
+        if versions.get(&d.group) != Some(&app.version) {
+            continue; // replaced meanwhile: the next run counts again
+        }
         let info = task_info(app, p.task_id.clone(), p.agent_id.clone(), p.ports.clone());
         let rec = TaskRecord {
             info: info.clone(),

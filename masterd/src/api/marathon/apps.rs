@@ -40,6 +40,15 @@ pub async fn create(State(core): State<Arc<Core>>, body: Bytes) -> Result<Respon
     let st = core.state().await;
     let mut info = app_info(&st, &app, false);
     if let Some(obj) = info.as_object_mut() {
+        // Marathon answers a create with all counts 0, whatever the controller did meanwhile.
+        for k in [
+            "tasksStaged",
+            "tasksRunning",
+            "tasksHealthy",
+            "tasksUnhealthy",
+        ] {
+            obj.insert(k.into(), json!(0));
+        }
         obj.insert("deployments".into(), json!([{ "id": deployment }]));
     }
     let mut resp = (StatusCode::CREATED, Json(info)).into_response();
