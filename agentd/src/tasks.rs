@@ -103,6 +103,21 @@ impl TaskTable {
                 },
             );
             if state.is_terminal() {
+                // Its terminal update may have been lost in a crash between the checkpoint and the
+                // update file: send it again unless one is pending (a duplicate is harmless).
+                let pending_terminal = self
+                    .entries()
+                    .get(&id)
+                    .is_some_and(|e| e.pending.values().any(|u| u.status.state.is_terminal()));
+                if !pending_terminal {
+                    self.emit(
+                        &id,
+                        state,
+                        None,
+                        "Recovered after an agent restart".into(),
+                        None,
+                    );
+                }
                 continue;
             }
             match container {
@@ -117,13 +132,26 @@ impl TaskTable {
                         self.finish(&id, term);
                     }
                 },
-                None => self.emit(
-                    &id,
-                    TaskState::TaskFailed,
-                    Some(Reason::ReasonAgentRestarted),
-                    "The agent restarted while launching the task".into(),
-                    None,
-                ),
+                None => {
+                    // The agent died between starting the executor and checkpointing it: kill
+                    // whatever it started, so the task does not run untracked next to its
+                    // replacement.
+                    let status_file = self.wd.task_meta_dir(&id).join("exit_status.json");
+                    for pid in crate::recovery::orphans::shims_for(&status_file) {
+                        tracing::warn!(task = %id, pid, "killing an executor the agent never checkpointed");
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    self.emit(
+                        &id,
+                        TaskState::TaskFailed,
+                        Some(Reason::ReasonAgentRestarted),
+                        "The agent restarted while launching the task".into(),
+                        None,
+                    )
+                }
             }
         }
     }
@@ -278,9 +306,7 @@ impl TaskTable {
             Some(c) => {
                 let this = self.clone();
                 tokio::spawn(async move {
-                    this.containerizer
-                        .kill(&c, Duration::from_secs_f64(grace.max(0.0)))
-                        .await;
+                    this.containerizer.kill(&c, grace_period(grace)).await;
                 });
             }
             None => self.emit(
@@ -336,10 +362,12 @@ impl TaskTable {
             };
             e.ckpt.next_seq += 1;
             e.ckpt.state = state;
+            // The update first: a crash between the two writes then leaves a pending update for a
+            // state the checkpoint does not show yet, which recovery resends; never the reverse.
             if let Err(err) = self
                 .wd
-                .save_task(&e.ckpt)
-                .and_then(|_| self.wd.save_update(&update))
+                .save_update(&update)
+                .and_then(|_| self.wd.save_task(&e.ckpt))
             {
                 tracing::error!(task = %id, error = %err, "cannot checkpoint a status update");
             }
@@ -382,5 +410,30 @@ impl TaskTable {
             .values()
             .map(|e| (e.ckpt.info.clone(), e.ckpt.state))
             .collect()
+    }
+}
+
+/// The longest grace period the agent waits between SIGTERM and SIGKILL (one day).
+const MAX_GRACE: Duration = Duration::from_secs(86_400);
+
+/// A grace period from the wire: negative or not a number is none, huge is capped.
+pub fn grace_period(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).map_or(MAX_GRACE, |d| d.min(MAX_GRACE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_periods_never_panic() {
+        assert_eq!(grace_period(1.5), Duration::from_millis(1500));
+        assert_eq!(grace_period(-3.0), Duration::ZERO);
+        assert_eq!(grace_period(f64::NAN), Duration::ZERO);
+        assert_eq!(grace_period(1e20), MAX_GRACE);
+        assert_eq!(grace_period(f64::INFINITY), MAX_GRACE);
     }
 }

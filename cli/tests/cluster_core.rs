@@ -252,3 +252,31 @@ async fn a_wrong_join_token_is_refused_and_logged() {
     let s = c.get("/master/slaves").await;
     assert_eq!(s["slaves"].as_array().map(Vec::len), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_notices_a_frozen_master_and_re_registers_when_it_thaws() {
+    let (c, tasks) = two_agents_with_app(2).await;
+    c.signal_master(nix::sys::signal::Signal::SIGSTOP);
+    eventually(
+        Duration::from_secs(15),
+        "the agents to notice the silence",
+        || async {
+            (c.read_log("agent0.log")
+                .contains("nothing heard from the master")
+                && c.read_log("agent1.log")
+                    .contains("nothing heard from the master"))
+            .then_some(())
+        },
+    )
+    .await;
+    c.signal_master(nix::sys::signal::Signal::SIGCONT);
+    c.wait_agents(2).await;
+    let after = c.wait_running("sleepy", 2).await;
+    assert_eq!(ids(&after), ids(&tasks), "the same tasks, still running");
+    assert!(
+        c.read_log("agent0.log")
+            .matches("registered with the master")
+            .count()
+            >= 2
+    );
+}

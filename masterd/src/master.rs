@@ -168,8 +168,16 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     let checker = core.clone();
     tokio::spawn(async move {
         let every = (checker.cfg.heartbeat_interval / 2).max(std::time::Duration::from_millis(50));
+        let mut last = Instant::now();
         loop {
             tokio::time::sleep(every).await;
+            // A master that was not running (stopped, swapped out, suspended VM) heard no
+            // heartbeats through no fault of the agents: start their clocks again.
+            let gap = last.elapsed();
+            last = Instant::now();
+            if gap > every * 4 {
+                checker.forgive_stall(gap).await;
+            }
             if let Err(e) = checker.check_agents().await {
                 tracing::error!(error = %e, "agent health check failed");
             }

@@ -147,24 +147,41 @@ async fn session(
         tx.send(encode(&AgentMessage::StatusUpdate(up))).await?;
     }
 
+    // The master sends nothing on its own, so each heartbeat also carries a WebSocket ping, which
+    // the master's socket answers with a pong. Silence for this long means the master (or the path
+    // to it) is dead even if TCP has not noticed: reconnect.
+    let silence_limit = (heartbeat * 5).max(Duration::from_secs(2));
+    let mut last_heard = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => tx.send(encode(&AgentMessage::Heartbeat)).await?,
+            _ = tick.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    return Err(SessionError::Protocol(format!(
+                        "nothing heard from the master for {} ms",
+                        last_heard.elapsed().as_millis()
+                    )));
+                }
+                tx.send(encode(&AgentMessage::Heartbeat)).await?;
+                tx.send(Message::Ping(Vec::new().into())).await?;
+            }
             up = outbox.recv() => match up {
                 Some(up) => tx.send(encode(&AgentMessage::StatusUpdate(up))).await?,
                 None => return Ok(()),
             },
-            msg = rx.next() => match msg {
-                Some(Ok(Message::Text(t))) => match serde_json::from_str::<MasterMessage>(&t) {
-                    Ok(m) => handle(tasks, m)?,
-                    Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
-                },
-                Some(Ok(Message::Close(_))) | None => return Ok(()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-            },
+            msg = rx.next() => {
+                last_heard = tokio::time::Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<MasterMessage>(&t) {
+                        Ok(m) => handle(tasks, m)?,
+                        Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
+                    },
+                    Some(Ok(Message::Close(_))) | None => return Ok(()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            }
         }
     }
 }

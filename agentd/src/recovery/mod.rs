@@ -4,6 +4,8 @@
 //! Layout: `meta/agent_id`; `meta/tasks/<task>/task.json`; `meta/tasks/<task>/updates/<seq>.json`;
 //! the container's private files in `meta/tasks/<task>/`; sandboxes in `sandboxes/<task>/`.
 
+pub mod orphans;
+
 use crate::containerizer::Checkpoint;
 use gantry_proto::{AgentId, StatusUpdate, TaskId, TaskInfo, TaskState};
 use serde::{Deserialize, Serialize};
@@ -168,6 +170,9 @@ impl WorkDir {
             let mut pending = BTreeMap::new();
             if let Ok(ups) = std::fs::read_dir(path.join("updates")) {
                 for u in ups.flatten() {
+                    if u.path().extension().is_none_or(|e| e != "json") {
+                        continue; // a temp file from a write cut short
+                    }
                     let up: Option<StatusUpdate> = std::fs::read(u.path())
                         .ok()
                         .and_then(|b| serde_json::from_slice(&b).ok());

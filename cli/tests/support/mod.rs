@@ -132,6 +132,11 @@ impl Cluster {
         }
     }
 
+    pub fn signal_master(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.master.as_ref().expect("master running").id() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("signal the master");
+    }
+
     /// Starts agent `i` (a new one, or again after a kill) offering `resources`.
     pub fn start_agent(&mut self, i: usize, resources: &str) {
         self.start_agent_with_token(i, resources, &self.token.clone());
@@ -303,6 +308,12 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if let Some(m) = &self.master {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(m.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
         for a in self.agents.iter_mut().flatten() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(a.id() as i32),

@@ -110,6 +110,19 @@ impl Core {
         }
     }
 
+    /// The master itself did not run for `gap`: heartbeats that arrived meanwhile were not
+    /// counted, so every agent's silence starts again now.
+    pub async fn forgive_stall(&self, gap: std::time::Duration) {
+        tracing::warn!(
+            gap_ms = gap.as_millis() as u64,
+            "the master stalled; restarting agents' heartbeat clocks"
+        );
+        let mut st = self.state().await;
+        for a in st.agents.values_mut() {
+            a.last_seen = Instant::now();
+        }
+    }
+
     /// Connection `conn_id` closed. The agent stays registered until its heartbeats are missed.
     pub async fn disconnected(&self, agent: &AgentId, conn_id: u64) {
         let mut guard = self.state().await;

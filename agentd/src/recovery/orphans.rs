@@ -1,0 +1,52 @@
+//! Finding executor shims the agent started but never checkpointed (it died between starting the
+//! shim and saving its pid), so that recovery can kill them instead of leaving a task running
+//! untracked while the master places a replacement.
+
+use std::path::Path;
+
+/// Pids of live processes started as `<exe> __gantry_executor <status_file> ...`.
+pub fn shims_for(status_file: &Path) -> Vec<i32> {
+    let want = status_file.as_os_str().as_encoded_bytes();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == crate::executor::EXECUTOR_ARG.as_bytes() && w[1] == want)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_process_by_the_shim_marker_and_its_status_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("exit_status.json");
+        // `sh -c SCRIPT MARKER FILE` carries the shim's marker and status file in its argv.
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg("sleep 5; true")
+            .arg(crate::executor::EXECUTOR_ARG)
+            .arg(&status)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let found = shims_for(&status);
+        let other = shims_for(&dir.path().join("other.json"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found, vec![pid]);
+        assert!(
+            other.is_empty(),
+            "another task's status file matches nothing"
+        );
+    }
+}
