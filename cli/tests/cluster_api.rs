@@ -138,3 +138,57 @@ async fn mesos_endpoints_have_the_shapes_clients_read() {
     .await;
     assert_eq!(agent_state["id"], state["slaves"][0]["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_tasks_replaces_them_or_scales_the_app_down() {
+    let mut c = Cluster::new();
+    c.start_agent(0, "cpus:2;mem:512;disk:100;ports:[31000-31010]");
+    c.wait_agents(1).await;
+    let app = json!({"id": "/k", "cmd": "sleep 3600", "instances": 3, "cpus": 0.1, "mem": 16,
+                     "env": c.marker_env()});
+    assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
+    let tasks = c.wait_running("k", 3).await;
+    let http = reqwest::Client::new();
+    let delete = |path: String| {
+        let http = http.clone();
+        let url = format!("{}{path}", c.url());
+        async move {
+            let r = http.delete(url).send().await.expect("DELETE");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // One task with scale=true: a deployment result, and the app shrinks to 2.
+    let victim = tasks[0]["id"].as_str().expect("id").to_string();
+    let (s, b) = delete(format!("/v2/apps/k/tasks/{victim}?scale=True")).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["deploymentId"].is_string(), "{b}");
+    assert_eq!(c.get("/v2/apps/k").await["app"]["instances"], 2);
+    let left = c.wait_running("k", 2).await;
+    assert!(left.iter().all(|t| t["id"] != victim.as_str()));
+
+    // All tasks without scale: they are listed as killed and replaced.
+    let (s, b) = delete("/v2/apps/k/tasks".into()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["tasks"].as_array().map(Vec::len), Some(2), "{b}");
+    let replaced = eventually(Duration::from_secs(20), "replacements", || async {
+        let t = c.tasks("k").await;
+        let fresh = t.iter().all(|t| left.iter().all(|l| l["id"] != t["id"]));
+        (t.len() == 2 && fresh && t.iter().all(|t| t["state"] == "TASK_RUNNING")).then_some(t)
+    })
+    .await;
+    assert_eq!(replaced.len(), 2);
+
+    let (s, b) = delete("/v2/apps/k/tasks?scale=true&wipe=true".into()).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        b["message"],
+        "You cannot use scale and wipe at the same time."
+    );
+    let (s, b) = delete("/v2/apps/k/tasks/k.instance-nope._app.1".into()).await;
+    assert_eq!(s, 404);
+    assert_eq!(b["message"], "Task 'k.instance-nope._app.1' does not exist");
+    let (s, _) = delete("/v2/apps/nope/tasks".into()).await;
+    assert_eq!(s, 404);
+}

@@ -7,8 +7,9 @@ pub mod updates;
 
 use crate::config::MasterConfig;
 use crate::services::app_definition::AppDefinition;
+use crate::store::records::TaskRecord;
 use crate::store::{AsyncStore, StoreError, Write};
-use gantry_proto::{AgentId, MasterMessage};
+use gantry_proto::{AgentId, MasterMessage, TaskId};
 pub use state::{AgentEntry, ClusterState, Conn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -120,6 +121,64 @@ impl Core {
         drop(st);
         self.wake();
         Ok(())
+    }
+
+    /// Kills tasks of `app_id` (those in `only`, or all of them). With `scale`, the app's instance
+    /// count goes down by the number killed (a scaling change, stored first); without it the
+    /// controller replaces them. Returns the killed tasks as they were.
+    pub async fn kill_app_tasks(
+        &self,
+        app_id: &str,
+        only: Option<&[TaskId]>,
+        scale: bool,
+        version: &str,
+    ) -> Result<Vec<TaskRecord>, CoreError> {
+        let mut guard = self.state.lock().await;
+        let st = &mut *guard;
+        let Some(app) = st.apps.get(app_id) else {
+            return Err(CoreError::AppNotFound(app_id.to_owned()));
+        };
+        let victims: Vec<TaskRecord> = st
+            .app_tasks(app_id)
+            .filter(|t| only.is_none_or(|ids| ids.contains(&t.info.task_id)))
+            .filter(|t| !t.kill_requested)
+            .cloned()
+            .collect();
+        let mut writes = Vec::new();
+        let mut scaled = None;
+        if scale && !victims.is_empty() {
+            let mut a = app.clone();
+            a.instances = a.instances.saturating_sub(victims.len() as u32);
+            a.stamp_scaling(version);
+            writes.push(Write::PutApp {
+                id: a.id.clone(),
+                app: serde_json::to_value(&a).unwrap_or_default(),
+            });
+            scaled = Some(a);
+        }
+        let killed: Vec<TaskRecord> = victims
+            .iter()
+            .map(|t| TaskRecord {
+                kill_requested: true,
+                ..t.clone()
+            })
+            .collect();
+        writes.extend(killed.iter().map(|t| Write::PutTask(Box::new(t.clone()))));
+        self.store.apply(writes).await?;
+        if let Some(a) = scaled {
+            st.apps.insert(a.id.clone(), a);
+        }
+        for t in killed {
+            let msg = MasterMessage::KillTask {
+                task_id: t.info.task_id.clone(),
+                grace_period_secs: Some(t.info.kill_grace_period_secs),
+            };
+            Self::send(st, &t.info.agent_id, msg);
+            st.tasks.insert(t.info.task_id.clone(), t);
+        }
+        drop(guard);
+        self.wake();
+        Ok(victims)
     }
 
     /// Sends a message to an agent if it is connected; false when it is not.

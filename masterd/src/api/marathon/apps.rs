@@ -87,14 +87,20 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
 enum AppPath {
     App(String),
     Tasks(String),
+    Task(String, String),
 }
 
 fn parse_path(rest: &str) -> AppPath {
     let rest = rest.trim_end_matches('/');
-    match rest.strip_suffix("/tasks") {
-        Some(app) => AppPath::Tasks(path_id::normalize(app)),
-        None => AppPath::App(path_id::normalize(rest)),
+    if let Some(app) = rest.strip_suffix("/tasks") {
+        return AppPath::Tasks(path_id::normalize(app));
     }
+    if let Some((app, task)) = rest.rsplit_once("/tasks/") {
+        if !task.contains('/') {
+            return AppPath::Task(path_id::normalize(app), task.to_owned());
+        }
+    }
+    AppPath::App(path_id::normalize(rest))
 }
 
 /// `GET /v2/apps/{id}` and `GET /v2/apps/{id}/tasks`.
@@ -120,27 +126,90 @@ pub async fn get(
             let tasks: Vec<Value> = st.app_tasks(&id).map(|t| task(&st, t, false)).collect();
             Ok(Json(json!({ "tasks": tasks })))
         }
+        // Marathon has no GET for one task: the path names no app.
+        AppPath::Task(..) => Err(MarathonError::NotFound(format!(
+            "App '{}' does not exist",
+            path_id::normalize(&rest)
+        ))),
     }
 }
 
-/// `DELETE /v2/apps/{id}`: the app is gone at once; its tasks are killed.
+/// `DELETE /v2/apps/{id}`: the app is gone at once; its tasks are killed. Also
+/// `DELETE /v2/apps/{id}/tasks[/{taskId}]`: kill tasks (replaced, or with `scale=true` the app
+/// shrinks by as many).
 pub async fn delete(
     State(core): State<Arc<Core>>,
     Path(rest): Path<String>,
     Query(q): Query,
 ) -> Result<Response, MarathonError> {
-    // `force` defaults to true here; with no deployments to override it changes nothing yet.
-    let _force = flag(q.first("force"), true);
-    let AppPath::App(id) = parse_path(&rest) else {
-        return Err(MarathonError::NotFound(format!(
-            "App '{}' does not exist",
-            path_id::normalize(&rest)
-        )));
+    let (app, only) = match parse_path(&rest) {
+        AppPath::App(id) => {
+            // `force` defaults to true here; with no deployments to override it changes nothing.
+            let _force = flag(q.first("force"), true);
+            core.delete_app(&id).await?;
+            return Ok(deployment_result());
+        }
+        AppPath::Tasks(app) => (app, None),
+        AppPath::Task(app, task) => (app, Some(vec![gantry_proto::TaskId(task)])),
     };
-    core.delete_app(&id).await?;
+    let scale = flag(q.first("scale"), false);
+    if scale && flag(q.first("wipe"), false) {
+        return Err(MarathonError::BadRequest(
+            "You cannot use scale and wipe at the same time.".into(),
+        ));
+    }
+    let host = q.first("host").filter(|h| *h != "*").map(str::to_owned);
+    let only = match (only, host) {
+        (Some(ids), _) => Some(ids),
+        (None, Some(host)) => {
+            let st = core.state().await;
+            let ids = st
+                .app_tasks(&app)
+                .filter(|t| {
+                    st.agents
+                        .get(&t.info.agent_id)
+                        .is_some_and(|a| a.record.info.hostname == host)
+                })
+                .map(|t| t.info.task_id.clone())
+                .collect();
+            Some(ids)
+        }
+        (None, None) => None,
+    };
+    let single = only
+        .as_ref()
+        .filter(|ids| ids.len() == 1 && q.first("host").is_none())
+        .map(|ids| ids[0].clone());
+    let now = iso(gantry_proto::time::now_secs());
+    let killed = core
+        .kill_app_tasks(&app, only.as_deref(), scale, &now)
+        .await?;
+    if let Some(id) = &single {
+        if killed.is_empty() {
+            return Err(MarathonError::NotFound(format!(
+                "Task '{id}' does not exist"
+            )));
+        }
+    }
+    if scale {
+        return Ok(deployment_result());
+    }
+    let st = core.state().await;
+    let mut rendered: Vec<Value> = killed.iter().map(|t| task(&st, t, false)).collect();
+    Ok(match (single, rendered.pop()) {
+        (Some(_), Some(t)) => Json(json!({ "task": t })).into_response(),
+        (_, last) => {
+            rendered.extend(last);
+            Json(json!({ "tasks": rendered })).into_response()
+        }
+    })
+}
+
+/// A deployment result (`{"deploymentId", "version"}` and the `Marathon-Deployment-Id` header).
+fn deployment_result() -> Response {
     let deployment = uuid::Uuid::new_v4().to_string();
     let body = json!({"deploymentId": deployment, "version": iso(gantry_proto::time::now_secs())});
     let mut resp = Json(body).into_response();
     deployment_headers(&mut resp, &deployment);
-    Ok(resp)
+    resp
 }
