@@ -280,3 +280,24 @@ async fn an_agent_notices_a_frozen_master_and_re_registers_when_it_thaws() {
             >= 2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_task_failure_survives_a_master_restart() {
+    let mut c = Cluster::new();
+    c.start_agent(0, AGENT);
+    c.wait_agents(1).await;
+    let app =
+        json!({"id": "/flaky", "cmd": "exit 9", "cpus": 0.1, "mem": 16, "backoffSeconds": 3600});
+    assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
+    let failure = eventually(Duration::from_secs(20), "the failure", || async {
+        let f = c.get("/v2/apps/flaky").await["app"]["lastTaskFailure"].clone();
+        (!f.is_null()).then_some(f)
+    })
+    .await;
+    c.kill_master();
+    c.start_master();
+    c.wait_agents(1).await;
+    let after = c.get("/v2/apps/flaky").await["app"]["lastTaskFailure"].clone();
+    assert_eq!(after, failure);
+    assert_eq!(after["message"], "Command exited with status 9");
+}

@@ -108,11 +108,19 @@ async fn load(store: &AsyncStore) -> Result<(ClusterState, Option<String>), Mast
             },
         );
     }
-    let master_id = snap
-        .meta
-        .into_iter()
-        .find(|(k, _)| k == "master_id")
-        .map(|(_, v)| v);
+    let mut master_id = None;
+    for (k, v) in snap.meta {
+        if k == "master_id" {
+            master_id = Some(v);
+        } else if k.starts_with("last_failure:") {
+            match serde_json::from_str(&v) {
+                Ok(rec) => st.push_completed(rec),
+                Err(e) => {
+                    tracing::warn!(key = %k, error = %e, "ignoring an unreadable stored failure")
+                }
+            }
+        }
+    }
     Ok((st, master_id))
 }
 

@@ -9,6 +9,12 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// The meta key under which an app's last failed task is stored (Marathon keeps `lastTaskFailure`
+/// across restarts).
+pub fn last_failure_key(app_id: &str) -> String {
+    format!("last_failure:{app_id}")
+}
+
 /// How many ended tasks the master remembers for `/master/state` and `lastTaskFailure`.
 const COMPLETED_KEPT: usize = 1000;
 

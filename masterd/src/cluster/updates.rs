@@ -2,7 +2,7 @@
 //! acknowledged, so that delivery is at least once and handling idempotent.
 
 use super::{Core, CoreError};
-use crate::cluster::state::LaunchDelay;
+use crate::cluster::state::{last_failure_key, LaunchDelay};
 use crate::store::Write;
 use gantry_proto::time::now_secs;
 use gantry_proto::{AgentId, MasterMessage, StatusUpdate, TaskState};
@@ -73,12 +73,18 @@ impl Core {
         }
         rec.status = Some(up.status.clone());
         let terminal = up.status.state.is_terminal();
-        let write = if terminal {
+        let mut writes = vec![if terminal {
             Write::DeleteTask(tid.0.clone())
         } else {
             Write::PutTask(Box::new(rec.clone()))
-        };
-        if let Err(e) = self.store().apply(vec![write]).await {
+        }];
+        if rec.state == TaskState::TaskFailed {
+            writes.push(Write::PutMeta {
+                key: last_failure_key(&rec.app_id),
+                value: serde_json::to_string(&rec).unwrap_or_default(),
+            });
+        }
+        if let Err(e) = self.store().apply(writes).await {
             if let Some(a) = st.agents.get_mut(agent) {
                 a.conn = None; // the agent reconnects and resends
             }

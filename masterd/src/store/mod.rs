@@ -46,6 +46,7 @@ pub enum Write {
         key: String,
         value: String,
     },
+    DeleteMeta(String),
 }
 
 /// Everything the store holds, as loaded at start-up.

@@ -114,6 +114,9 @@ impl Store for SqliteStore {
                         params![a.id.as_str(), to_json(a)],
                     )?;
                 }
+                Write::DeleteMeta(key) => {
+                    tx.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
+                }
                 Write::PutMeta { key, value } => {
                     tx.execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
