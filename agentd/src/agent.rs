@@ -4,8 +4,8 @@ use crate::config::{AgentConfig, ContainerizerKind};
 use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
 use crate::containerizer::native::{NativeConfig, NativeContainerizer};
 use crate::containerizer::process::ProcessContainerizer;
-use crate::fetcher::Fetcher;
 use crate::containerizer::Containerizer;
+use crate::fetcher::Fetcher;
 use crate::http::{router, AgentHttp};
 use crate::link::{self, LinkConfig};
 use crate::recovery::{RecoveryError, WorkDir};
@@ -49,7 +49,10 @@ fn native_usable() -> Result<CgroupLayout, String> {
 
 /// `--containerizer`, or the default: native when root with usable cgroups, else process. Says
 /// which, and why, in one log line.
-fn choose_containerizer(cfg: &AgentConfig, shim: PathBuf) -> Result<Arc<dyn Containerizer>, AgentError> {
+fn choose_containerizer(
+    cfg: &AgentConfig,
+    shim: PathBuf,
+) -> Result<Arc<dyn Containerizer>, AgentError> {
     let native = |layout: CgroupLayout| -> Arc<dyn Containerizer> {
         Arc::new(NativeContainerizer::new(NativeConfig {
             shim_exe: shim.clone(),
@@ -61,16 +64,27 @@ fn choose_containerizer(cfg: &AgentConfig, shim: PathBuf) -> Result<Arc<dyn Cont
     };
     match (cfg.containerizer, native_usable()) {
         (Some(ContainerizerKind::Process), _) => {
-            tracing::info!(containerizer = "process", "containerizer: process (--containerizer process)");
+            tracing::info!(
+                containerizer = "process",
+                "containerizer: process (--containerizer process)"
+            );
             Ok(Arc::new(ProcessContainerizer::new(shim)))
         }
         (Some(ContainerizerKind::Native), Err(why)) => Err(AgentError::Native(why)),
         (Some(ContainerizerKind::Native), Ok(layout)) => {
-            tracing::info!(containerizer = "native", "containerizer: native (--containerizer native; {})", layout.describe());
+            tracing::info!(
+                containerizer = "native",
+                "containerizer: native (--containerizer native; {})",
+                layout.describe()
+            );
             Ok(native(layout))
         }
         (None, Ok(layout)) => {
-            tracing::info!(containerizer = "native", "containerizer: native (default: running as root; {})", layout.describe());
+            tracing::info!(
+                containerizer = "native",
+                "containerizer: native (default: running as root; {})",
+                layout.describe()
+            );
             Ok(native(layout))
         }
         (None, Err(why)) => {

@@ -34,11 +34,18 @@ pub fn run_if_requested() {
         return;
     }
     let rest: Vec<std::ffi::OsString> = args.collect();
-    if first.as_deref() == Some(std::ffi::OsStr::new(crate::containerizer::native::init::CONTAINER_ARG)) {
+    if first.as_deref()
+        == Some(std::ffi::OsStr::new(
+            crate::containerizer::native::init::CONTAINER_ARG,
+        ))
+    {
         match rest.first() {
             Some(spec) => crate::containerizer::native::init::run(Path::new(spec)),
             None => {
-                eprintln!("usage: {} SPEC_FILE", crate::containerizer::native::init::CONTAINER_ARG);
+                eprintln!(
+                    "usage: {} SPEC_FILE",
+                    crate::containerizer::native::init::CONTAINER_ARG
+                );
                 std::process::exit(2);
             }
         }

@@ -88,7 +88,11 @@ async fn statistics(State(s): State<AgentHttp>) -> Json<Value> {
         .usage()
         .into_iter()
         .map(|(info, u)| {
-            let framework = info.labels.get("framework_id").cloned().unwrap_or_else(|| "marathon".into());
+            let framework = info
+                .labels
+                .get("framework_id")
+                .cloned()
+                .unwrap_or_else(|| "marathon".into());
             let mut stats = json!({
                 "timestamp": now,
                 "cpus_limit": info.resources.cpus,

@@ -185,7 +185,11 @@ impl TaskTable {
             meta_dir: self.wd.task_meta_dir(&id),
             task,
         };
-        let fetcher = self.fetcher.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let fetcher = self
+            .fetcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match fetcher {
             Some(f) if !spec.task.command.uris.is_empty() => {
                 let this = self.clone();
@@ -207,7 +211,11 @@ impl TaskTable {
     /// Starts the container of a task whose sandbox is ready (unless it was killed meanwhile).
     fn start_container(self: &Arc<Self>, id: &TaskId, spec: &LaunchSpec) {
         let id = id.clone();
-        if self.entries().get(&id).is_none_or(|e| e.ckpt.state.is_terminal()) {
+        if self
+            .entries()
+            .get(&id)
+            .is_none_or(|e| e.ckpt.state.is_terminal())
+        {
             return;
         }
         match self.containerizer.launch(spec) {

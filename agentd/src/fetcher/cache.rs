@@ -116,7 +116,10 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         c.put("u3", &src);
         assert!(c.size() <= 25);
-        assert!(c.get("u2").is_none(), "the least recently used entry went first");
+        assert!(
+            c.get("u2").is_none(),
+            "the least recently used entry went first"
+        );
         assert!(c.get("u1").is_some() && c.get("u3").is_some());
         std::fs::write(&src, [0u8; 30]).expect("write");
         c.put("big", &src);

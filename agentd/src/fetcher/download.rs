@@ -11,7 +11,10 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
         uri: uri.to_string(),
         why,
     };
-    if let Some(local) = uri.strip_prefix("file://").or_else(|| uri.starts_with('/').then_some(uri)) {
+    if let Some(local) = uri
+        .strip_prefix("file://")
+        .or_else(|| uri.starts_with('/').then_some(uri))
+    {
         return tokio::fs::copy(local, dest)
             .await
             .map(|_| ())
@@ -21,7 +24,9 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
         return Err(fail("https is not supported by this build of the fetcher (no TLS); use http or a local path".into()));
     }
     if !uri.starts_with("http://") {
-        return Err(fail("unsupported scheme (http://, file:// or an absolute path)".into()));
+        return Err(fail(
+            "unsupported scheme (http://, file:// or an absolute path)".into(),
+        ));
     }
     let resp = client
         .get(uri)
@@ -45,5 +50,7 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
             .await
             .map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))?;
     }
-    file.flush().await.map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))
+    file.flush()
+        .await
+        .map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))
 }

@@ -30,7 +30,10 @@ impl ArchiveKind {
             (".tar", ArchiveKind::Tar),
             (".zip", ArchiveKind::Zip),
         ];
-        kinds.iter().find(|(ext, _)| n.ends_with(ext)).map(|(_, k)| *k)
+        kinds
+            .iter()
+            .find(|(ext, _)| n.ends_with(ext))
+            .map(|(_, k)| *k)
     }
 }
 
@@ -56,7 +59,10 @@ fn stays_inside(p: &Path) -> bool {
 /// Checks an entry's path and, for links, its target (relative to the entry's directory).
 pub fn check_entry(path: &Path, link: Option<&Path>) -> Result<(), String> {
     if !stays_inside(path) || path.components().any(|c| c == Component::ParentDir) {
-        return Err(format!("entry '{}' escapes the sandbox (absolute path or '..'); refused", path.display()));
+        return Err(format!(
+            "entry '{}' escapes the sandbox (absolute path or '..'); refused",
+            path.display()
+        ));
     }
     if let Some(target) = link {
         let resolved: PathBuf = path.parent().unwrap_or(Path::new("")).join(target);
@@ -87,16 +93,29 @@ fn untar(r: impl Read, dest: &Path) -> Result<(), String> {
     let mut ar = tar::Archive::new(r);
     ar.set_preserve_permissions(true);
     ar.set_overwrite(true);
-    let entries = ar.entries().map_err(|e| format!("not a tar archive: {e}"))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
     for entry in entries {
         let mut e = entry.map_err(|e| format!("corrupt archive: {e}"))?;
-        let path = e.path().map_err(|e| format!("bad entry name: {e}"))?.into_owned();
-        let link = e.link_name().map_err(|e| format!("bad link name: {e}"))?.map(|l| l.into_owned());
-        let is_link = matches!(e.header().entry_type(), tar::EntryType::Symlink | tar::EntryType::Link);
+        let path = e
+            .path()
+            .map_err(|e| format!("bad entry name: {e}"))?
+            .into_owned();
+        let link = e
+            .link_name()
+            .map_err(|e| format!("bad link name: {e}"))?
+            .map(|l| l.into_owned());
+        let is_link = matches!(
+            e.header().entry_type(),
+            tar::EntryType::Symlink | tar::EntryType::Link
+        );
         let hard = e.header().entry_type() == tar::EntryType::Link;
         match (is_link, link) {
             // A hard link's target is relative to the archive root, not to the entry.
-            (true, Some(l)) if hard => check_entry(&path, None).and_then(|_| check_entry(&l, None))?,
+            (true, Some(l)) if hard => {
+                check_entry(&path, None).and_then(|_| check_entry(&l, None))?
+            }
             (true, Some(l)) => check_entry(&path, Some(&l))?,
             _ => check_entry(&path, None)?,
         }
@@ -104,7 +123,10 @@ fn untar(r: impl Read, dest: &Path) -> Result<(), String> {
             .unpack_in(dest)
             .map_err(|err| format!("cannot extract '{}': {err}", path.display()))?;
         if !unpacked {
-            return Err(format!("entry '{}' escapes the sandbox; refused", path.display()));
+            return Err(format!(
+                "entry '{}' escapes the sandbox; refused",
+                path.display()
+            ));
         }
     }
     Ok(())
@@ -119,12 +141,14 @@ fn unzip(f: File, dest: &Path) -> Result<(), String> {
         let out = dest.join(&name);
         if file.is_symlink() {
             let mut target = String::new();
-            file.read_to_string(&mut target).map_err(|e| format!("bad link '{}': {e}", name.display()))?;
+            file.read_to_string(&mut target)
+                .map_err(|e| format!("bad link '{}': {e}", name.display()))?;
             check_entry(&name, Some(Path::new(&target)))?;
             if let Some(p) = out.parent() {
                 std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
             }
-            std::os::unix::fs::symlink(&target, &out).map_err(|e| format!("cannot link '{}': {e}", name.display()))?;
+            std::os::unix::fs::symlink(&target, &out)
+                .map_err(|e| format!("cannot link '{}': {e}", name.display()))?;
             continue;
         }
         check_entry(&name, None)?;
@@ -135,8 +159,10 @@ fn unzip(f: File, dest: &Path) -> Result<(), String> {
         if let Some(p) = out.parent() {
             std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
         }
-        let mut w = File::create(&out).map_err(|e| format!("cannot create '{}': {e}", name.display()))?;
-        std::io::copy(&mut file, &mut w).map_err(|e| format!("cannot extract '{}': {e}", name.display()))?;
+        let mut w =
+            File::create(&out).map_err(|e| format!("cannot create '{}': {e}", name.display()))?;
+        std::io::copy(&mut file, &mut w)
+            .map_err(|e| format!("cannot extract '{}': {e}", name.display()))?;
         if let Some(mode) = file.unix_mode() {
             let _ = std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o7777));
         }

@@ -61,7 +61,11 @@ impl Fetcher {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
-        let cached = if u.cache { self.cache.get(&u.uri) } else { None };
+        let cached = if u.cache {
+            self.cache.get(&u.uri)
+        } else {
+            None
+        };
         match cached {
             Some(path) => {
                 std::fs::copy(&path, &dest).map_err(|e| io(&dest, e))?;
@@ -103,8 +107,14 @@ fn dest_name(u: &FetchUri) -> Result<String, FetchError> {
         }
     };
     let p = Path::new(&name);
-    if name.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-        return Err(bad("its destination must be a plain relative path inside the sandbox"));
+    if name.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(bad(
+            "its destination must be a plain relative path inside the sandbox",
+        ));
     }
     Ok(name)
 }
@@ -125,8 +135,14 @@ mod tests {
 
     #[test]
     fn destination_names() {
-        assert_eq!(dest_name(&uri("http://h/a/b.tar.gz?x=1", None)).expect("name"), "b.tar.gz");
-        assert_eq!(dest_name(&uri("/srv/x", Some("bin/x"))).expect("name"), "bin/x");
+        assert_eq!(
+            dest_name(&uri("http://h/a/b.tar.gz?x=1", None)).expect("name"),
+            "b.tar.gz"
+        );
+        assert_eq!(
+            dest_name(&uri("/srv/x", Some("bin/x"))).expect("name"),
+            "bin/x"
+        );
         assert!(dest_name(&uri("http://h/", None)).is_err());
         assert!(dest_name(&uri("http://h/a", Some("../a"))).is_err());
         assert!(dest_name(&uri("http://h/a", Some("/etc/a"))).is_err());

@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The first argument that starts a native container's launcher.
 pub const CONTAINER_ARG: &str = "__gantry_container";
@@ -47,15 +47,19 @@ pub fn clone_flags(spec: &InitSpec) -> CloneFlags {
 /// Launcher, in the host's namespaces: protect the init from the OOM killer, join the cgroup, then
 /// unshare (the next child is pid 1 of the new pid namespace).
 pub fn launcher_plan(sys: &dyn Syscall, spec: &InitSpec, pid: i32) -> Result<(), SyscallError> {
-    sys.write_file(Path::new("/proc/self/oom_score_adj"), "-1000")?;
+    // Best effort: some hosts (unprivileged containers) refuse lowering it.
+    let _ = sys.write_file(Path::new("/proc/self/oom_score_adj"), "-1000");
     for f in &spec.cgroup_procs {
         sys.write_file(f, &pid.to_string())?;
     }
     sys.unshare(clone_flags(spec))
 }
 
-/// Init, inside the new namespaces: the mount plan, then the network.
-pub fn init_plan(sys: &dyn Syscall, spec: &InitSpec) -> Result<(), SyscallError> {
+/// Init, inside the new namespaces: the mount plan, then the network. Returns the path to record
+/// the task's status at, through a held fd on its directory (a tmpfs may cover the original).
+pub fn init_plan(sys: &dyn Syscall, spec: &InitSpec) -> Result<PathBuf, SyscallError> {
+    let meta = sys.hold_dir(spec.status_file.parent().unwrap_or(Path::new("/")))?;
+    let status = meta.join(spec.status_file.file_name().unwrap_or_default());
     // Sources of bind mounts are held first: a tmpfs may cover them (a sandbox under /tmp).
     let mut held = Vec::new();
     for step in &spec.mounts {
@@ -103,12 +107,12 @@ pub fn init_plan(sys: &dyn Syscall, spec: &InitSpec) -> Result<(), SyscallError>
     if spec.namespaces.net {
         sys.loopback_up()?;
     }
-    Ok(())
+    Ok(status)
 }
 
 /// The task's process, after fork and before exec: normal OOM score, its user, its directory.
 pub fn task_plan(sys: &dyn Syscall, spec: &InitSpec) -> Result<(), SyscallError> {
-    sys.write_file(Path::new("/proc/self/oom_score_adj"), "0")?;
+    let _ = sys.write_file(Path::new("/proc/self/oom_score_adj"), "0");
     sys.set_ids(spec.uid, spec.gid, &spec.groups)?;
     sys.chdir(&spec.cwd)
 }
@@ -161,11 +165,14 @@ fn report_pid(spec: &InitSpec, what: &str) {
 /// pid 1 of the container.
 fn init(sys: &dyn Syscall, spec: &InitSpec) -> i32 {
     let _ = nix::unistd::setsid();
-    if let Err(e) = init_plan(sys, spec) {
-        eprintln!("gantry init: container setup failed: {e}");
-        record(spec, Some(127), None);
-        return 127;
-    }
+    let status = match init_plan(sys, spec) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gantry init: container setup failed: {e}");
+            record(&spec.status_file, Some(127), None);
+            return 127;
+        }
+    };
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(s);
@@ -180,7 +187,7 @@ fn init(sys: &dyn Syscall, spec: &InitSpec) -> i32 {
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
             eprintln!("gantry init: fork: {e}");
-            record(spec, Some(127), None);
+            record(&status, Some(127), None);
             return 127;
         }
     };
@@ -188,7 +195,7 @@ fn init(sys: &dyn Syscall, spec: &InitSpec) -> i32 {
         match mask.wait() {
             Ok(Signal::SIGCHLD) => {
                 if let Some((code, sig)) = reap(task) {
-                    record(spec, code, sig);
+                    record(&status, code, sig);
                     return code.unwrap_or_else(|| 128 + sig.unwrap_or(0));
                 }
             }
@@ -215,8 +222,8 @@ fn reap(task: Pid) -> Option<(Option<i32>, Option<i32>)> {
     }
 }
 
-fn record(spec: &InitSpec, exit_code: Option<i32>, signal: Option<i32>) {
-    write_record(&spec.status_file, &ExitRecord { exit_code, signal });
+fn record(path: &Path, exit_code: Option<i32>, signal: Option<i32>) {
+    write_record(path, &ExitRecord { exit_code, signal });
 }
 
 fn exec_task(sys: &dyn Syscall, spec: &InitSpec) -> ! {
@@ -259,7 +266,11 @@ mod tests {
                 net,
             },
             cgroup_procs: vec![PathBuf::from("/cg/memory/gantry/c1/cgroup.procs")],
-            mounts: InitSpec::mount_plan(Path::new("/tmp/w/sandbox"), Path::new("/tmp/w/sandbox"), 1 << 20),
+            mounts: InitSpec::mount_plan(
+                Path::new("/tmp/w/sandbox"),
+                Path::new("/tmp/w/sandbox"),
+                1 << 20,
+            ),
             status_file: PathBuf::from("/m/status"),
             pid_file: PathBuf::from("/m/pid"),
         }
@@ -273,10 +284,18 @@ mod tests {
         assert_eq!(calls[0], "write /proc/self/oom_score_adj -1000");
         assert_eq!(calls[1], "write /cg/memory/gantry/c1/cgroup.procs 42");
         assert!(calls[2].starts_with("unshare"), "{calls:?}");
-        for ns in ["CLONE_NEWPID", "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC"] {
+        for ns in [
+            "CLONE_NEWPID",
+            "CLONE_NEWNS",
+            "CLONE_NEWUTS",
+            "CLONE_NEWIPC",
+        ] {
             assert!(calls[2].contains(ns), "{ns} in {}", calls[2]);
         }
-        assert!(!calls[2].contains("CLONE_NEWNET"), "host network by default");
+        assert!(
+            !calls[2].contains("CLONE_NEWNET"),
+            "host network by default"
+        );
         let sys = RecordingSyscall::default();
         launcher_plan(&sys, &spec(true), 42).expect("plan");
         assert!(sys.take()[2].contains("CLONE_NEWNET"));
@@ -285,14 +304,37 @@ mod tests {
     #[test]
     fn mounts_keep_a_sandbox_under_tmp_reachable() {
         let sys = RecordingSyscall::default();
-        init_plan(&sys, &spec(true)).expect("plan");
-        let calls = sys.take();
-        assert_eq!(calls[0], "hold /tmp/w/sandbox", "held before /tmp is covered");
-        assert!(calls[1].starts_with("mount - / -") && calls[1].contains("MS_PRIVATE"), "{}", calls[1]);
-        assert!(calls[2].starts_with("mount proc /proc proc"), "{}", calls[2]);
-        assert!(calls[3].starts_with("mount tmpfs /tmp tmpfs") && calls[3].ends_with("mode=1777,size=1048576"));
+        let status = init_plan(&sys, &spec(true)).expect("plan");
+        assert_eq!(status, Path::new("/proc/self/fd/9/status"));
+        let mut calls = sys.take();
+        assert_eq!(
+            calls.remove(0),
+            "hold /m",
+            "the status file's directory is held first"
+        );
+        assert_eq!(
+            calls[0], "hold /tmp/w/sandbox",
+            "held before /tmp is covered"
+        );
+        assert!(
+            calls[1].starts_with("mount - / -") && calls[1].contains("MS_PRIVATE"),
+            "{}",
+            calls[1]
+        );
+        assert!(
+            calls[2].starts_with("mount proc /proc proc"),
+            "{}",
+            calls[2]
+        );
+        assert!(
+            calls[3].starts_with("mount tmpfs /tmp tmpfs")
+                && calls[3].ends_with("mode=1777,size=1048576")
+        );
         assert_eq!(calls[4], "mkdir /tmp/w/sandbox");
-        assert!(calls[5].starts_with("mount /proc/self/fd/9 /tmp/w/sandbox -") && calls[5].contains("MS_BIND"));
+        assert!(
+            calls[5].starts_with("mount /proc/self/fd/9 /tmp/w/sandbox -")
+                && calls[5].contains("MS_BIND")
+        );
         assert_eq!(calls[6], "lo up");
     }
 

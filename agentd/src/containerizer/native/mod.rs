@@ -61,7 +61,11 @@ impl NativeContainerizer {
             .map(|rel| ContainerCgroup::new(self.cfg.layout.clone(), rel.clone()))
     }
 
-    fn launch_inner(&self, spec: &LaunchSpec, cg: &ContainerCgroup) -> Result<Checkpoint, ContainerError> {
+    fn launch_inner(
+        &self,
+        spec: &LaunchSpec,
+        cg: &ContainerCgroup,
+    ) -> Result<Checkpoint, ContainerError> {
         let task = &spec.task;
         let argv = task_argv(&task.command)?;
         let (user, note) = self
@@ -128,15 +132,24 @@ impl NativeContainerizer {
             .stdout(stdout)
             .stderr(stderr)
             .status()
-            .map_err(|e| ContainerError::Launch(format!("cannot start the container's init: {e}")))?;
+            .map_err(|e| {
+                ContainerError::Launch(format!("cannot start the container's init: {e}"))
+            })?;
         let reported = std::fs::read_to_string(&pid_file).unwrap_or_default();
         let pid: i32 = match reported.trim().parse() {
             Ok(p) if status.success() => p,
             _ => {
-                let why = reported.trim().strip_prefix("error: ").unwrap_or(reported.trim());
+                let why = reported
+                    .trim()
+                    .strip_prefix("error: ")
+                    .unwrap_or(reported.trim());
                 return Err(ContainerError::Launch(format!(
                     "the container's launcher failed ({status}): {}",
-                    if why.is_empty() { "see the sandbox's stderr" } else { why }
+                    if why.is_empty() {
+                        "see the sandbox's stderr"
+                    } else {
+                        why
+                    }
                 )));
             }
         };
@@ -155,7 +168,10 @@ impl NativeContainerizer {
         let mut t = termination_of(ckpt);
         if self.cgroup_of(ckpt).is_some_and(|cg| cg.oom_killed()) {
             t.limitation = Some(Reason::ReasonContainerLimitationMemory);
-            t.message = format!("Memory limit exceeded: the task was OOM-killed ({})", t.message);
+            t.message = format!(
+                "Memory limit exceeded: the task was OOM-killed ({})",
+                t.message
+            );
         }
         t
     }
@@ -220,7 +236,8 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), ContainerError> {
 impl Containerizer for NativeContainerizer {
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError> {
         let _span = tracing::info_span!("native_launch", task = %spec.task.task_id).entered();
-        let rel = Path::new(&self.cfg.cgroup_parent).join(plan::container_id(spec.task.task_id.as_str()));
+        let rel =
+            Path::new(&self.cfg.cgroup_parent).join(plan::container_id(spec.task.task_id.as_str()));
         let cg = ContainerCgroup::new(self.cfg.layout.clone(), rel);
         match self.launch_inner(spec, &cg) {
             Ok(c) => Ok(c),
@@ -234,7 +251,9 @@ impl Containerizer for NativeContainerizer {
 
     fn wait(&self, ckpt: &Checkpoint) -> BoxFuture<Termination> {
         let ckpt = ckpt.clone();
-        let this = Self { cfg: self.cfg.clone() };
+        let this = Self {
+            cfg: self.cfg.clone(),
+        };
         Box::pin(async move {
             let started = Instant::now();
             while alive(&ckpt) {
@@ -249,30 +268,33 @@ impl Containerizer for NativeContainerizer {
         let ckpt = ckpt.clone();
         let cg = self.cgroup_of(&ckpt);
         let span = tracing::info_span!("native_kill", container = %ckpt.container_id);
-        Box::pin(tracing::Instrument::instrument(async move {
-            let Some(cg) = cg else { return };
-            // SIGTERM to everything but the init (which would forward it to the task a second time).
-            for p in cg.pids().into_iter().filter(|p| *p != ckpt.pid) {
-                let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
-            }
-            let deadline = tokio::time::Instant::now() + grace;
-            while alive(&ckpt) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            // Whatever is left: frozen, then SIGKILLed, until the cgroup is empty.
-            let until = Instant::now() + Duration::from_secs(10);
-            loop {
-                if cg.pids().is_empty() && !alive(&ckpt) {
-                    break;
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let Some(cg) = cg else { return };
+                // SIGTERM to everything but the init (which would forward it to the task a second time).
+                for p in cg.pids().into_iter().filter(|p| *p != ckpt.pid) {
+                    let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
                 }
-                Self::kill_all_frozen(&cg);
-                if Instant::now() > until {
-                    tracing::error!("processes survive SIGKILL in the container's cgroup");
-                    break;
+                let deadline = tokio::time::Instant::now() + grace;
+                while alive(&ckpt) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }, span))
+                // Whatever is left: frozen, then SIGKILLed, until the cgroup is empty.
+                let until = Instant::now() + Duration::from_secs(10);
+                loop {
+                    if cg.pids().is_empty() && !alive(&ckpt) {
+                        break;
+                    }
+                    Self::kill_all_frozen(&cg);
+                    if Instant::now() > until {
+                        tracing::error!("processes survive SIGKILL in the container's cgroup");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            span,
+        ))
     }
 
     fn recover(&self, ckpt: &Checkpoint) -> Recovered {
@@ -287,7 +309,9 @@ impl Containerizer for NativeContainerizer {
         let cg = self
             .cgroup_of(ckpt)
             .ok_or_else(|| ContainerError::Other("the container has no cgroup".into()))?;
-        let s = cg.stats().map_err(|e| ContainerError::Other(e.to_string()))?;
+        let s = cg
+            .stats()
+            .map_err(|e| ContainerError::Other(e.to_string()))?;
         Ok(Usage {
             cpus_user_time_secs: s.cpu_user_secs,
             cpus_system_time_secs: s.cpu_system_secs,
@@ -301,7 +325,9 @@ impl Containerizer for NativeContainerizer {
     }
 
     fn cleanup(&self, ckpt: &Checkpoint) {
-        let Some(cg) = self.cgroup_of(ckpt) else { return };
+        let Some(cg) = self.cgroup_of(ckpt) else {
+            return;
+        };
         let until = Instant::now() + Duration::from_secs(5);
         while !cg.pids().is_empty() && Instant::now() < until {
             Self::kill_all_frozen(&cg);

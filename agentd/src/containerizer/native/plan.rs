@@ -9,7 +9,13 @@ use gantry_proto::TaskInfo;
 pub fn container_id(task_id: &str) -> String {
     let s: String = task_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.starts_with('.') {
         format!("c{s}")
@@ -86,18 +92,38 @@ mod tests {
             numa_node: Some(1),
             cpus: vec![9, 8, 10],
             mems: vec![1],
-            gpus: vec![GpuAssignment { index: 2, minor: 2, uuid: "GPU-b".into() }],
+            gpus: vec![GpuAssignment {
+                index: 2,
+                minor: 2,
+                uuid: "GPU-b".into(),
+            }],
         });
         let l = limits_for(&t, Some(10), "Character devices:\n  1 mem\n");
         assert_eq!(l.cpuset_cpus.as_deref(), Some("8-10"));
         assert_eq!(l.cpuset_mems.as_deref(), Some("1"));
-        let allow: Vec<String> = l.devices.expect("rules").allow.iter().map(ToString::to_string).collect();
+        let allow: Vec<String> = l
+            .devices
+            .expect("rules")
+            .allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert!(allow.contains(&"c 195:2 rwm".to_string()));
         assert_eq!(l.host_char_majors, vec![1]);
         let env = gpu_env(&t);
         assert!(env.contains(&("NVIDIA_VISIBLE_DEVICES".into(), "GPU-b".into())));
         // No GPUs, no NVIDIA driver: devices untouched.
-        assert!(limits_for(&TaskInfo::default(), None, "Character devices:\n").devices.is_none());
-        assert!(limits_for(&TaskInfo::default(), None, "Character devices:\n195 nvidia\n").devices.is_some());
+        assert!(
+            limits_for(&TaskInfo::default(), None, "Character devices:\n")
+                .devices
+                .is_none()
+        );
+        assert!(limits_for(
+            &TaskInfo::default(),
+            None,
+            "Character devices:\n195 nvidia\n"
+        )
+        .devices
+        .is_some());
     }
 }

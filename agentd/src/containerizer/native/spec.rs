@@ -67,7 +67,9 @@ impl InitSpec {
     }
 
     pub fn load(path: &Path) -> Result<InitSpec, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("bad container spec {}: {e}", path.display()))
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("bad container spec {}: {e}", path.display()))
     }
 }

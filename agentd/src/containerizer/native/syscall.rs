@@ -74,10 +74,17 @@ impl Syscall for LinuxSyscall {
     fn hold_dir(&self, path: &Path) -> Result<std::path::PathBuf, SyscallError> {
         use nix::fcntl::{open, OFlag};
         use std::os::fd::IntoRawFd;
-        let fd = open(path, OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
-            .map_err(|e| err(format!("open {}", path.display()), e))?;
+        let fd = open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| err(format!("open {}", path.display()), e))?;
         // Deliberately leaked: the fd must outlive the bind mount that uses it (the init's life).
-        Ok(std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.into_raw_fd())))
+        Ok(std::path::PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            fd.into_raw_fd()
+        )))
     }
 
     fn loopback_up(&self) -> Result<(), SyscallError> {

@@ -46,7 +46,10 @@ pub enum UserError {
 impl UserPolicy {
     /// Picks the user for a task that asked for `requested`. The second value says why the
     /// request was not honoured, when it was not.
-    pub fn resolve(&self, requested: Option<&str>) -> Result<(TaskUser, Option<String>), UserError> {
+    pub fn resolve(
+        &self,
+        requested: Option<&str>,
+    ) -> Result<(TaskUser, Option<String>), UserError> {
         self.resolve_with(requested, &lookup)
     }
 
@@ -60,17 +63,26 @@ impl UserPolicy {
             let listed = self.allowed.iter().any(|a| a == "*" || a == name);
             match lookup(name) {
                 Some(u) if u.uid == 0 && !self.allow_root => {
-                    let why = format!("root tasks are not allowed on this agent; running as '{}'", self.default_user);
+                    let why = format!(
+                        "root tasks are not allowed on this agent; running as '{}'",
+                        self.default_user
+                    );
                     return self.default(lookup).map(|d| (d, Some(why)));
                 }
                 Some(u) if listed || (u.uid == 0 && self.allow_root) => return Ok((u, None)),
                 Some(_) => {
-                    let why = format!("user '{name}' is not in the agent's --allowed-users; running as '{}'", self.default_user);
+                    let why = format!(
+                        "user '{name}' is not in the agent's --allowed-users; running as '{}'",
+                        self.default_user
+                    );
                     return self.default(lookup).map(|d| (d, Some(why)));
                 }
                 None if listed => return Err(UserError::Unknown(name.to_string())),
                 None => {
-                    let why = format!("user '{name}' is not allowed; running as '{}'", self.default_user);
+                    let why = format!(
+                        "user '{name}' is not allowed; running as '{}'",
+                        self.default_user
+                    );
                     return self.default(lookup).map(|d| (d, Some(why)));
                 }
             }
@@ -79,7 +91,8 @@ impl UserPolicy {
     }
 
     fn default(&self, lookup: &dyn Fn(&str) -> Option<TaskUser>) -> Result<TaskUser, UserError> {
-        let u = lookup(&self.default_user).ok_or_else(|| UserError::Unknown(self.default_user.clone()))?;
+        let u = lookup(&self.default_user)
+            .ok_or_else(|| UserError::Unknown(self.default_user.clone()))?;
         if u.uid == 0 && !self.allow_root {
             return Err(UserError::DefaultIsRoot(u.name));
         }
@@ -114,7 +127,12 @@ mod tests {
             "bob" => 1001,
             _ => return None,
         };
-        Some(TaskUser { name: name.into(), uid, gid: uid, groups: vec![uid] })
+        Some(TaskUser {
+            name: name.into(),
+            uid,
+            gid: uid,
+            groups: vec![uid],
+        })
     }
 
     fn policy(allowed: &[&str], allow_root: bool) -> UserPolicy {
@@ -133,22 +151,46 @@ mod tests {
         assert_eq!(u.name, "nobody");
         assert!(why.expect("a reason").contains("--allowed-users"));
         assert_eq!(p.resolve_with(None, &db).expect("ok").0.name, "nobody");
-        assert_eq!(policy(&["*"], false).resolve_with(Some("bob"), &db).expect("ok").0.uid, 1001);
+        assert_eq!(
+            policy(&["*"], false)
+                .resolve_with(Some("bob"), &db)
+                .expect("ok")
+                .0
+                .uid,
+            1001
+        );
     }
 
     #[test]
     fn never_root_unless_allowed() {
-        let (u, why) = policy(&["*", "root"], false).resolve_with(Some("root"), &db).expect("ok");
+        let (u, why) = policy(&["*", "root"], false)
+            .resolve_with(Some("root"), &db)
+            .expect("ok");
         assert_eq!(u.name, "nobody");
         assert!(why.is_some());
-        assert_eq!(policy(&[], true).resolve_with(Some("root"), &db).expect("ok").0.uid, 0);
-        let bad = UserPolicy { default_user: "root".into(), ..policy(&[], false) };
-        assert_eq!(bad.resolve_with(None, &db).unwrap_err(), UserError::DefaultIsRoot("root".into()));
+        assert_eq!(
+            policy(&[], true)
+                .resolve_with(Some("root"), &db)
+                .expect("ok")
+                .0
+                .uid,
+            0
+        );
+        let bad = UserPolicy {
+            default_user: "root".into(),
+            ..policy(&[], false)
+        };
+        assert_eq!(
+            bad.resolve_with(None, &db).unwrap_err(),
+            UserError::DefaultIsRoot("root".into())
+        );
     }
 
     #[test]
     fn an_allowed_user_that_does_not_exist_is_an_error() {
-        let e = policy(&["carol"], false).resolve_with(Some("carol"), &db).unwrap_err();
+        let e = policy(&["carol"], false)
+            .resolve_with(Some("carol"), &db)
+            .unwrap_err();
         assert_eq!(e.to_string(), "user 'carol' does not exist on this agent");
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 /// Writes `value` to `dir/file`.
 pub fn write(dir: &Path, file: &str, value: impl AsRef<str>) -> Result<(), CgroupError> {
     let path = dir.join(file);
-    std::fs::write(&path, value.as_ref().as_bytes()).map_err(|source| CgroupError::Io { path, source })
+    std::fs::write(&path, value.as_ref().as_bytes())
+        .map_err(|source| CgroupError::Io { path, source })
 }
 
 /// Reads `dir/file`.

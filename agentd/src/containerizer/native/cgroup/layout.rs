@@ -103,7 +103,8 @@ impl CgroupLayout {
                 HostMode::Legacy
             }
         } else if let Some(u) = &unified {
-            let controllers = std::fs::read_to_string(u.join("cgroup.controllers")).unwrap_or_default();
+            let controllers =
+                std::fs::read_to_string(u.join("cgroup.controllers")).unwrap_or_default();
             if controllers.split_whitespace().count() == 0 {
                 return Err(format!(
                     "the cgroup2 hierarchy at {} has no controllers and no v1 controller is mounted",
@@ -112,7 +113,9 @@ impl CgroupLayout {
             }
             HostMode::Unified
         } else {
-            return Err("no cgroup hierarchy is mounted (neither v1 controllers nor cgroup2)".into());
+            return Err(
+                "no cgroup hierarchy is mounted (neither v1 controllers nor cgroup2)".into(),
+            );
         };
         Ok(CgroupLayout { mode, v1, unified })
     }
@@ -208,7 +211,10 @@ mod tests {
         )
         .expect("layout");
         assert_eq!(l.mode, HostMode::Legacy);
-        assert_eq!(l.controller_root(Controller::Cpu), l.controller_root(Controller::Cpuacct));
+        assert_eq!(
+            l.controller_root(Controller::Cpu),
+            l.controller_root(Controller::Cpuacct)
+        );
         assert!(l.missing_v1().contains(&"memory"));
     }
 

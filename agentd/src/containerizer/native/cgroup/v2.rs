@@ -37,9 +37,17 @@ pub fn create(layout: &CgroupLayout, rel: &Path, limits: &Limits) -> Result<(), 
         dir = dir.join(comp);
         fs::mkdir(&dir)?;
     }
-    fs::write(&dir, "cpu.weight", weight_from_shares(limits.cpu_shares()).to_string())?;
+    fs::write(
+        &dir,
+        "cpu.weight",
+        weight_from_shares(limits.cpu_shares()).to_string(),
+    )?;
     if let Some(q) = limits.cfs_quota_us() {
-        fs::write(&dir, "cpu.max", format!("{q} {}", super::limits::CFS_PERIOD_US))?;
+        fs::write(
+            &dir,
+            "cpu.max",
+            format!("{q} {}", super::limits::CFS_PERIOD_US),
+        )?;
     }
     if let Some(b) = limits.memory_bytes() {
         fs::write(&dir, "memory.max", b.to_string())?;
@@ -63,7 +71,10 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     fs::write(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
     let want = if frozen { 1 } else { 0 };
     let deadline = Instant::now() + Duration::from_secs(2);
-    while fs::read(dir, "cgroup.events").ok().and_then(|t| fs::keyed(&t, "frozen")) != Some(want)
+    while fs::read(dir, "cgroup.events")
+        .ok()
+        .and_then(|t| fs::keyed(&t, "frozen"))
+        != Some(want)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(1));
@@ -102,8 +113,11 @@ mod tests {
     #[test]
     fn writes_unified_files_and_enables_controllers_on_the_way_down() {
         let t = tempfile::tempdir().expect("tempdir");
-        std::fs::write(t.path().join("cgroup.controllers"), "cpuset cpu io memory pids\n")
-            .expect("write");
+        std::fs::write(
+            t.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .expect("write");
         let layout = CgroupLayout::v2_at(t.path());
         let limits = Limits {
             cpus: 0.5,

@@ -14,7 +14,10 @@ pub fn plan(limits: &Limits) -> Vec<(&'static str, String)> {
         return Vec::new();
     };
     let denied: BTreeSet<u32> = rules.deny.iter().map(|r| r.major).collect();
-    let mut out = vec![("devices.deny", "a".to_string()), ("devices.allow", "b *:* rwm".to_string())];
+    let mut out = vec![
+        ("devices.deny", "a".to_string()),
+        ("devices.allow", "b *:* rwm".to_string()),
+    ];
     let majors: BTreeSet<u32> = limits.host_char_majors.iter().copied().collect();
     for m in majors.difference(&denied) {
         out.push(("devices.allow", format!("c {m}:* rwm")));
@@ -53,7 +56,10 @@ mod tests {
             host_char_majors: vec![1, 195, 136],
             ..Default::default()
         };
-        let lines: Vec<String> = plan(&limits).into_iter().map(|(f, r)| format!("{f} {r}")).collect();
+        let lines: Vec<String> = plan(&limits)
+            .into_iter()
+            .map(|(f, r)| format!("{f} {r}"))
+            .collect();
         assert_eq!(
             lines,
             vec![
@@ -64,6 +70,9 @@ mod tests {
                 "devices.allow c 195:0 rwm",
             ]
         );
-        assert!(plan(&Limits::default()).is_empty(), "no rules: devices untouched");
+        assert!(
+            plan(&Limits::default()).is_empty(),
+            "no rules: devices untouched"
+        );
     }
 }

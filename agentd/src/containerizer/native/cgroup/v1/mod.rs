@@ -112,15 +112,24 @@ mod tests {
         };
         create(&layout, Path::new("gantry/t1"), &limits).expect("create");
         assert_eq!(read(&layout, Controller::Cpu, "cpu.shares"), "1536");
-        assert_eq!(read(&layout, Controller::Cpu, "cpu.cfs_period_us"), "100000");
+        assert_eq!(
+            read(&layout, Controller::Cpu, "cpu.cfs_period_us"),
+            "100000"
+        );
         assert_eq!(read(&layout, Controller::Cpu, "cpu.cfs_quota_us"), "150000");
-        assert_eq!(read(&layout, Controller::Memory, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(
+            read(&layout, Controller::Memory, "memory.limit_in_bytes"),
+            "67108864"
+        );
         assert_eq!(read(&layout, Controller::Pids, "pids.max"), "100");
         assert_eq!(read(&layout, Controller::Cpuset, "cpuset.cpus"), "2-3");
         assert_eq!(read(&layout, Controller::Cpuset, "cpuset.mems"), "1");
         // The intermediate `gantry` cpuset got the root's CPUs and nodes.
         let parent = layout.v1[&Controller::Cpuset].join("gantry");
-        assert_eq!(std::fs::read_to_string(parent.join("cpuset.cpus")).expect("read"), "0-7");
+        assert_eq!(
+            std::fs::read_to_string(parent.join("cpuset.cpus")).expect("read"),
+            "0-7"
+        );
         assert_eq!(dirs(&layout, Path::new("gantry/t1")).len(), 7);
     }
 
