@@ -1,5 +1,6 @@
-//! The fetcher end to end, as root through the agent's task table and the native containerizer:
-//! an HTTP server on loopback serves an archive (extracted, its script executable and run), a
+//! The agent's task table over the native containerizer, as root: the statuses the master sees.
+//! An OOM-killed task is TASK_FAILED with REASON_CONTAINER_LIMITATION_MEMORY; the fetcher, with an
+//! HTTP server on loopback serving an archive (extracted, its script executable and run), a
 //! path-traversal archive (refused, the task fails saying so) and a 404 (the task fails clearly).
 
 use gantry_agentd::containerizer::native::cgroup::CgroupLayout;
@@ -71,6 +72,48 @@ async fn terminal(
         if u.status.task_id.as_str() == id && u.status.state.is_terminal() {
             return u.status;
         }
+    }
+}
+
+#[tokio::test]
+async fn an_oom_killed_task_is_task_failed_with_the_memory_reason() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (native containers)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let wd = WorkDir::open(&dir.path().join("work")).expect("work dir");
+    let parent = format!("gantry-test-{}-tt-oom", std::process::id());
+    let layout = CgroupLayout::detect().unwrap_or_else(|e| panic!("no usable cgroups: {e}"));
+    let cz = Arc::new(NativeContainerizer::new(NativeConfig {
+        shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_gantry-agentd")),
+        layout: layout.clone(),
+        cgroup_parent: parent.clone(),
+        users: UserPolicy::default(),
+        pids_max: Some(64),
+    }));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
+    let mut t = TaskInfo::default();
+    t.task_id = "hog".into();
+    t.command.value = Some("dd if=/dev/zero of=/dev/null bs=200M count=1".into());
+    t.command.shell = true;
+    t.resources.cpus = 0.2;
+    t.resources.mem = 32.0;
+    table.launch(t);
+    let s = terminal(&mut rx, "hog").await;
+    assert_eq!(s.state, TaskState::TaskFailed, "{s:?}");
+    assert_eq!(
+        s.reason,
+        Some(Reason::ReasonContainerLimitationMemory),
+        "{s:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for root in layout.v1.values() {
+        let p = root.join(&parent);
+        assert!(!p.join("hog").exists(), "the cgroup was removed");
+        let _ = std::fs::remove_dir(&p);
     }
 }
 
