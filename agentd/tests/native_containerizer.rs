@@ -2,6 +2,9 @@
 //! pids, cpuset, GPU device rules, kill with freeze, and recovery after the launching process is
 //! SIGKILLed. Every test checks that no process or cgroup of its containers is left behind.
 
+// Tasks are built field by field from the default, as the agent receives them.
+#![allow(clippy::field_reassign_with_default)]
+
 use gantry_agentd::containerizer::native::cgroup::{CgroupLayout, ContainerCgroup, HostMode};
 use gantry_agentd::containerizer::native::users::UserPolicy;
 use gantry_agentd::containerizer::native::{NativeConfig, NativeContainerizer};

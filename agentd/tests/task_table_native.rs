@@ -3,6 +3,9 @@
 //! HTTP server on loopback serving an archive (extracted, its script executable and run), a
 //! path-traversal archive (refused, the task fails saying so) and a 404 (the task fails clearly).
 
+// Tasks are built field by field from the default, as the agent receives them.
+#![allow(clippy::field_reassign_with_default)]
+
 use gantry_agentd::containerizer::native::cgroup::CgroupLayout;
 use gantry_agentd::containerizer::native::users::UserPolicy;
 use gantry_agentd::containerizer::native::{NativeConfig, NativeContainerizer};

@@ -2,7 +2,9 @@
 //! the NVIDIA driver may be absent: `nvidia-uvm` is allowed when `/proc/devices` lists it and
 //! simply not mentioned otherwise, instead of being an error as in [`crate::gpu_device_rules`].
 
-use crate::device_rules::{DeviceAccessRules, DeviceRule, NVIDIACTL_MINOR, NVIDIA_MAJOR, NVIDIA_MODESET_MINOR};
+use crate::device_rules::{
+    DeviceAccessRules, DeviceRule, NVIDIACTL_MINOR, NVIDIA_MAJOR, NVIDIA_MODESET_MINOR,
+};
 use std::collections::BTreeSet;
 
 fn rwm(major: u32, minor: Option<u32>, path: String) -> DeviceRule {
@@ -48,14 +50,21 @@ pub fn gpu_device_rules_for_minors(minors: &[u32], proc_devices: &str) -> Device
         .collect();
     let mut allow = vec![
         rwm(NVIDIA_MAJOR, Some(NVIDIACTL_MINOR), "/dev/nvidiactl".into()),
-        rwm(NVIDIA_MAJOR, Some(NVIDIA_MODESET_MINOR), "/dev/nvidia-modeset".into()),
+        rwm(
+            NVIDIA_MAJOR,
+            Some(NVIDIA_MODESET_MINOR),
+            "/dev/nvidia-modeset".into(),
+        ),
     ];
     if let Some((uvm, _)) = majors.iter().find(|(_, n)| n == "nvidia-uvm") {
         allow.push(rwm(*uvm, Some(0), "/dev/nvidia-uvm".into()));
         allow.push(rwm(*uvm, Some(1), "/dev/nvidia-uvm-tools".into()));
     }
     let set: BTreeSet<u32> = minors.iter().copied().collect();
-    allow.extend(set.into_iter().map(|m| rwm(NVIDIA_MAJOR, Some(m), format!("/dev/nvidia{m}"))));
+    allow.extend(
+        set.into_iter()
+            .map(|m| rwm(NVIDIA_MAJOR, Some(m), format!("/dev/nvidia{m}"))),
+    );
     DeviceAccessRules { deny, allow }
 }
 
@@ -70,7 +79,8 @@ mod tests {
         let allow: Vec<String> = r.allow.iter().map(ToString::to_string).collect();
         assert_eq!(deny, vec!["c 195:* rwm"]);
         assert_eq!(allow, vec!["c 195:255 rwm", "c 195:254 rwm", "c 195:0 rwm"]);
-        let r = gpu_device_rules_for_minors(&[3], "Character devices:\n195 nvidia\n510 nvidia-uvm\n");
+        let r =
+            gpu_device_rules_for_minors(&[3], "Character devices:\n195 nvidia\n510 nvidia-uvm\n");
         let deny: Vec<String> = r.deny.iter().map(ToString::to_string).collect();
         assert_eq!(deny, vec!["c 195:* rwm", "c 510:* rwm"]);
         assert!(r.allow.iter().any(|a| a.to_string() == "c 510:0 rwm"));

@@ -84,6 +84,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::field_reassign_with_default)]
     fn placement_becomes_cpuset_and_device_rules() {
         let mut t = TaskInfo::default();
         t.resources.cpus = 0.5;
