@@ -373,16 +373,19 @@ async fn containers_survive_the_launcher_being_killed_and_are_readopted() {
         ])
         .env("GANTRY_RECOVERY_HELPER_DIR", &dir)
         .env("GANTRY_RECOVERY_PARENT", &rig.parent)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::fs::File::create(rig.dir.path().join("helper.log")).expect("log"))
         .spawn()
         .expect("helper");
     let ready = dir.join("ready");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the helper never launched its containers"
-        );
+        if Instant::now() > deadline {
+            let _ = helper.kill();
+            let _ = helper.wait();
+            let log =
+                std::fs::read_to_string(rig.dir.path().join("helper.log")).unwrap_or_default();
+            panic!("the helper never launched its containers:\n{log}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     nix::sys::signal::kill(

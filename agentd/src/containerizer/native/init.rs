@@ -131,13 +131,38 @@ pub fn run(spec_path: &Path) -> ! {
         report_pid(&spec, &format!("error: {e}"));
         std::process::exit(1)
     }
+    // Opened before the fork: the init shares this mount namespace and may cover the meta dir
+    // with its tmpfs /tmp before the launcher writes (a work dir under /tmp).
+    let pid_out = match std::fs::File::create(&spec.pid_file) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "gantry init: cannot create {}: {e}",
+                spec.pid_file.display()
+            );
+            std::process::exit(1)
+        }
+    };
     match fork_once() {
         Ok(ForkResult::Parent { child }) => {
-            report_pid(&spec, &child.as_raw().to_string());
-            std::process::exit(0)
+            use std::io::Write;
+            let mut out = pid_out;
+            let code = match out.write_all(child.as_raw().to_string().as_bytes()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("gantry init: cannot write the init's pid: {e}");
+                    let _ = kill(child, Signal::SIGKILL);
+                    1
+                }
+            };
+            std::process::exit(code)
         }
-        Ok(ForkResult::Child) => std::process::exit(init(&sys, &spec)),
+        Ok(ForkResult::Child) => {
+            drop(pid_out);
+            std::process::exit(init(&sys, &spec))
+        }
         Err(e) => {
+            drop(pid_out);
             report_pid(&spec, &format!("error: fork: {e}"));
             std::process::exit(1)
         }
