@@ -1,8 +1,11 @@
 //! Starting an agent: open the work dir, re-adopt checkpointed tasks, serve `/state`, dial the master.
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, ContainerizerKind};
+use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
+use crate::containerizer::native::{NativeConfig, NativeContainerizer};
 use crate::containerizer::process::ProcessContainerizer;
 use crate::containerizer::Containerizer;
+use crate::fetcher::Fetcher;
 use crate::http::{router, AgentHttp};
 use crate::link::{self, LinkConfig};
 use crate::recovery::{RecoveryError, WorkDir};
@@ -25,6 +28,70 @@ pub enum AgentError {
     },
     #[error("cannot find the agent's own executable (for the executor shim): {0}")]
     SelfExe(std::io::Error),
+    #[error("--containerizer native: {0}")]
+    Native(String),
+}
+
+/// Can the native containerizer run here? The cgroup layout, or why not.
+fn native_usable() -> Result<CgroupLayout, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the agent is not running as root".into());
+    }
+    let layout = CgroupLayout::detect()?;
+    if layout.mode != HostMode::Unified && !layout.missing_v1().is_empty() {
+        return Err(format!(
+            "cgroup v1 controllers not mounted: {}",
+            layout.missing_v1().join(", ")
+        ));
+    }
+    Ok(layout)
+}
+
+/// `--containerizer`, or the default: native when root with usable cgroups, else process. Says
+/// which, and why, in one log line.
+fn choose_containerizer(
+    cfg: &AgentConfig,
+    shim: PathBuf,
+) -> Result<Arc<dyn Containerizer>, AgentError> {
+    let native = |layout: CgroupLayout| -> Arc<dyn Containerizer> {
+        Arc::new(NativeContainerizer::new(NativeConfig {
+            shim_exe: shim.clone(),
+            layout,
+            cgroup_parent: "gantry".into(),
+            users: cfg.users.clone(),
+            pids_max: Some(cfg.container_pids_max),
+        }))
+    };
+    match (cfg.containerizer, native_usable()) {
+        (Some(ContainerizerKind::Process), _) => {
+            tracing::info!(
+                containerizer = "process",
+                "containerizer: process (--containerizer process)"
+            );
+            Ok(Arc::new(ProcessContainerizer::new(shim)))
+        }
+        (Some(ContainerizerKind::Native), Err(why)) => Err(AgentError::Native(why)),
+        (Some(ContainerizerKind::Native), Ok(layout)) => {
+            tracing::info!(
+                containerizer = "native",
+                "containerizer: native (--containerizer native; {})",
+                layout.describe()
+            );
+            Ok(native(layout))
+        }
+        (None, Ok(layout)) => {
+            tracing::info!(
+                containerizer = "native",
+                "containerizer: native (default: running as root; {})",
+                layout.describe()
+            );
+            Ok(native(layout))
+        }
+        (None, Err(why)) => {
+            tracing::warn!(containerizer = "process", "containerizer: process, without isolation (default, because {why}; --containerizer native needs root and cgroups)");
+            Ok(Arc::new(ProcessContainerizer::new(shim)))
+        }
+    }
 }
 
 /// A running agent.
@@ -44,9 +111,13 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         Some(p) => p,
         None => std::env::current_exe().map_err(AgentError::SelfExe)?,
     };
-    let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::new(shim));
+    let containerizer = choose_containerizer(&cfg, shim)?;
     let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
     let tasks = TaskTable::new(wd, containerizer, cfg.hostname.clone(), outbox_tx);
+    tasks.set_fetcher(Arc::new(Fetcher::new(
+        cfg.fetcher_cache_dir.clone(),
+        cfg.fetcher_cache_bytes,
+    )));
     tasks.recover();
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -1,6 +1,7 @@
 //! Agent configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
 //! order of precedence; then resource detection for whatever was not given.
 
+use crate::containerizer::native::users::UserPolicy;
 use gantry_proto::{AgentInfo, PortRanges, Resources};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -56,6 +57,28 @@ pub struct AgentArgs {
     /// Longest wait between reconnection attempts, seconds.
     #[arg(long, env = "GANTRY_MAX_BACKOFF_SECS")]
     pub max_backoff_secs: Option<f64>,
+    /// How tasks run: `native` (namespaces + cgroups) or `process` (plain processes). Default:
+    /// native when running as root on a host with usable cgroups, else process.
+    #[arg(long, env = "GANTRY_CONTAINERIZER")]
+    pub containerizer: Option<String>,
+    /// Users tasks may run as (comma-separated; `*` for any existing user). Native only.
+    #[arg(long, env = "GANTRY_ALLOWED_USERS")]
+    pub allowed_users: Option<String>,
+    /// The user tasks run as when they ask for none or for one not allowed (default `nobody`).
+    #[arg(long, env = "GANTRY_DEFAULT_USER")]
+    pub default_user: Option<String>,
+    /// Allow tasks to run as root (never otherwise).
+    #[arg(long, env = "GANTRY_ALLOW_ROOT_TASKS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_root_tasks: Option<bool>,
+    /// `pids.max` of every native container (default 4096).
+    #[arg(long, env = "GANTRY_CONTAINER_PIDS_MAX")]
+    pub container_pids_max: Option<u64>,
+    /// The fetcher's cache directory (default `<work_dir>/fetch-cache`).
+    #[arg(long, env = "GANTRY_FETCHER_CACHE_DIR")]
+    pub fetcher_cache_dir: Option<PathBuf>,
+    /// The fetcher cache's size bound in MiB (default 2048); least recently used entries go first.
+    #[arg(long, env = "GANTRY_FETCHER_CACHE_SIZE_MIB")]
+    pub fetcher_cache_size_mib: Option<u64>,
 }
 
 impl AgentArgs {
@@ -70,6 +93,13 @@ impl AgentArgs {
             resources: self.resources.or(file.resources),
             attributes: self.attributes.or(file.attributes),
             max_backoff_secs: self.max_backoff_secs.or(file.max_backoff_secs),
+            containerizer: self.containerizer.or(file.containerizer),
+            allowed_users: self.allowed_users.or(file.allowed_users),
+            default_user: self.default_user.or(file.default_user),
+            allow_root_tasks: self.allow_root_tasks.or(file.allow_root_tasks),
+            container_pids_max: self.container_pids_max.or(file.container_pids_max),
+            fetcher_cache_dir: self.fetcher_cache_dir.or(file.fetcher_cache_dir),
+            fetcher_cache_size_mib: self.fetcher_cache_size_mib.or(file.fetcher_cache_size_mib),
         }
     }
 
@@ -100,6 +130,33 @@ impl AgentArgs {
             .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/agent"));
         let resources = resolve_resources(self.resources.as_deref(), &work_dir)?;
         let attributes = parse_pairs(self.attributes.as_deref().unwrap_or(""), "attributes")?;
+        let containerizer = match self.containerizer.as_deref() {
+            None => None,
+            Some("native") => Some(ContainerizerKind::Native),
+            Some("process") => Some(ContainerizerKind::Process),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "containerizer",
+                    why: format!("'{other}' is not a containerizer (native, process)"),
+                })
+            }
+        };
+        let users = UserPolicy {
+            allowed: self
+                .allowed_users
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect(),
+            default_user: self.default_user.unwrap_or_else(|| "nobody".into()),
+            allow_root: self.allow_root_tasks.unwrap_or(false),
+        };
+        let fetcher_cache_dir = self
+            .fetcher_cache_dir
+            .unwrap_or_else(|| work_dir.join("fetch-cache"));
         Ok(AgentConfig {
             master,
             token,
@@ -111,6 +168,11 @@ impl AgentArgs {
             resources,
             attributes,
             max_backoff: Duration::from_secs_f64(self.max_backoff_secs.unwrap_or(10.0).max(0.1)),
+            containerizer,
+            users,
+            container_pids_max: self.container_pids_max.unwrap_or(4096),
+            fetcher_cache_dir,
+            fetcher_cache_bytes: self.fetcher_cache_size_mib.unwrap_or(2048) << 20,
         })
     }
 }
@@ -126,6 +188,19 @@ pub struct AgentConfig {
     pub resources: Resources,
     pub attributes: BTreeMap<String, String>,
     pub max_backoff: Duration,
+    /// `None`: pick at start (native when root with usable cgroups).
+    pub containerizer: Option<ContainerizerKind>,
+    pub users: UserPolicy,
+    pub container_pids_max: u64,
+    pub fetcher_cache_dir: PathBuf,
+    pub fetcher_cache_bytes: u64,
+}
+
+/// The containerizer back ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerizerKind {
+    Native,
+    Process,
 }
 
 impl AgentConfig {

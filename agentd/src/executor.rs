@@ -1,6 +1,8 @@
 //! The executor shim: a tiny supervisor the agent starts per task by re-executing its own binary.
 //! It leaves the agent's session (so the task outlives an agent crash), adopts orphaned grandchildren,
 //! runs the task, and writes the task's wait status to a file the agent reads, even after a restart.
+//! The same binary, started with `__gantry_container SPEC`, is a native container's launcher and init
+//! (`containerizer::native::init`).
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -24,10 +26,30 @@ pub struct ExitRecord {
 pub fn run_if_requested() {
     let mut args = std::env::args_os();
     let _exe = args.next();
-    if args.next().as_deref() != Some(std::ffi::OsStr::new(EXECUTOR_ARG)) {
+    let first = args.next();
+    let native = crate::containerizer::native::init::CONTAINER_ARG;
+    if first.as_deref() != Some(std::ffi::OsStr::new(EXECUTOR_ARG))
+        && first.as_deref() != Some(std::ffi::OsStr::new(native))
+    {
         return;
     }
     let rest: Vec<std::ffi::OsString> = args.collect();
+    if first.as_deref()
+        == Some(std::ffi::OsStr::new(
+            crate::containerizer::native::init::CONTAINER_ARG,
+        ))
+    {
+        match rest.first() {
+            Some(spec) => crate::containerizer::native::init::run(Path::new(spec)),
+            None => {
+                eprintln!(
+                    "usage: {} SPEC_FILE",
+                    crate::containerizer::native::init::CONTAINER_ARG
+                );
+                std::process::exit(2);
+            }
+        }
+    }
     let code = match rest.split_first() {
         Some((status_file, command)) if !command.is_empty() => {
             supervise(Path::new(status_file), command)
@@ -119,7 +141,7 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
 }
 
 /// Writes the record atomically (temp file, fsync, rename).
-fn write_record(path: &Path, record: &ExitRecord) {
+pub(crate) fn write_record(path: &Path, record: &ExitRecord) {
     let tmp: PathBuf = path.with_extension("tmp");
     let body = serde_json::to_vec(record).unwrap_or_default();
     let res = std::fs::File::create(&tmp).and_then(|mut f| {

@@ -1,4 +1,5 @@
-//! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6) and `GET /health`.
+//! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6), `GET /health` and
+//! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape).
 
 use crate::tasks::TaskTable;
 use axum::extract::State;
@@ -25,6 +26,8 @@ pub fn router(state: AgentHttp) -> Router {
         .route("/state.json", get(agent_state))
         .route("/slave(1)/state", get(agent_state))
         .route("/health", get(|| async { "OK" }))
+        .route("/monitor/statistics", get(statistics))
+        .route("/monitor/statistics.json", get(statistics))
         .with_state(state)
 }
 
@@ -75,4 +78,43 @@ async fn agent_state(State(s): State<AgentHttp>) -> Json<Value> {
         }],
         "completed_frameworks": [],
     }))
+}
+
+/// `/monitor/statistics`: one entry per running task, as Mesos's agent writes it.
+async fn statistics(State(s): State<AgentHttp>) -> Json<Value> {
+    let now = gantry_proto::time::now_secs();
+    let entries: Vec<Value> = s
+        .tasks
+        .usage()
+        .into_iter()
+        .map(|(info, u)| {
+            let framework = info
+                .labels
+                .get("framework_id")
+                .cloned()
+                .unwrap_or_else(|| "marathon".into());
+            let mut stats = json!({
+                "timestamp": now,
+                "cpus_limit": info.resources.cpus,
+                "cpus_user_time_secs": u.cpus_user_time_secs,
+                "cpus_system_time_secs": u.cpus_system_time_secs,
+                "cpus_nr_periods": u.cpus_nr_periods,
+                "cpus_nr_throttled": u.cpus_nr_throttled,
+                "cpus_throttled_time_secs": u.cpus_throttled_time_secs,
+                "mem_rss_bytes": u.mem_rss_bytes,
+                "mem_total_bytes": u.mem_total_bytes,
+            });
+            if let Some(l) = u.mem_limit_bytes {
+                stats["mem_limit_bytes"] = json!(l);
+            }
+            json!({
+                "executor_id": info.task_id,
+                "executor_name": format!("Command Executor (Task: {})", info.task_id),
+                "framework_id": framework,
+                "source": info.task_id,
+                "statistics": stats,
+            })
+        })
+        .collect();
+    Json(Value::Array(entries))
 }

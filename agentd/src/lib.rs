@@ -4,6 +4,7 @@ pub mod agent;
 pub mod config;
 pub mod containerizer;
 pub mod executor;
+pub mod fetcher;
 pub mod http;
 pub mod link;
 pub mod recovery;

@@ -2,6 +2,7 @@
 //! its end, and the reliable status-update stream (checkpointed until the master acknowledges it).
 
 use crate::containerizer::{Containerizer, LaunchSpec, Recovered, Termination};
+use crate::fetcher::Fetcher;
 use crate::recovery::{TaskCheckpoint, WorkDir};
 use gantry_proto::{
     AgentId, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState, TaskStatus,
@@ -34,9 +35,29 @@ pub struct TaskTable {
     entries: Mutex<HashMap<TaskId, Entry>>,
     counters: Mutex<TaskCounters>,
     outbox: mpsc::UnboundedSender<StatusUpdate>,
+    fetcher: Mutex<Option<Arc<Fetcher>>>,
 }
 
 impl TaskTable {
+    /// Sets the fetcher that brings a task's URIs into its sandbox before it starts.
+    pub fn set_fetcher(&self, fetcher: Arc<Fetcher>) {
+        *self.fetcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(fetcher);
+    }
+
+    /// CPU and memory usage of every running task, for `/monitor/statistics`.
+    pub fn usage(&self) -> Vec<(TaskInfo, crate::containerizer::Usage)> {
+        let running: Vec<(TaskInfo, crate::containerizer::Checkpoint)> = self
+            .entries()
+            .values()
+            .filter(|e| !e.ckpt.state.is_terminal())
+            .filter_map(|e| Some((e.ckpt.info.clone(), e.ckpt.container.clone()?)))
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|(info, c)| Some((info, self.containerizer.usage(&c).ok()?)))
+            .collect()
+    }
+
     /// A table whose new status updates are also sent to `outbox` (the link to the master).
     pub fn new(
         wd: WorkDir,
@@ -53,6 +74,7 @@ impl TaskTable {
             entries: Mutex::new(HashMap::new()),
             counters: Mutex::new(TaskCounters::default()),
             outbox,
+            fetcher: Mutex::new(None),
         })
     }
 
@@ -191,7 +213,40 @@ impl TaskTable {
             meta_dir: self.wd.task_meta_dir(&id),
             task,
         };
-        match self.containerizer.launch(&spec) {
+        let fetcher = self
+            .fetcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match fetcher {
+            Some(f) if !spec.task.command.uris.is_empty() => {
+                let this = self.clone();
+                let span = tracing::info_span!("fetch", task = %id);
+                tokio::spawn(tracing::Instrument::instrument(
+                    async move {
+                        match f.fetch_all(&spec.task.command.uris, &spec.sandbox).await {
+                            Ok(()) => this.start_container(&id, &spec),
+                            Err(e) => this.launch_failed(&id, e.to_string()),
+                        }
+                    },
+                    span,
+                ));
+            }
+            _ => self.start_container(&id, &spec),
+        }
+    }
+
+    /// Starts the container of a task whose sandbox is ready (unless it was killed meanwhile).
+    fn start_container(self: &Arc<Self>, id: &TaskId, spec: &LaunchSpec) {
+        let id = id.clone();
+        if self
+            .entries()
+            .get(&id)
+            .is_none_or(|e| e.ckpt.state.is_terminal())
+        {
+            return;
+        }
+        match self.containerizer.launch(spec) {
             Ok(c) => {
                 self.counters
                     .lock()

@@ -1,6 +1,7 @@
 //! The `Containerizer` trait: launch, wait, kill, recover and measure a task's container.
-//! `process` runs plain processes; the native (namespaces + cgroups) back end implements the same trait.
+//! `process` runs plain processes; `native` (namespaces + cgroups) implements the same trait.
 
+pub mod native;
 pub mod process;
 pub mod procfs;
 
@@ -78,6 +79,17 @@ pub struct Usage {
     pub cpus_user_time_secs: f64,
     pub cpus_system_time_secs: f64,
     pub mem_rss_bytes: u64,
+    /// Memory charged to the container (page cache included), bytes.
+    #[serde(default)]
+    pub mem_total_bytes: u64,
+    #[serde(default)]
+    pub mem_limit_bytes: Option<u64>,
+    #[serde(default)]
+    pub cpus_nr_periods: u64,
+    #[serde(default)]
+    pub cpus_nr_throttled: u64,
+    #[serde(default)]
+    pub cpus_throttled_time_secs: f64,
 }
 
 /// A failure to launch or manage a container.

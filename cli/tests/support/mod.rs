@@ -159,6 +159,11 @@ impl Cluster {
             .arg(resources)
             .arg("--max-backoff-secs")
             .arg("0.5")
+            // These tests exercise the master/agent protocol with tasks that run as root and write
+            // outside their sandbox (markers in the test's /tmp dir); the native containerizer has
+            // its own suite (agentd/tests/native_*.rs).
+            .arg("--containerizer")
+            .arg("process")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(self.log(&log))

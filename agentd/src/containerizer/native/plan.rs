@@ -1,0 +1,130 @@
+//! From a task to its container: the cgroup limits (cpus, mem, pids, the placement's cpuset and
+//! GPUs), the GPU environment, and a cgroup-safe container id.
+
+use super::cgroup::limits::list_form;
+use super::cgroup::Limits;
+use gantry_proto::TaskInfo;
+
+/// A name safe for a cgroup directory: the task id with anything but `[A-Za-z0-9._-]` as `_`.
+pub fn container_id(task_id: &str) -> String {
+    let s: String = task_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("c{s}")
+    } else {
+        s
+    }
+}
+
+/// True when `/proc/devices` lists an NVIDIA char device.
+pub fn host_has_nvidia(proc_devices: &str) -> bool {
+    gantry_gpu::proc_char_majors(proc_devices)
+        .iter()
+        .any(|(_, n)| n.starts_with("nvidia"))
+}
+
+/// The limits for `task`. Device rules are applied when the task was given GPUs or the host has
+/// NVIDIA devices (a task without GPUs then gets none of them).
+pub fn limits_for(task: &TaskInfo, pids_max: Option<u64>, proc_devices: &str) -> Limits {
+    let placement = task.placement.clone().unwrap_or_default();
+    let minors: Vec<u32> = placement.gpus.iter().map(|g| g.minor).collect();
+    let restrict = !minors.is_empty() || host_has_nvidia(proc_devices);
+    Limits {
+        cpus: task.resources.cpus,
+        mem_mib: task.resources.mem,
+        pids_max,
+        cpuset_cpus: (!placement.cpus.is_empty()).then(|| list_form(&placement.cpus)),
+        cpuset_mems: (!placement.mems.is_empty()).then(|| list_form(&placement.mems)),
+        devices: restrict.then(|| gantry_gpu::gpu_device_rules_for_minors(&minors, proc_devices)),
+        host_char_majors: gantry_gpu::proc_char_majors(proc_devices)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect(),
+    }
+}
+
+/// `NVIDIA_VISIBLE_DEVICES` (UUIDs), `CUDA_VISIBLE_DEVICES` (renumbered, the cgroup hides the
+/// others) and `CUDA_DEVICE_ORDER`, for a task given GPUs.
+pub fn gpu_env(task: &TaskInfo) -> Vec<(String, String)> {
+    let Some(p) = &task.placement else {
+        return Vec::new();
+    };
+    if p.gpus.is_empty() {
+        return Vec::new();
+    }
+    let mut gpus = p.gpus.clone();
+    gpus.sort_by_key(|g| g.index);
+    let uuids: Vec<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
+    let idx: Vec<String> = (0..gpus.len()).map(|i| i.to_string()).collect();
+    vec![
+        ("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()),
+        ("CUDA_VISIBLE_DEVICES".into(), idx.join(",")),
+        ("NVIDIA_VISIBLE_DEVICES".into(), uuids.join(",")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_proto::{GpuAssignment, NumaPlacement};
+
+    #[test]
+    fn ids_are_cgroup_safe() {
+        assert_eq!(container_id("web.1a2b-3"), "web.1a2b-3");
+        assert_eq!(container_id("a/b c"), "a_b_c");
+        assert_eq!(container_id("..x"), "c..x");
+    }
+
+    #[test]
+    #[allow(clippy::field_reassign_with_default)]
+    fn placement_becomes_cpuset_and_device_rules() {
+        let mut t = TaskInfo::default();
+        t.resources.cpus = 0.5;
+        t.resources.mem = 64.0;
+        t.placement = Some(NumaPlacement {
+            numa_node: Some(1),
+            cpus: vec![9, 8, 10],
+            mems: vec![1],
+            gpus: vec![GpuAssignment {
+                index: 2,
+                minor: 2,
+                uuid: "GPU-b".into(),
+            }],
+        });
+        let l = limits_for(&t, Some(10), "Character devices:\n  1 mem\n");
+        assert_eq!(l.cpuset_cpus.as_deref(), Some("8-10"));
+        assert_eq!(l.cpuset_mems.as_deref(), Some("1"));
+        let allow: Vec<String> = l
+            .devices
+            .expect("rules")
+            .allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(allow.contains(&"c 195:2 rwm".to_string()));
+        assert_eq!(l.host_char_majors, vec![1]);
+        let env = gpu_env(&t);
+        assert!(env.contains(&("NVIDIA_VISIBLE_DEVICES".into(), "GPU-b".into())));
+        // No GPUs, no NVIDIA driver: devices untouched.
+        assert!(
+            limits_for(&TaskInfo::default(), None, "Character devices:\n")
+                .devices
+                .is_none()
+        );
+        assert!(limits_for(
+            &TaskInfo::default(),
+            None,
+            "Character devices:\n195 nvidia\n"
+        )
+        .devices
+        .is_some());
+    }
+}

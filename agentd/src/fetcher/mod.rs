@@ -1,0 +1,150 @@
+//! The fetcher (spec §6.2): each of a task's URIs (http, file:// or a local path) into its sandbox
+//! before the task starts; archives extracted (refusing entries that escape the sandbox), files
+//! made executable on request, and an LRU cache keyed by URI with a size bound.
+
+pub mod cache;
+pub mod download;
+pub mod extract;
+
+use cache::FetchCache;
+use gantry_proto::FetchUri;
+use std::path::{Path, PathBuf};
+
+/// Why a fetch failed; the message goes into the task's TASK_FAILED status.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("Failed to fetch '{uri}': {why}")]
+    Source { uri: String, why: String },
+    #[error("Failed to extract '{archive}': {why}")]
+    Unsafe { archive: String, why: String },
+    #[error("Failed to fetch '{uri}': I/O error on {path}: {source}")]
+    Io {
+        uri: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fetches URIs into sandboxes.
+pub struct Fetcher {
+    cache: FetchCache,
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    /// A fetcher whose cache lives in `cache_dir` (wiped now, as Mesos does) and holds at most
+    /// `cache_bytes`.
+    pub fn new(cache_dir: PathBuf, cache_bytes: u64) -> Self {
+        Self {
+            cache: FetchCache::new(cache_dir, cache_bytes),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Fetches every URI, in order, into `sandbox`.
+    pub async fn fetch_all(&self, uris: &[FetchUri], sandbox: &Path) -> Result<(), FetchError> {
+        for u in uris {
+            self.fetch(u, sandbox).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch(&self, u: &FetchUri, sandbox: &Path) -> Result<(), FetchError> {
+        let name = dest_name(u)?;
+        let dest = sandbox.join(&name);
+        let io = |path: &Path, source| FetchError::Io {
+            uri: u.uri.clone(),
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        let cached = if u.cache {
+            self.cache.get(&u.uri)
+        } else {
+            None
+        };
+        match cached {
+            Some(path) => {
+                std::fs::copy(&path, &dest).map_err(|e| io(&dest, e))?;
+            }
+            None => {
+                download::fetch_to(&self.client, &u.uri, &dest).await?;
+                if u.cache {
+                    self.cache.put(&u.uri, &dest);
+                }
+            }
+        }
+        if u.executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| io(&dest, e))?;
+        } else if u.extract {
+            if let Some(kind) = extract::ArchiveKind::of(&name) {
+                extract::extract(kind, &dest, sandbox).map_err(|why| FetchError::Unsafe {
+                    archive: name.clone(),
+                    why,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file name in the sandbox: `dest_path`, or the URI's last path segment (no query).
+fn dest_name(u: &FetchUri) -> Result<String, FetchError> {
+    let bad = |why: &str| FetchError::Source {
+        uri: u.uri.clone(),
+        why: why.into(),
+    };
+    let name = match &u.dest_path {
+        Some(d) => d.clone(),
+        None => {
+            let path = u.uri.split(['?', '#']).next().unwrap_or("");
+            path.rsplit('/').next().unwrap_or("").to_string()
+        }
+    };
+    let p = Path::new(&name);
+    if name.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(bad(
+            "its destination must be a plain relative path inside the sandbox",
+        ));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str, dest: Option<&str>) -> FetchUri {
+        FetchUri {
+            uri: s.into(),
+            extract: true,
+            executable: false,
+            cache: false,
+            dest_path: dest.map(String::from),
+        }
+    }
+
+    #[test]
+    fn destination_names() {
+        assert_eq!(
+            dest_name(&uri("http://h/a/b.tar.gz?x=1", None)).expect("name"),
+            "b.tar.gz"
+        );
+        assert_eq!(
+            dest_name(&uri("/srv/x", Some("bin/x"))).expect("name"),
+            "bin/x"
+        );
+        assert!(dest_name(&uri("http://h/", None)).is_err());
+        assert!(dest_name(&uri("http://h/a", Some("../a"))).is_err());
+        assert!(dest_name(&uri("http://h/a", Some("/etc/a"))).is_err());
+    }
+}
