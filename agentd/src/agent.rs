@@ -1,9 +1,11 @@
-//! Starting an agent: open the work dir, re-adopt checkpointed tasks, serve `/state`, dial the master.
+//! Starting an agent: open the work dir, re-adopt checkpointed tasks, discover the hardware (NUMA
+//! domains, GPUs and their health), serve `/state`, dial the master.
 
 use crate::config::AgentConfig;
 use crate::containerizer::process::ProcessContainerizer;
 use crate::containerizer::Containerizer;
 use crate::http::{router, AgentHttp};
+use crate::inventory::{self, InventoryError, HEALTH_POLL_INTERVAL};
 use crate::link::{self, LinkConfig};
 use crate::recovery::{RecoveryError, WorkDir};
 use crate::tasks::TaskTable;
@@ -25,6 +27,8 @@ pub enum AgentError {
     },
     #[error("cannot find the agent's own executable (for the executor shim): {0}")]
     SelfExe(std::io::Error),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
 }
 
 /// A running agent.
@@ -59,11 +63,23 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         addr: cfg.listen,
         source,
     })?;
-    let info = cfg.info(http_addr.port());
+    let (gpu_inventory, discovered) = inventory::discover(cfg.gpu_fixture.as_deref())?;
+    let mut info = cfg.info(http_addr.port());
+    discovered.apply_to(&mut info, cfg.gpus_explicit);
+    let (info_tx, info_rx) = watch::channel(info);
+    if !discovered.gpus.is_empty() {
+        inventory::spawn_health_poller(
+            gpu_inventory,
+            info_tx,
+            cfg.gpus_explicit,
+            HEALTH_POLL_INTERVAL,
+        );
+    }
     let (reg_tx, reg_rx) = watch::channel(false);
     let http = AgentHttp {
         tasks: tasks.clone(),
-        info: info.clone(),
+        info: info_rx.clone(),
+        gpu_source: discovered.gpu_source.clone(),
         master: cfg.master.clone(),
         started_at: gantry_proto::time::now_secs(),
         registered: reg_rx.clone(),
@@ -78,7 +94,13 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         token: cfg.token.clone(),
         max_backoff: cfg.max_backoff,
     };
-    tokio::spawn(link::run(link_cfg, info, tasks.clone(), outbox_rx, reg_tx));
+    tokio::spawn(link::run(
+        link_cfg,
+        info_rx,
+        tasks.clone(),
+        outbox_rx,
+        reg_tx,
+    ));
     tracing::info!(%http_addr, master = %cfg.master, work_dir = %cfg.work_dir.display(), "agent started");
     Ok(AgentHandle {
         tasks,

@@ -56,6 +56,9 @@ pub struct AgentArgs {
     /// Longest wait between reconnection attempts, seconds.
     #[arg(long, env = "GANTRY_MAX_BACKOFF_SECS")]
     pub max_backoff_secs: Option<f64>,
+    /// Read the GPUs from this JSON fixture instead of NVML (machines without GPUs, tests).
+    #[arg(long, env = "GANTRY_GPU_FIXTURE")]
+    pub gpu_fixture: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -70,6 +73,7 @@ impl AgentArgs {
             resources: self.resources.or(file.resources),
             attributes: self.attributes.or(file.attributes),
             max_backoff_secs: self.max_backoff_secs.or(file.max_backoff_secs),
+            gpu_fixture: self.gpu_fixture.or(file.gpu_fixture),
         }
     }
 
@@ -99,6 +103,8 @@ impl AgentArgs {
             .work_dir
             .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/agent"));
         let resources = resolve_resources(self.resources.as_deref(), &work_dir)?;
+        let gpus_explicit =
+            parse_pairs(self.resources.as_deref().unwrap_or(""), "resources")?.contains_key("gpus");
         let attributes = parse_pairs(self.attributes.as_deref().unwrap_or(""), "attributes")?;
         Ok(AgentConfig {
             master,
@@ -111,6 +117,8 @@ impl AgentArgs {
             resources,
             attributes,
             max_backoff: Duration::from_secs_f64(self.max_backoff_secs.unwrap_or(10.0).max(0.1)),
+            gpu_fixture: self.gpu_fixture,
+            gpus_explicit,
         })
     }
 }
@@ -126,10 +134,14 @@ pub struct AgentConfig {
     pub resources: Resources,
     pub attributes: BTreeMap<String, String>,
     pub max_backoff: Duration,
+    /// The GPU fixture to read instead of NVML.
+    pub gpu_fixture: Option<PathBuf>,
+    /// `--resources` named `gpus`: offer that many, whatever the inventory finds healthy.
+    pub gpus_explicit: bool,
 }
 
 impl AgentConfig {
-    /// What the agent registers with.
+    /// What the agent registers with, before hardware discovery (see `inventory`).
     pub fn info(&self, port: u16) -> AgentInfo {
         AgentInfo {
             hostname: self.hostname.clone(),
@@ -137,6 +149,8 @@ impl AgentConfig {
             resources: self.resources.clone(),
             attributes: self.attributes.clone(),
             numa_domains: Vec::new(),
+            gpus: Vec::new(),
+            topology_warnings: Vec::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -264,7 +278,25 @@ mod tests {
             toml::from_str("master = \"http://b\"\ntoken = \"t\"\nwork_dir = \"/x\"").unwrap();
         let merged = flags.or(file);
         assert_eq!(merged.master.as_deref(), Some("http://a"));
+        let fixture: AgentArgs = toml::from_str("gpu_fixture = \"/f.json\"").unwrap();
+        assert_eq!(
+            AgentArgs::default().or(fixture).gpu_fixture,
+            Some(PathBuf::from("/f.json"))
+        );
         assert_eq!(merged.token.as_deref(), Some("t"));
         assert!(toml::from_str::<AgentArgs>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn an_explicit_gpu_count_is_noticed() {
+        let args = |r: &str| AgentArgs {
+            master: Some("http://m".into()),
+            token: Some("t".into()),
+            work_dir: Some("/tmp".into()),
+            resources: Some(r.into()),
+            ..Default::default()
+        };
+        assert!(args("cpus:1;gpus:0").resolve().unwrap().gpus_explicit);
+        assert!(!args("cpus:1").resolve().unwrap().gpus_explicit);
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod containerizer;
 pub mod executor;
 pub mod http;
+pub mod inventory;
 pub mod link;
 pub mod recovery;
 pub mod tasks;

@@ -216,6 +216,13 @@ impl TaskTable {
         }
         let ports: Vec<String> = task.ports.iter().map(u16::to_string).collect();
         env.insert("PORTS".into(), ports.join(","));
+        // GPUs: the ones the master assigned (none: CUDA sees none). `confined` stays false until
+        // the native containerizer enforces device cgroups, so CUDA_VISIBLE_DEVICES names UUIDs.
+        // A GPU task placed by count only (agent without a GPU inventory) is left as it is.
+        let assigned = task.placement.as_ref().map_or(&[][..], |p| &p.gpus[..]);
+        if !assigned.is_empty() || task.resources.gpus == 0 {
+            env.extend(gantry_gpu::assignment_env(assigned, false));
+        }
         env
     }
 
