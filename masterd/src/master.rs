@@ -9,7 +9,6 @@ use crate::store::{AsyncStore, SqliteStore, StoreError, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::time::Instant;
 
 /// A failure to start the master.
 #[derive(Debug, thiserror::Error)]
@@ -95,18 +94,10 @@ async fn load(store: &AsyncStore) -> Result<(ClusterState, Option<String>), Mast
     for t in snap.tasks {
         st.tasks.insert(t.info.task_id.clone(), t);
     }
-    let now = Instant::now();
     for a in snap.agents {
         let recovering = a.lifecycle == AgentLifecycle::Active;
-        st.agents.insert(
-            a.id.clone(),
-            AgentEntry {
-                record: a,
-                conn: None,
-                last_seen: now,
-                recovering,
-            },
-        );
+        st.agents
+            .insert(a.id.clone(), AgentEntry::new(a, None, recovering));
     }
     let master_id = snap
         .meta

@@ -116,6 +116,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         group: app.id.clone(),
                         resources: instance_resources(app),
                         port_count: app.host_port_count(),
+                        numa: app.effective_numa_policy(),
                     });
                 }
             }
@@ -141,7 +142,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     }
 
     // Plan without the lock; re-check against the state as it is now before applying.
-    let plan = alloc::place(&snapshot, &demands, rand::random());
+    let plan = alloc::place_with(&snapshot, &demands, rand::random(), core.cfg.place_options);
     let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
     let mut guard = core.state().await;
     let st = &mut *guard;
@@ -162,7 +163,13 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let Some(app) = st.apps.get(&d.group) else {
             continue; // deleted meanwhile
         };
-        let info = task_info(app, p.task_id.clone(), p.agent_id.clone(), p.ports.clone());
+        let info = task_info(
+            app,
+            p.task_id.clone(),
+            p.agent_id.clone(),
+            p.ports.clone(),
+            p.numa.clone(),
+        );
         let rec = TaskRecord {
             info: info.clone(),
             app_id: app.id.clone(),
