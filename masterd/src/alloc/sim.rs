@@ -1,5 +1,12 @@
 //! Simulated clusters and demands for tests and benchmarks: heterogeneous agents (sizes, partial
-//! use, ports in use, GPUs, some unreachable) and app-like batches, all fixed by a seed.
+//! use, ports in use, GPUs, some unreachable) and app-like batches, all fixed by a seed; and
+//! DGX-2-shaped agents with GPU/NUMA demands ([`dgx2_cluster`], [`gpu_demands`]).
+
+mod dgx2;
+
+pub use dgx2::{
+    dgx2_cluster, dgx2_topology, gpu_demands, DGX2_CORES_PER_NODE, DGX2_GPUS, DGX2_NODE_MEM,
+};
 
 use super::rng::SplitMix64;
 use super::{AgentSnapshot, ClusterSnapshot, NumaPolicy, TaskDemand};
