@@ -209,3 +209,32 @@ async fn a_dgx2_agent_reports_its_domains_and_a_require_task_gets_two_gpus_of_on
         "{reason}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_inventory_that_disagrees_with_hwloc_is_reported_not_resolved() {
+    let mut c = Cluster::new();
+    let fixture = gpu_fixture();
+    let other = hwloc_fixture().with_file_name("xeon-2numa-3gpu-pci.xml");
+    let token = c.token.clone();
+    c.start_agent_with(
+        0,
+        AGENT,
+        &token,
+        &["--gpu-fixture", fixture.to_str().expect("utf-8 path")],
+        &[("HWLOC_XMLFILE", other.to_str().expect("utf-8 path"))],
+    );
+    c.wait_agents(1).await;
+    let state = c.get("/master/state").await;
+    let agent = &state["slaves"][0];
+    let warnings = agent["topology_warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap_or("")
+            .contains("is not in the hwloc topology")),
+        "{agent}"
+    );
+    // Reported as is: the inventory's 16 GPUs keep their own NUMA nodes.
+    assert_eq!(agent["gpus"].as_array().map(Vec::len), Some(16));
+    assert_eq!(agent["gpus"][8]["numa_node"], 1);
+}
