@@ -127,6 +127,6 @@ mod tests {
         assert_eq!(v["gpus"][0]["unhealthy_reason"], "critical XID 79");
         let back: AgentMessage = serde_json::from_value(v).unwrap();
         assert_eq!(back, m);
-        assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION);
+        const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
     }
 }

@@ -16,6 +16,7 @@
 
 mod agent_state;
 mod check;
+mod cpu_bits;
 mod feasibility;
 mod node_order;
 mod numa_fit;

@@ -2,11 +2,13 @@
 //! mask, free PUs and memory per NUMA domain, a fast test of whether a shape can fit, and the
 //! choice of GPU ids (`gantry_gpu::select_gpus`, memoised per run), cores and memory node.
 
+use super::cpu_bits::{pick_pus, PuSet};
 use super::shape::{Shape, EPSILON};
 use super::topology::{NodeTopology, TopologyUse};
-use gantry_gpu::{select_gpus, GpuSelection, NumaPolicy};
-use gantry_proto::{GpuAssignment, NumaPlacement};
+use gantry_gpu::{select_gpus, NumaPolicy};
+use gantry_proto::NumaPlacement;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// What is left of one agent's topology during a run.
@@ -16,7 +18,7 @@ pub(crate) struct TopoState {
     /// Healthy GPUs not held by any task.
     pub free_gpus: u64,
     /// Pinned PUs.
-    pub busy: BTreeSet<u32>,
+    pub busy: PuSet,
     /// Per domain (same order as `shape.domains`): PUs not pinned.
     pub free_pus: Vec<u32>,
     /// Per domain: memory not bound, MiB.
@@ -31,7 +33,10 @@ impl TopoState {
             .iter()
             .filter_map(|&i| t.gpu_bit(i))
             .fold(0u64, |m, b| m | b);
-        let busy: BTreeSet<u32> = used.pinned_cpus.iter().copied().collect();
+        let mut busy = PuSet::with_words(t.pu_words);
+        for &p in &used.pinned_cpus {
+            busy.insert(p);
+        }
         let free_pus = t
             .domains
             .iter()
@@ -40,7 +45,7 @@ impl TopoState {
                     .cores
                     .iter()
                     .flatten()
-                    .filter(|p| busy.contains(p))
+                    .filter(|&&p| busy.contains(p))
                     .count();
                 d.pus.saturating_sub(pinned as u32)
             })
@@ -111,35 +116,63 @@ pub(crate) fn topo_fits(topo: Option<&TopoState>, shape: &Shape) -> bool {
     }
 }
 
+/// A multiply-rotate hasher for the memo's small integer keys (SipHash costs more than the
+/// lookup saves here; the keys are not attacker-chosen).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+/// A selection as GPU bits (positions in `NodeTopology::gpus`) and the node they share.
+type Selected = Option<(u64, Option<u32>)>;
+
 /// GPU selections computed in this run, by (topology, free mask, count, policy): agents of one
 /// machine type with the same free GPUs get the same answer without searching again.
 #[derive(Debug, Default)]
 pub(crate) struct SelectionMemo {
-    known: HashMap<(usize, u64, u32, u8), Option<GpuSelection>>,
+    known: HashMap<(usize, u64, u32, u8), Selected, BuildHasherDefault<KeyHasher>>,
 }
 
 impl SelectionMemo {
-    fn select(
-        &mut self,
-        t: &NodeTopology,
-        free: u64,
-        count: u32,
-        policy: NumaPolicy,
-    ) -> Option<GpuSelection> {
+    fn select(&mut self, t: &NodeTopology, free: u64, count: u32, policy: NumaPolicy) -> Selected {
         let key = (t as *const NodeTopology as usize, free, count, policy as u8);
-        self.known
-            .entry(key)
-            .or_insert_with(|| {
-                let taken: BTreeSet<u32> = t
-                    .gpus
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| free & (1u64 << i) == 0)
-                    .map(|(_, g)| g.index)
-                    .collect();
-                select_gpus(&t.gpus, &taken, count as usize, policy)
-            })
-            .clone()
+        *self.known.entry(key).or_insert_with(|| {
+            let taken: BTreeSet<u32> = t
+                .gpus
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| free & (1u64 << i) == 0)
+                .map(|(_, g)| g.index)
+                .collect();
+            let sel = select_gpus(&t.gpus, &taken, count as usize, policy)?;
+            let bits = sel
+                .gpus
+                .iter()
+                .filter_map(|&i| t.gpu_bit(i))
+                .fold(0u64, |m, b| m | b);
+            Some((bits, sel.numa_node))
+        })
     }
 }
 
@@ -160,7 +193,7 @@ pub(crate) fn choose(
     if (shape.gpus == 0 && shape.numa == NumaPolicy::None) || (shape.gpus > 0 && t.count_only()) {
         return None;
     }
-    let (gpus, node): (Vec<u32>, Option<u32>) = if shape.gpus > 0 {
+    let (gpu_bits, node): (u64, Option<u32>) = if shape.gpus > 0 {
         let mut sel = None;
         if shape.numa != NumaPolicy::None {
             let local = t.free_gpus_on_holding_domains(shape);
@@ -169,13 +202,13 @@ pub(crate) fn choose(
         if sel.is_none() && shape.numa != NumaPolicy::Require {
             sel = memo.select(&t.shape, t.free_gpus, shape.gpus, shape.numa);
         }
-        let sel = sel?;
+        let (bits, sel_node) = sel?;
         let node = if shape.numa == NumaPolicy::None {
             None
         } else {
-            sel.numa_node
+            sel_node
         };
-        (sel.gpus, node)
+        (bits, node)
     } else {
         let best = (0..t.shape.domains.len())
             .filter(|&d| t.domain_holds(d, shape))
@@ -186,26 +219,24 @@ pub(crate) fn choose(
                     d,
                 )
             });
-        (Vec::new(), best.map(|d| t.shape.domains[d].id))
+        (0, best.map(|d| t.shape.domains[d].id))
     };
 
     let mut placement = NumaPlacement {
         numa_node: node,
         ..NumaPlacement::default()
     };
-    for &index in &gpus {
-        if let Some(p) = t.shape.gpus.iter().position(|g| g.index == index) {
-            t.free_gpus &= !(1u64 << p);
-            placement.gpus.push(GpuAssignment::from(&t.shape.gpus[p]));
-        }
-    }
+    t.free_gpus &= !gpu_bits;
+    placement.gpus = (0..t.shape.assignments.len())
+        .filter(|p| gpu_bits & (1u64 << p) != 0)
+        .map(|p| t.shape.assignments[p].clone())
+        .collect();
     if let Some(d) = node.and_then(|n| t.shape.domain_pos(n)) {
         if t.domain_holds(d, shape) {
-            let cores: Vec<&[u32]> = t.shape.domains[d].cores.iter().map(Vec::as_slice).collect();
-            if let Ok(cpus) =
-                gantry_topology::pick_cpus_from_cores(&cores, shape.pus as usize, &t.busy)
-            {
-                t.busy.extend(cpus.iter().copied());
+            if let Some(cpus) = pick_pus(&t.shape.domains[d].cores, shape.pus as usize, &t.busy) {
+                for &c in &cpus {
+                    t.busy.insert(c);
+                }
                 t.free_pus[d] -= cpus.len() as u32;
                 t.free_mem[d] -= shape.mem;
                 placement.cpus = cpus;

@@ -3,7 +3,7 @@
 //! agent report; and what running tasks already hold of it (GPUs, pinned PUs, bound memory).
 
 use gantry_gpu::Gpu;
-use gantry_proto::AgentInfo;
+use gantry_proto::{AgentInfo, GpuAssignment};
 use std::sync::Arc;
 
 /// At most this many GPUs per agent take part in GPU placement (free GPUs are a 64-bit mask);
@@ -34,6 +34,10 @@ pub struct NodeTopology {
     pub domains: Vec<DomainShape>,
     /// Bit `i` set: `gpus[i]` is healthy.
     pub healthy_mask: u64,
+    /// `gpus[i]` as a task's assignment (built once, cloned into placements).
+    pub assignments: Vec<GpuAssignment>,
+    /// 64-bit words needed for a bit set of every PU index in `domains`.
+    pub pu_words: usize,
 }
 
 impl NodeTopology {
@@ -62,7 +66,7 @@ impl NodeTopology {
     pub fn new(gpus: Vec<Gpu>, domains: &[gantry_proto::NumaDomain]) -> NodeTopology {
         let gpus: Vec<Gpu> = gpus.into_iter().take(MAX_GPUS_PER_AGENT).collect();
         let healthy_mask = mask_of(&gpus, |g| g.health.is_healthy());
-        let domains = domains
+        let domains: Vec<DomainShape> = domains
             .iter()
             .map(|d| {
                 let cores = if d.cores.is_empty() {
@@ -80,10 +84,17 @@ impl NodeTopology {
                 }
             })
             .collect();
+        let pu_words = domains
+            .iter()
+            .flat_map(|d: &DomainShape| d.cores.iter().flatten())
+            .max()
+            .map_or(0, |&m| m as usize / 64 + 1);
         NodeTopology {
+            assignments: gpus.iter().map(GpuAssignment::from).collect(),
             gpus,
             domains,
             healthy_mask,
+            pu_words,
         }
     }
 
