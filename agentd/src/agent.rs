@@ -1,4 +1,5 @@
-//! Starting an agent: open the work dir, re-adopt checkpointed tasks, serve `/state`, dial the master.
+//! Starting an agent: open the work dir, re-adopt checkpointed tasks, discover the hardware (NUMA
+//! domains, GPUs and their health), serve `/state`, dial the master.
 
 use crate::config::{AgentConfig, ContainerizerKind};
 use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
@@ -7,6 +8,7 @@ use crate::containerizer::process::ProcessContainerizer;
 use crate::containerizer::Containerizer;
 use crate::fetcher::Fetcher;
 use crate::http::{router, AgentHttp};
+use crate::inventory::{self, InventoryError, HEALTH_POLL_INTERVAL};
 use crate::link::{self, LinkConfig};
 use crate::recovery::{RecoveryError, WorkDir};
 use crate::tasks::TaskTable;
@@ -30,6 +32,8 @@ pub enum AgentError {
     SelfExe(std::io::Error),
     #[error("--containerizer native: {0}")]
     Native(String),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
 }
 
 /// Can the native containerizer run here? The cgroup layout, or why not.
@@ -130,11 +134,23 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         addr: cfg.listen,
         source,
     })?;
-    let info = cfg.info(http_addr.port());
+    let (gpu_inventory, discovered) = inventory::discover(cfg.gpu_fixture.as_deref())?;
+    let mut info = cfg.info(http_addr.port());
+    discovered.apply_to(&mut info, cfg.gpus_explicit);
+    let (info_tx, info_rx) = watch::channel(info);
+    if !discovered.gpus.is_empty() {
+        inventory::spawn_health_poller(
+            gpu_inventory,
+            info_tx,
+            cfg.gpus_explicit,
+            HEALTH_POLL_INTERVAL,
+        );
+    }
     let (reg_tx, reg_rx) = watch::channel(false);
     let http = AgentHttp {
         tasks: tasks.clone(),
-        info: info.clone(),
+        info: info_rx.clone(),
+        gpu_source: discovered.gpu_source.clone(),
         master: cfg.master.clone(),
         started_at: gantry_proto::time::now_secs(),
         registered: reg_rx.clone(),
@@ -149,7 +165,13 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         token: cfg.token.clone(),
         max_backoff: cfg.max_backoff,
     };
-    tokio::spawn(link::run(link_cfg, info, tasks.clone(), outbox_rx, reg_tx));
+    tokio::spawn(link::run(
+        link_cfg,
+        info_rx,
+        tasks.clone(),
+        outbox_rx,
+        reg_tx,
+    ));
     tracing::info!(%http_addr, master = %cfg.master, work_dir = %cfg.work_dir.display(), "agent started");
     Ok(AgentHandle {
         tasks,

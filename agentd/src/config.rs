@@ -79,6 +79,9 @@ pub struct AgentArgs {
     /// The fetcher cache's size bound in MiB (default 2048); least recently used entries go first.
     #[arg(long, env = "GANTRY_FETCHER_CACHE_SIZE_MIB")]
     pub fetcher_cache_size_mib: Option<u64>,
+    /// Read the GPUs from this JSON fixture instead of NVML (machines without GPUs, tests).
+    #[arg(long, env = "GANTRY_GPU_FIXTURE")]
+    pub gpu_fixture: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -100,6 +103,7 @@ impl AgentArgs {
             container_pids_max: self.container_pids_max.or(file.container_pids_max),
             fetcher_cache_dir: self.fetcher_cache_dir.or(file.fetcher_cache_dir),
             fetcher_cache_size_mib: self.fetcher_cache_size_mib.or(file.fetcher_cache_size_mib),
+            gpu_fixture: self.gpu_fixture.or(file.gpu_fixture),
         }
     }
 
@@ -129,6 +133,8 @@ impl AgentArgs {
             .work_dir
             .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/agent"));
         let resources = resolve_resources(self.resources.as_deref(), &work_dir)?;
+        let gpus_explicit =
+            parse_pairs(self.resources.as_deref().unwrap_or(""), "resources")?.contains_key("gpus");
         let attributes = parse_pairs(self.attributes.as_deref().unwrap_or(""), "attributes")?;
         let containerizer = match self.containerizer.as_deref() {
             None => None,
@@ -173,6 +179,8 @@ impl AgentArgs {
             container_pids_max: self.container_pids_max.unwrap_or(4096),
             fetcher_cache_dir,
             fetcher_cache_bytes: self.fetcher_cache_size_mib.unwrap_or(2048) << 20,
+            gpu_fixture: self.gpu_fixture,
+            gpus_explicit,
         })
     }
 }
@@ -194,6 +202,10 @@ pub struct AgentConfig {
     pub container_pids_max: u64,
     pub fetcher_cache_dir: PathBuf,
     pub fetcher_cache_bytes: u64,
+    /// The GPU fixture to read instead of NVML.
+    pub gpu_fixture: Option<PathBuf>,
+    /// `--resources` named `gpus`: offer that many, whatever the inventory finds healthy.
+    pub gpus_explicit: bool,
 }
 
 /// The containerizer back ends.
@@ -204,7 +216,7 @@ pub enum ContainerizerKind {
 }
 
 impl AgentConfig {
-    /// What the agent registers with.
+    /// What the agent registers with, before hardware discovery (see `inventory`).
     pub fn info(&self, port: u16) -> AgentInfo {
         AgentInfo {
             hostname: self.hostname.clone(),
@@ -212,6 +224,8 @@ impl AgentConfig {
             resources: self.resources.clone(),
             attributes: self.attributes.clone(),
             numa_domains: Vec::new(),
+            gpus: Vec::new(),
+            topology_warnings: Vec::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -339,7 +353,25 @@ mod tests {
             toml::from_str("master = \"http://b\"\ntoken = \"t\"\nwork_dir = \"/x\"").unwrap();
         let merged = flags.or(file);
         assert_eq!(merged.master.as_deref(), Some("http://a"));
+        let fixture: AgentArgs = toml::from_str("gpu_fixture = \"/f.json\"").unwrap();
+        assert_eq!(
+            AgentArgs::default().or(fixture).gpu_fixture,
+            Some(PathBuf::from("/f.json"))
+        );
         assert_eq!(merged.token.as_deref(), Some("t"));
         assert!(toml::from_str::<AgentArgs>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn an_explicit_gpu_count_is_noticed() {
+        let args = |r: &str| AgentArgs {
+            master: Some("http://m".into()),
+            token: Some("t".into()),
+            work_dir: Some("/tmp".into()),
+            resources: Some(r.into()),
+            ..Default::default()
+        };
+        assert!(args("cpus:1;gpus:0").resolve().unwrap().gpus_explicit);
+        assert!(!args("cpus:1").resolve().unwrap().gpus_explicit);
     }
 }

@@ -1,4 +1,5 @@
-//! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6), `GET /health` and
+//! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6, plus the NUMA
+//! domains, GPUs with their health, and topology warnings), `GET /health` and
 //! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape).
 
 use crate::tasks::TaskTable;
@@ -13,7 +14,10 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AgentHttp {
     pub tasks: Arc<TaskTable>,
-    pub info: AgentInfo,
+    /// The registration info, updated when GPU health changes.
+    pub info: tokio::sync::watch::Receiver<AgentInfo>,
+    /// Where the GPUs come from (fixture, NVML, none and why).
+    pub gpu_source: String,
     pub master: String,
     pub started_at: f64,
     pub registered: tokio::sync::watch::Receiver<bool>,
@@ -33,6 +37,7 @@ pub fn router(state: AgentHttp) -> Router {
 
 async fn agent_state(State(s): State<AgentHttp>) -> Json<Value> {
     let id = s.tasks.agent_id().map(|a| a.0).unwrap_or_default();
+    let agent = s.info.borrow().clone();
     let mut tasks = Vec::new();
     let mut completed = Vec::new();
     for (info, state) in s.tasks.list() {
@@ -44,6 +49,7 @@ async fn agent_state(State(s): State<AgentHttp>) -> Json<Value> {
             "slave_id": id,
             "state": state.name(),
             "resources": info.resources,
+            "placement": info.placement,
         });
         if state.is_terminal() {
             completed.push(t);
@@ -55,12 +61,15 @@ async fn agent_state(State(s): State<AgentHttp>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "start_time": s.started_at,
         "id": id,
-        "pid": format!("slave(1)@{}:{}", s.info.hostname, s.info.port),
-        "hostname": s.info.hostname,
+        "pid": format!("slave(1)@{}:{}", agent.hostname, agent.port),
+        "hostname": agent.hostname,
         "registered": *s.registered.borrow(),
-        "resources": s.info.resources,
-        "attributes": s.info.attributes,
-        "numa_domains": s.info.numa_domains,
+        "resources": agent.resources,
+        "attributes": agent.attributes,
+        "numa_domains": agent.numa_domains,
+        "gpus": agent.gpus,
+        "gpu_inventory": s.gpu_source,
+        "topology_warnings": agent.topology_warnings,
         "master_hostname": s.master,
         "flags": {"work_dir": s.tasks.work_dir().root().display().to_string()},
         "frameworks": [{

@@ -299,6 +299,14 @@ impl TaskTable {
         }
         let ports: Vec<String> = task.ports.iter().map(u16::to_string).collect();
         env.insert("PORTS".into(), ports.join(","));
+        // GPUs: the ones the master assigned (none: CUDA sees none). Here CUDA_VISIBLE_DEVICES
+        // names UUIDs (nothing hides the other GPUs); the native containerizer, which confines the
+        // task with device cgroups, renumbers them from 0 as Slurm does. A GPU task placed by count
+        // only (agent without a GPU inventory) is left as it is.
+        let assigned = task.placement.as_ref().map_or(&[][..], |p| &p.gpus[..]);
+        if !assigned.is_empty() || task.resources.gpus == 0 {
+            env.extend(gantry_gpu::assignment_env(assigned, false));
+        }
         env
     }
 

@@ -301,6 +301,7 @@ async fn only_the_given_gpu_is_reachable() {
             index: 0,
             minor: 0,
             uuid: "GPU-test-0".into(),
+            ..Default::default()
         }],
         ..Default::default()
     });

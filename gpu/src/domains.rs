@@ -23,6 +23,7 @@ pub fn numa_domains(topology: &Topology, gpus: &[Gpu]) -> Vec<NumaDomain> {
                 cpus: n.cpus.clone(),
                 mem: n.memory_mib(),
                 gpus: gpu_ids,
+                cores: Vec::new(),
             }
         })
         .collect()

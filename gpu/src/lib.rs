@@ -1,6 +1,7 @@
 //! NVIDIA GPUs: discovery through NVML behind the [`GpuInventory`] trait, a JSON fixture inventory,
 //! health from XID/ECC events, the cross-check against hwloc, NUMA domains for the agent report,
-//! device-cgroup rules and visible-devices environment, and GPU selection on one node.
+//! device-cgroup rules and visible-devices environment, GPU selection on one node, and the
+//! conversions to and from the wire types of `gantry-proto`.
 
 mod device_rules;
 mod domains;
@@ -13,6 +14,7 @@ mod minor_rules;
 mod model;
 mod nvml_inventory;
 mod selection;
+mod wire;
 
 pub use device_rules::{
     gpu_device_rules, visible_devices_env, DeviceAccessRules, DeviceRule, DeviceRulesError,
@@ -28,3 +30,4 @@ pub use minor_rules::{gpu_device_rules_for_minors, proc_char_majors};
 pub use model::{Gpu, GpuHealth, MigMode};
 pub use nvml_inventory::NvmlInventory;
 pub use selection::{select_gpus, GpuSelection, NumaPolicy};
+pub use wire::{assignment_env, numa_domains_with_cores, GpuInfoError};

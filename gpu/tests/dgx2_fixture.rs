@@ -181,3 +181,27 @@ fn invalid_fixtures_are_rejected_with_the_reason() {
         .expect_err("missing fields");
     assert!(err.to_string().contains("bad.json"), "{err}");
 }
+
+#[test]
+fn domains_with_cores_give_each_node_its_cores_and_eight_gpus() {
+    let topo = dgx2_topology();
+    let gpus = inventory().gpus().expect("gpus");
+    let domains = gantry_gpu::numa_domains_with_cores(&topo, &gpus);
+    assert_eq!(domains.len(), 2);
+    for d in &domains {
+        assert_eq!(d.gpus.len(), 8, "node {}", d.id);
+        assert!(!d.cores.is_empty(), "node {} has cores", d.id);
+        let pus: Vec<u32> = d.cores.iter().flatten().copied().collect();
+        let mut sorted = pus.clone();
+        sorted.sort_unstable();
+        let mut cpus = d.cpus.clone();
+        cpus.sort_unstable();
+        assert_eq!(
+            sorted, cpus,
+            "node {}: the cores hold exactly its PUs",
+            d.id
+        );
+    }
+    let info: Vec<gantry_proto::GpuInfo> = gpus.iter().map(gantry_proto::GpuInfo::from).collect();
+    assert!(info.iter().all(|g| g.healthy && g.numa_node.is_some()));
+}

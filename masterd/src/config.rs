@@ -1,6 +1,7 @@
 //! Master configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
 //! order of precedence.
 
+use crate::alloc::{GpuAgentRule, PlaceOptions};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,10 @@ pub struct MasterArgs {
     /// Seconds agents known from the store have to re-register after a master restart.
     #[arg(long, env = "GANTRY_AGENT_REREGISTER_SECS")]
     pub agent_reregister_secs: Option<f64>,
+    /// Whether tasks that ask for no GPU may run on agents with GPUs: `avoid` (default: only
+    /// when no agent without GPUs was among the candidates), `never`, or `allow`.
+    #[arg(long, env = "GANTRY_CPU_TASKS_ON_GPU_AGENTS")]
+    pub cpu_tasks_on_gpu_agents: Option<String>,
 }
 
 impl MasterArgs {
@@ -66,6 +71,9 @@ impl MasterArgs {
             max_missed_heartbeats: self.max_missed_heartbeats.or(file.max_missed_heartbeats),
             agent_gone_secs: self.agent_gone_secs.or(file.agent_gone_secs),
             agent_reregister_secs: self.agent_reregister_secs.or(file.agent_reregister_secs),
+            cpu_tasks_on_gpu_agents: self
+                .cpu_tasks_on_gpu_agents
+                .or(file.cpu_tasks_on_gpu_agents),
         }
     }
 
@@ -101,7 +109,17 @@ impl MasterArgs {
                 why: "must be at least 1".into(),
             });
         }
+        let rule = match self.cpu_tasks_on_gpu_agents.as_deref() {
+            None => GpuAgentRule::default(),
+            Some(v) => GpuAgentRule::parse(v).ok_or_else(|| ConfigError::Invalid {
+                key: "cpu_tasks_on_gpu_agents",
+                why: format!("'{v}' is not one of avoid, never, allow"),
+            })?,
+        };
         Ok(MasterConfig {
+            place_options: PlaceOptions {
+                cpu_tasks_on_gpu_agents: rule,
+            },
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5050))),
@@ -132,6 +150,8 @@ pub struct MasterConfig {
     pub max_missed_heartbeats: u32,
     pub agent_gone_after: Duration,
     pub agent_reregister_timeout: Duration,
+    /// Placement settings (CPU-only tasks on GPU agents).
+    pub place_options: PlaceOptions,
 }
 
 impl MasterConfig {
@@ -164,5 +184,21 @@ mod tests {
         .or(file);
         assert_eq!(merged.token.as_deref(), Some("flag"));
         assert_eq!(merged.listen.unwrap().port(), 6060);
+        assert_eq!(c.place_options.cpu_tasks_on_gpu_agents, GpuAgentRule::Avoid);
+        let never: MasterArgs = toml::from_str("cpu_tasks_on_gpu_agents = \"never\"").unwrap();
+        assert_eq!(
+            never
+                .resolve()
+                .unwrap()
+                .place_options
+                .cpu_tasks_on_gpu_agents,
+            GpuAgentRule::Never
+        );
+        let bad = MasterArgs {
+            cpu_tasks_on_gpu_agents: Some("sometimes".into()),
+            ..Default::default()
+        };
+        let e = bad.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("cpu_tasks_on_gpu_agents"), "{e}");
     }
 }

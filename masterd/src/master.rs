@@ -95,18 +95,10 @@ async fn load(store: &AsyncStore) -> Result<(ClusterState, Option<String>), Mast
     for t in snap.tasks {
         st.tasks.insert(t.info.task_id.clone(), t);
     }
-    let now = Instant::now();
     for a in snap.agents {
         let recovering = a.lifecycle == AgentLifecycle::Active;
-        st.agents.insert(
-            a.id.clone(),
-            AgentEntry {
-                record: a,
-                conn: None,
-                last_seen: now,
-                recovering,
-            },
-        );
+        st.agents
+            .insert(a.id.clone(), AgentEntry::new(a, None, recovering));
     }
     let mut master_id = None;
     for (k, v) in snap.meta {

@@ -2,8 +2,8 @@
 //! tasks go back to the queue with a reason.
 
 use gantry_masterd::alloc::{
-    check, place, AgentSnapshot, ClusterSnapshot, ConflictCause, Placement, Plan, ResourceKind,
-    TaskDemand,
+    check, place, AgentSnapshot, ClusterSnapshot, ConflictCause, NumaPolicy, Placement, Plan,
+    ResourceKind, TaskDemand,
 };
 use gantry_proto::{PortRanges, Resources};
 use std::collections::HashMap;
@@ -20,6 +20,7 @@ fn agent(id: &str, cpus: f64) -> AgentSnapshot {
         used: Resources::default(),
         attributes: Default::default(),
         group_counts: HashMap::new(),
+        topology: None,
     }
 }
 
@@ -29,6 +30,7 @@ fn task(id: &str, cpus: f64, ports: usize) -> TaskDemand {
         group: format!("/{id}"),
         resources: Resources::scalars(cpus, 256.0, 0.0),
         port_count: ports,
+        numa: NumaPolicy::None,
     }
 }
 
@@ -37,6 +39,7 @@ fn placement(task: &str, agent: &str, ports: &[u16]) -> Placement {
         task_id: task.into(),
         agent_id: agent.into(),
         ports: ports.to_vec(),
+        numa: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Placement examples: spreading an app's instances, packing different apps, host ports, unreachable
 //! agents and the reasons given for tasks that fit nowhere.
 
-use gantry_masterd::alloc::{place, AgentSnapshot, ClusterSnapshot, Plan, TaskDemand};
+use gantry_masterd::alloc::{place, AgentSnapshot, ClusterSnapshot, NumaPolicy, Plan, TaskDemand};
 use gantry_proto::{PortRanges, Resources};
 use std::collections::HashMap;
 
@@ -16,6 +16,7 @@ fn agent(id: &str, cpus: f64, mem: f64) -> AgentSnapshot {
         used: Resources::default(),
         attributes: Default::default(),
         group_counts: HashMap::new(),
+        topology: None,
     }
 }
 
@@ -25,6 +26,7 @@ fn task(id: &str, group: &str, cpus: f64, mem: f64, ports: usize) -> TaskDemand 
         group: group.into(),
         resources: Resources::scalars(cpus, mem, 0.0),
         port_count: ports,
+        numa: NumaPolicy::None,
     }
 }
 

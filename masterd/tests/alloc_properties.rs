@@ -3,7 +3,7 @@
 //! `check` catching what a newer snapshot invalidates.
 
 use gantry_masterd::alloc::{
-    check, place, sim, AgentSnapshot, ClusterSnapshot, ConflictCause, Plan, TaskDemand,
+    check, place, sim, AgentSnapshot, ClusterSnapshot, ConflictCause, NumaPolicy, Plan, TaskDemand,
 };
 use gantry_proto::{PortRanges, Resources};
 use proptest::prelude::*;
@@ -54,6 +54,7 @@ fn agent_strategy() -> impl Strategy<Value = AgentSnapshot> {
                         .into_iter()
                         .map(|(g, n)| (GROUPS[g].to_owned(), n))
                         .collect(),
+                    topology: None,
                 }
             },
         )
@@ -105,6 +106,7 @@ fn demands_strategy() -> impl Strategy<Value = Vec<TaskDemand>> {
                     )
                 },
                 port_count: ports,
+                numa: NumaPolicy::None,
             })
             .collect()
     })

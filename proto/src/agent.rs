@@ -1,4 +1,5 @@
-//! What an agent tells the master about itself: host, port, total resources, attributes, NUMA domains.
+//! What an agent tells the master about itself: host, port, total resources, attributes, NUMA domains
+//! and GPUs (with their health).
 
 use crate::resources::Resources;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,14 @@ pub struct AgentInfo {
     pub attributes: BTreeMap<String, String>,
     /// NUMA domains (CPUs, memory and GPUs that belong together); empty when not discovered.
     pub numa_domains: Vec<NumaDomain>,
+    /// The agent's GPUs, healthy or not (`resources.gpus` counts the healthy ones); empty when
+    /// it has none or no inventory.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuInfo>,
+    /// Disagreements found while discovering the topology (e.g. NVML and hwloc place a GPU on
+    /// different NUMA nodes). Reported as found, never resolved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_warnings: Vec<String>,
     /// Gantry version of the agent binary.
     pub version: String,
 }
@@ -34,4 +43,76 @@ pub struct NumaDomain {
     pub mem: f64,
     /// Indexes of the GPUs attached to this node.
     pub gpus: Vec<u32>,
+    /// The node's cores, each the OS indexes of its PUs (hyperthreads), so that the master can
+    /// give a task whole cores; empty when not discovered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cores: Vec<Vec<u32>>,
+}
+
+/// One GPU as the agent reports it (the wire form of the inventory's GPU).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GpuInfo {
+    /// NVML index (as `nvidia-smi` numbers GPUs).
+    pub index: u32,
+    /// Device minor: `/dev/nvidia<minor>`.
+    pub minor: u32,
+    /// `GPU-xxxxxxxx-...`.
+    pub uuid: String,
+    /// Product name.
+    pub name: String,
+    /// Total memory, MiB.
+    pub memory_mib: u64,
+    /// PCI address, canonical `dddd:bb:dd.f`.
+    pub pci_bus_id: String,
+    /// NUMA node the GPU is attached to, if known.
+    pub numa_node: Option<u32>,
+    /// Indexes of GPUs reachable over NVLink, sorted.
+    pub nvlink_peers: Vec<u32>,
+    /// The PCIe switch the GPU hangs off (its upstream port's PCI address), if known.
+    pub pcie_switch: Option<String>,
+    /// `unsupported`, `disabled` or `enabled`.
+    pub mig_mode: String,
+    /// False once a critical XID or ECC error was seen: the master places nothing on it.
+    pub healthy: bool,
+    /// Why it is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy_reason: Option<String>,
+}
+
+impl AgentInfo {
+    /// How many of the agent's reported GPUs are healthy.
+    pub fn healthy_gpus(&self) -> u32 {
+        self.gpus.iter().filter(|g| g.healthy).count() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_agent_info_without_gpus_still_parses_and_gpus_are_omitted_when_empty() {
+        let old = r#"{"hostname":"h","port":5051,"numa_domains":[{"id":0,"cpus":[0,1],"mem":1024.0,"gpus":[]}]}"#;
+        let info: AgentInfo = serde_json::from_str(old).expect("v1 agent info parses");
+        assert!(info.gpus.is_empty());
+        assert!(info.numa_domains[0].cores.is_empty());
+        let back = serde_json::to_value(&info).expect("serializes");
+        assert!(back.get("gpus").is_none(), "{back}");
+        assert!(back["numa_domains"][0].get("cores").is_none(), "{back}");
+    }
+
+    #[test]
+    fn healthy_gpus_counts_only_healthy_ones() {
+        let gpu = |index, healthy| GpuInfo {
+            index,
+            healthy,
+            ..GpuInfo::default()
+        };
+        let info = AgentInfo {
+            gpus: vec![gpu(0, true), gpu(1, false), gpu(2, true)],
+            ..AgentInfo::default()
+        };
+        assert_eq!(info.healthy_gpus(), 2);
+    }
 }

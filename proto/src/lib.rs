@@ -9,9 +9,11 @@ pub mod resources;
 pub mod task;
 pub mod time;
 
-pub use agent::{AgentInfo, NumaDomain};
+pub use agent::{AgentInfo, GpuInfo, NumaDomain};
 pub use ids::{AgentId, TaskId};
-pub use messages::{AgentMessage, MasterMessage, StatusUpdate, TaskReport, PROTOCOL_VERSION};
+pub use messages::{
+    AgentMessage, MasterMessage, StatusUpdate, TaskReport, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 pub use ranges::{PortRanges, RangeError};
 pub use resources::Resources;
 pub use task::{

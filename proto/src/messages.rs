@@ -1,8 +1,11 @@
 //! The master<->agent protocol: JSON messages over one WebSocket that the agent dials.
 //! Every message is tagged by `type`; the agent states `PROTOCOL_VERSION` when it registers and the
-//! master refuses versions it does not speak.
+//! master refuses versions outside `MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION`.
+//!
+//! Versions: 1 is the core protocol; 2 adds `UPDATE_GPUS` (agent to master). A version 1 agent
+//! never sends it, so a version 2 master speaks to both.
 
-use crate::agent::AgentInfo;
+use crate::agent::{AgentInfo, GpuInfo};
 use crate::ids::{AgentId, TaskId};
 use crate::task::{TaskInfo, TaskStatus};
 use serde::{Deserialize, Serialize};
@@ -11,7 +14,10 @@ use serde::{Deserialize, Serialize};
 pub const AGENT_CONNECT_PATH: &str = "/agent/v1/connect";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest agent protocol version this build's master accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
 /// A task the agent runs (or ran), reported at re-registration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +53,9 @@ pub enum AgentMessage {
     Heartbeat,
     /// A task's status changed.
     StatusUpdate(StatusUpdate),
+    /// (Version 2.) The agent's GPUs changed health: every GPU with its health, and how many GPUs
+    /// it now offers (`resources.gpus`). The master stops placing on unhealthy GPUs.
+    UpdateGpus { gpus: Vec<GpuInfo>, total_gpus: u32 },
 }
 
 /// Master to agent.
@@ -99,5 +108,25 @@ mod tests {
         let back: AgentMessage =
             serde_json::from_str(&serde_json::to_string(&up).unwrap()).unwrap();
         assert_eq!(back, up);
+    }
+
+    #[test]
+    fn update_gpus_is_tagged_and_round_trips() {
+        let m = AgentMessage::UpdateGpus {
+            gpus: vec![GpuInfo {
+                index: 3,
+                healthy: false,
+                unhealthy_reason: Some("critical XID 79".into()),
+                ..GpuInfo::default()
+            }],
+            total_gpus: 15,
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["type"], "UPDATE_GPUS");
+        assert_eq!(v["total_gpus"], 15);
+        assert_eq!(v["gpus"][0]["unhealthy_reason"], "critical XID 79");
+        let back: AgentMessage = serde_json::from_value(v).unwrap();
+        assert_eq!(back, m);
+        const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
     }
 }

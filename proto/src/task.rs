@@ -240,6 +240,9 @@ pub struct GpuAssignment {
     /// Device minor number (`/dev/nvidia<minor>`, major 195).
     pub minor: u32,
     pub uuid: String,
+    /// PCI address (`dddd:bb:dd.f`): CUDA's `PCI_BUS_ID` order numbers the task's GPUs by it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pci_bus_id: String,
 }
 
 /// How the task's container is set up beyond its resources.

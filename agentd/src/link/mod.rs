@@ -1,6 +1,7 @@
 //! The agent's one long-lived connection to the master: a WebSocket the agent dials (so agents
 //! behind NAT work), authenticated by the cluster join token. Registration, heartbeats and status
-//! updates go up; launches, kills and acknowledgements come down. Reconnects with backoff.
+//! updates go up (and `UPDATE_GPUS` when GPU health changes); launches, kills and
+//! acknowledgements come down. Reconnects with backoff.
 
 mod backoff;
 
@@ -46,16 +47,26 @@ pub fn connect_url(master: &str) -> String {
 }
 
 /// Runs the link forever: connect, register, serve, and on any failure reconnect with backoff.
+/// `info` is what the agent registers with; when it changes (GPU health), the master is told.
 pub async fn run(
     cfg: LinkConfig,
-    info: AgentInfo,
+    mut info: watch::Receiver<AgentInfo>,
     tasks: Arc<TaskTable>,
     mut outbox: mpsc::UnboundedReceiver<StatusUpdate>,
     registered: watch::Sender<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), cfg.max_backoff);
     loop {
-        match session(&cfg, &info, &tasks, &mut outbox, &registered, &mut backoff).await {
+        match session(
+            &cfg,
+            &mut info,
+            &tasks,
+            &mut outbox,
+            &registered,
+            &mut backoff,
+        )
+        .await
+        {
             Ok(()) => tracing::warn!("master closed the connection"),
             Err(e) => tracing::warn!(error = %e, "link to the master failed"),
         }
@@ -84,7 +95,7 @@ enum SessionError {
 
 async fn session(
     cfg: &LinkConfig,
-    info: &AgentInfo,
+    info: &mut watch::Receiver<AgentInfo>,
     tasks: &Arc<TaskTable>,
     outbox: &mut mpsc::UnboundedReceiver<StatusUpdate>,
     registered: &watch::Sender<bool>,
@@ -109,7 +120,7 @@ async fn session(
     let register = AgentMessage::Register {
         protocol_version: PROTOCOL_VERSION,
         agent_id: tasks.agent_id(),
-        info: info.clone(),
+        info: info.borrow_and_update().clone(),
         tasks: tasks.reports(),
     };
     tx.send(encode(&register)).await?;
@@ -154,6 +165,7 @@ async fn session(
     let mut last_heard = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut info_open = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -166,6 +178,14 @@ async fn session(
                 tx.send(encode(&AgentMessage::Heartbeat)).await?;
                 tx.send(Message::Ping(Vec::new().into())).await?;
             }
+            changed = info.changed(), if info_open => match changed {
+                Ok(()) => {
+                    let update = gpu_update(&info.borrow_and_update());
+                    tx.send(encode(&update)).await?;
+                }
+                // No more health updates will come (no GPUs, or the poller ended).
+                Err(_) => info_open = false,
+            },
             up = outbox.recv() => match up {
                 Some(up) => tx.send(encode(&AgentMessage::StatusUpdate(up))).await?,
                 None => return Ok(()),
@@ -200,6 +220,14 @@ fn handle(tasks: &Arc<TaskTable>, m: MasterMessage) -> Result<(), SessionError> 
     Ok(())
 }
 
+/// The `UPDATE_GPUS` message for the agent's current info.
+fn gpu_update(info: &AgentInfo) -> AgentMessage {
+    AgentMessage::UpdateGpus {
+        gpus: info.gpus.clone(),
+        total_gpus: info.resources.gpus,
+    }
+}
+
 fn encode(m: &AgentMessage) -> Message {
     Message::text(serde_json::to_string(m).unwrap_or_default())
 }
@@ -219,5 +247,25 @@ mod tests {
             "ws://127.0.0.1:5050/agent/v1/connect"
         );
         assert_eq!(connect_url("https://m:1"), "wss://m:1/agent/v1/connect");
+    }
+
+    #[test]
+    fn gpu_update_carries_every_gpu_and_the_offered_count() {
+        let mut info = AgentInfo {
+            gpus: vec![gantry_proto::GpuInfo {
+                index: 0,
+                healthy: false,
+                ..Default::default()
+            }],
+            ..AgentInfo::default()
+        };
+        info.resources.gpus = 0;
+        assert_eq!(
+            gpu_update(&info),
+            AgentMessage::UpdateGpus {
+                gpus: info.gpus.clone(),
+                total_gpus: 0
+            }
+        );
     }
 }

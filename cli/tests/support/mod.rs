@@ -143,8 +143,23 @@ impl Cluster {
     }
 
     pub fn start_agent_with_token(&mut self, i: usize, resources: &str, token: &str) {
+        self.start_agent_with(i, resources, token, &[], &[]);
+    }
+
+    /// Starts agent `i` with extra flags (`--gpu-fixture PATH`) and environment variables
+    /// (`HWLOC_XMLFILE`).
+    pub fn start_agent_with(
+        &mut self,
+        i: usize,
+        resources: &str,
+        token: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) {
         let log = format!("agent{i}.log");
         let child = Command::new(bin("gantry-agentd"))
+            .args(flags)
+            .envs(env.iter().copied())
             .arg("--master")
             .arg(self.url())
             .arg("--listen")

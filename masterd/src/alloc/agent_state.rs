@@ -1,6 +1,7 @@
 //! An agent's free resources and group counts during one placement run, updated in place as tasks
-//! are put on it.
+//! are put on it (its GPUs, pinned PUs and bound memory too, when it reported a topology).
 
+use super::numa_fit::TopoState;
 use super::ports::FreePorts;
 use super::shape::Shape;
 use super::AgentSnapshot;
@@ -17,6 +18,10 @@ pub(crate) struct AgentState {
     pub total_cpus: f64,
     pub total_mem: f64,
     pub ports: FreePorts,
+    /// The agent offers GPUs (CPU-only tasks may avoid it; see `GpuAgentRule`).
+    pub has_gpus: bool,
+    /// Free GPUs, PUs and memory per NUMA node; `None` when the agent reported no topology.
+    pub topo: Option<Box<TopoState>>,
     /// (interned group, tasks of that group on this agent), only for groups in the batch.
     groups: Vec<(u32, u32)>,
 }
@@ -40,6 +45,8 @@ impl AgentState {
             total_cpus: total.cpus,
             total_mem: total.mem,
             ports: FreePorts::new(&total.ports.difference(&used.ports)),
+            has_gpus: total.gpus > 0,
+            topo: agent.topology.as_ref().map(|u| Box::new(TopoState::new(u))),
             groups,
         }
     }
@@ -95,6 +102,7 @@ mod tests {
             },
             attributes: Default::default(),
             group_counts: [("/web".to_string(), 2), ("/other".to_string(), 5)].into(),
+            topology: None,
         };
         let interned: HashMap<&str, u32> = [("/web", 0), ("/db", 1)].into();
         let mut s = AgentState::new(&agent, &interned);
@@ -112,6 +120,8 @@ mod tests {
             disk: 10.0,
             gpus: 1,
             ports: 2,
+            numa: gantry_gpu::NumaPolicy::None,
+            pus: 2,
         };
         assert_eq!(s.commit(&shape, 1), Some(vec![31001, 31002]));
         assert_eq!((s.cpus, s.mem, s.disk, s.gpus), (1.5, 2072.0, 990.0, 0));

@@ -1,11 +1,12 @@
 //! Re-checking a plan against a newer snapshot before it is applied: placements that no longer fit
-//! (agent gone or unreachable, resources or ports taken meanwhile) are reported so the caller drops them.
+//! (agent gone or unreachable, resources or ports taken meanwhile, a chosen GPU taken or unhealthy,
+//! a chosen PU pinned by another task) are reported so the caller drops them.
 
 use super::feasibility::ResourceKind;
 use super::reasons::amount;
 use super::shape::{Shape, EPSILON};
 use super::{AgentSnapshot, ClusterSnapshot, Plan, TaskDemand, Unplaced};
-use gantry_proto::{AgentId, PortRanges, TaskId};
+use gantry_proto::{AgentId, NumaPlacement, PortRanges, TaskId};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -44,6 +45,12 @@ pub enum ConflictCause {
         chosen: usize,
         asked: usize,
     },
+    /// A chosen GPU is held by another task.
+    GpuTaken(u32),
+    /// A chosen GPU is unhealthy or no longer reported by the agent.
+    GpuUnavailable(u32),
+    /// A chosen PU is pinned by another task.
+    CpuTaken(u32),
 }
 
 impl fmt::Display for ConflictCause {
@@ -68,6 +75,11 @@ impl fmt::Display for ConflictCause {
             ConflictCause::PortCount { chosen, asked } => {
                 write!(f, "{chosen} host ports chosen, {asked} asked")
             }
+            ConflictCause::GpuTaken(i) => write!(f, "GPU {i} is held by another task"),
+            ConflictCause::GpuUnavailable(i) => {
+                write!(f, "GPU {i} is unhealthy or no longer reported")
+            }
+            ConflictCause::CpuTaken(c) => write!(f, "CPU {c} is pinned by another task"),
         }
     }
 }
@@ -89,18 +101,50 @@ struct Left {
     disk: f64,
     gpus: u32,
     ports: PortRanges,
+    /// Healthy GPUs the agent reports (NVML indexes).
+    healthy_gpus: HashSet<u32>,
+    /// GPUs held by tasks, and PUs pinned by tasks.
+    taken_gpus: HashSet<u32>,
+    pinned: HashSet<u32>,
 }
 
 impl Left {
     fn new(agent: &AgentSnapshot) -> Self {
         let (t, u) = (&agent.total, &agent.used);
+        let topo = agent.topology.as_ref();
         Left {
             cpus: t.cpus - u.cpus,
             mem: t.mem - u.mem,
             disk: t.disk - u.disk,
             gpus: t.gpus.saturating_sub(u.gpus),
             ports: t.ports.difference(&u.ports),
+            healthy_gpus: topo.map_or_else(HashSet::new, |x| {
+                x.topology
+                    .gpus
+                    .iter()
+                    .filter(|g| g.health.is_healthy())
+                    .map(|g| g.index)
+                    .collect()
+            }),
+            taken_gpus: topo.map_or_else(HashSet::new, |x| x.taken_gpus.iter().copied().collect()),
+            pinned: topo.map_or_else(HashSet::new, |x| x.pinned_cpus.iter().copied().collect()),
         }
+    }
+
+    /// The first GPU or PU of `numa` that is not free.
+    fn refuse_binding(&self, numa: &NumaPlacement) -> Option<ConflictCause> {
+        for g in &numa.gpus {
+            if !self.healthy_gpus.contains(&g.index) {
+                return Some(ConflictCause::GpuUnavailable(g.index));
+            }
+            if self.taken_gpus.contains(&g.index) {
+                return Some(ConflictCause::GpuTaken(g.index));
+            }
+        }
+        numa.cpus
+            .iter()
+            .find(|c| self.pinned.contains(c))
+            .map(|&c| ConflictCause::CpuTaken(c))
     }
 
     /// The first reason `shape` with `ports` does not fit, or `None` when it does.
@@ -188,9 +232,15 @@ pub fn check(snapshot: &ClusterSnapshot, plan: &Plan, demands: &[TaskDemand]) ->
             let l = left
                 .entry(agent.id.as_str())
                 .or_insert_with(|| Left::new(agent));
-            let refusal = l.refuse(&shape, &p.ports);
+            let refusal = l
+                .refuse(&shape, &p.ports)
+                .or_else(|| p.numa.as_ref().and_then(|n| l.refuse_binding(n)));
             if refusal.is_none() {
                 l.take(&shape, &p.ports);
+                if let Some(n) = &p.numa {
+                    l.taken_gpus.extend(n.gpus.iter().map(|g| g.index));
+                    l.pinned.extend(n.cpus.iter().copied());
+                }
             }
             refusal
         })();

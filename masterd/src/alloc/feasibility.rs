@@ -2,6 +2,7 @@
 //! fall short (for the reasons users read).
 
 use super::agent_state::AgentState;
+use super::numa_fit::topo_fits;
 use super::shape::{Shape, EPSILON};
 use std::fmt;
 
@@ -64,9 +65,16 @@ impl Shortfalls {
     }
 }
 
-/// True when `shape` fits the free resources of `agent` (the hot path: no bookkeeping).
+/// True when `shape` fits the free resources of `agent` (the hot path: no bookkeeping; the
+/// topology is looked at only for tasks with GPUs or a NUMA policy).
 #[inline]
 pub(crate) fn fits(agent: &AgentState, shape: &Shape) -> bool {
+    fits_scalars(agent, shape) && (!shape.binds() || topo_fits(agent.topo.as_deref(), shape))
+}
+
+/// True when the scalars and ports of `shape` fit, whatever the topology says.
+#[inline]
+pub(crate) fn fits_scalars(agent: &AgentState, shape: &Shape) -> bool {
     shape.cpus <= agent.cpus + EPSILON
         && shape.mem <= agent.mem + EPSILON
         && shape.disk <= agent.disk + EPSILON
@@ -132,6 +140,7 @@ mod tests {
             used: Resources::default(),
             attributes: Default::default(),
             group_counts: Default::default(),
+            topology: None,
         };
         AgentState::new(&snap, &Default::default())
     }
@@ -143,6 +152,8 @@ mod tests {
             disk: 0.0,
             gpus,
             ports,
+            numa: gantry_gpu::NumaPolicy::None,
+            pus: cpus.ceil() as u32,
         }
     }
 

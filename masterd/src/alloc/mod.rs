@@ -7,11 +7,19 @@
 //! penalty for tasks of the same group already on the agent, so an app's instances spread while
 //! different apps pack. Tasks that fit nowhere get a sentence saying why ([`Unplaced::reason`]).
 //! [`check`] replays a plan onto a newer snapshot and names the placements that no longer fit.
+//!
+//! GPUs and NUMA (docs/gpu-placement.md): agents that reported a topology carry it
+//! ([`NodeTopology`]) with what running tasks hold ([`TopologyUse`]). A task asking for GPUs or
+//! a NUMA policy gets, on the chosen agent, its GPU ids (closest set, `gantry_gpu::select_gpus`),
+//! whole cores and a memory node on the GPUs' NUMA node ([`Placement::numa`]). CPU-only tasks
+//! without a policy take the plain path, and avoid agents with GPUs ([`GpuAgentRule`]).
 
 mod agent_state;
 mod check;
+mod cpu_bits;
 mod feasibility;
 mod node_order;
+mod numa_fit;
 mod placer;
 mod ports;
 mod reasons;
@@ -19,12 +27,15 @@ mod rng;
 mod scoring;
 mod shape;
 pub mod sim;
+mod topology;
 
 pub use check::{check, Conflict, ConflictCause};
 pub use feasibility::ResourceKind;
+pub use gantry_gpu::NumaPolicy;
 pub use placer::{candidate_limit, MAX_SKIP};
+pub use topology::{DomainShape, NodeTopology, TopologyUse, MAX_GPUS_PER_AGENT};
 
-use gantry_proto::{AgentId, Resources, TaskId};
+use gantry_proto::{AgentId, NumaPlacement, Resources, TaskId};
 use std::collections::{BTreeMap, HashMap};
 
 /// The cluster as the allocator sees it.
@@ -45,6 +56,9 @@ pub struct AgentSnapshot {
     pub attributes: BTreeMap<String, String>,
     /// Non-terminal tasks per group (the Marathon app id), used to spread a group's instances.
     pub group_counts: HashMap<String, u32>,
+    /// The agent's GPUs and NUMA domains and what tasks hold of them; `None` when it reported
+    /// none (GPU tasks are then placed there by count only, and never with `require`).
+    pub topology: Option<TopologyUse>,
 }
 
 /// A task waiting for a place.
@@ -57,6 +71,8 @@ pub struct TaskDemand {
     pub resources: Resources,
     /// How many host ports to pick from the agent's free ports.
     pub port_count: usize,
+    /// NUMA policy: `None` for unbound tasks; apps asking for GPUs default to `Prefer`.
+    pub numa: NumaPolicy,
 }
 
 /// One task put on one agent, with the host ports chosen for it.
@@ -65,6 +81,8 @@ pub struct Placement {
     pub task_id: TaskId,
     pub agent_id: AgentId,
     pub ports: Vec<u16>,
+    /// GPUs, PUs and memory node chosen on the agent; `None` when the task is not bound.
+    pub numa: Option<NumaPlacement>,
 }
 
 /// Why a task found no place: a human sentence for users, e.g. the Marathon queue.
@@ -81,12 +99,58 @@ pub struct Plan {
     pub unplaced: Vec<Unplaced>,
 }
 
-/// Places `demands` on the agents of `snapshot`. Deterministic for a given `seed`.
+/// Whether tasks that ask for no GPU may run on agents that offer GPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuAgentRule {
+    /// Among the agents scored for a CPU-only task, one without GPUs wins over any with GPUs;
+    /// an agent with GPUs is taken only when no agent without GPUs was among them.
+    #[default]
+    Avoid,
+    /// CPU-only tasks never run on agents with GPUs.
+    Never,
+    /// Agents with GPUs are ordinary agents for CPU-only tasks.
+    Allow,
+}
+
+impl GpuAgentRule {
+    /// Parses the master flag's value (`avoid`, `never`, `allow`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "avoid" => Some(Self::Avoid),
+            "never" => Some(Self::Never),
+            "allow" => Some(Self::Allow),
+            _ => None,
+        }
+    }
+}
+
+/// Placement settings that come from the master's configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlaceOptions {
+    pub cpu_tasks_on_gpu_agents: GpuAgentRule,
+}
+
+/// Places `demands` on the agents of `snapshot` with the default [`PlaceOptions`]. Deterministic
+/// for a given `seed`.
 ///
 /// Every demand ends up in exactly one of `placements` (in demand order, with its host ports: the
 /// lowest free ones of the agent) or `unplaced` (with a reason). Nothing is placed on an unreachable
 /// agent, and no agent is given more cpus, mem, disk, gpus or ports than it has free. A task id that
 /// appears twice is placed once; demands with negative or non-finite amounts are refused.
+///
+/// A task with GPUs or a NUMA policy is never given a GPU that is unhealthy or held by another
+/// task, nor a PU another bound task holds; with `require` its GPUs, PUs and memory node are all
+/// on one NUMA node, or it is not placed and the reason says so.
 pub fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u64) -> Plan {
-    placer::place(snapshot, demands, seed)
+    placer::place(snapshot, demands, seed, PlaceOptions::default())
+}
+
+/// [`place`] with explicit options.
+pub fn place_with(
+    snapshot: &ClusterSnapshot,
+    demands: &[TaskDemand],
+    seed: u64,
+    options: PlaceOptions,
+) -> Plan {
+    placer::place(snapshot, demands, seed, options)
 }

@@ -1,14 +1,16 @@
 //! The placement run: agents visited in a seed-shuffled ring, a bounded number of feasible
-//! candidates scored per task (Nomad's limit iterator), free resources kept incrementally.
+//! candidates scored per task (Nomad's limit iterator), free resources kept incrementally; GPUs,
+//! cores and memory node chosen on the winning agent for tasks that bind to a NUMA node.
 
 use super::agent_state::AgentState;
 use super::feasibility::fits;
 use super::node_order::NodeOrder;
+use super::numa_fit::{choose, SelectionMemo};
 use super::reasons::tally;
 use super::scoring::score;
-use super::shape::{FailedShapes, Shape};
-use super::{ClusterSnapshot, Placement, Plan, TaskDemand, Unplaced};
-use gantry_proto::AgentId;
+use super::shape::{FailedShapes, Shape, ShapeKey};
+use super::{ClusterSnapshot, GpuAgentRule, PlaceOptions, Placement, Plan, TaskDemand, Unplaced};
+use gantry_proto::{AgentId, NumaPlacement};
 use std::collections::{HashMap, HashSet};
 
 /// How many feasible agents whose score is below zero (their group crowds them) may be passed over
@@ -43,10 +45,20 @@ struct Placer<'a> {
     /// Tasks of each interned group wanted in all: in the batch plus already running.
     desired: Vec<u32>,
     failed: FailedShapes,
+    rule: GpuAgentRule,
+    memo: SelectionMemo,
 }
 
+/// Where one task goes: the agent, its host ports, and what it is bound to there.
+type Chosen<'a> = (&'a AgentId, Vec<u16>, Option<NumaPlacement>);
+
 /// Places `demands` on `snapshot`; see [`super::place`].
-pub(crate) fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u64) -> Plan {
+pub(crate) fn place(
+    snapshot: &ClusterSnapshot,
+    demands: &[TaskDemand],
+    seed: u64,
+    options: PlaceOptions,
+) -> Plan {
     let mut interned: HashMap<&str, u32> = HashMap::new();
     let mut desired: Vec<u32> = Vec::new();
     let mut group_of: Vec<u32> = Vec::with_capacity(demands.len());
@@ -61,6 +73,7 @@ pub(crate) fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u6
     }
 
     let mut placer = Placer::new(snapshot, &interned, desired, seed);
+    placer.rule = options.cpu_tasks_on_gpu_agents;
     let mut plan = Plan {
         placements: Vec::with_capacity(demands.len()),
         unplaced: Vec::new(),
@@ -81,10 +94,11 @@ pub(crate) fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u6
             }
         };
         match placer.place_one(&shape, group_of[k]) {
-            Some((agent_id, ports)) => plan.placements.push(Placement {
+            Some((agent_id, ports, numa)) => plan.placements.push(Placement {
                 task_id: d.task_id.clone(),
                 agent_id: agent_id.clone(),
                 ports,
+                numa,
             }),
             None => refused.push((k, Refusal::FitsNowhere(shape))),
         }
@@ -92,14 +106,14 @@ pub(crate) fn place(snapshot: &ClusterSnapshot, demands: &[TaskDemand], seed: u6
 
     // Sentences are written against the state after the run: what is free now is what users see,
     // and a shape that fit nowhere during the run fits nowhere after it.
-    let mut sentences: HashMap<(u64, u64, u64, u32, usize), String> = HashMap::new();
+    let mut sentences: HashMap<ShapeKey, String> = HashMap::new();
     for (k, refusal) in refused {
         let reason = match refusal {
             Refusal::Because(why) => why,
             Refusal::FitsNowhere(shape) => sentences
                 .entry(shape.key())
                 .or_insert_with(|| {
-                    tally(&placer.states, placer.unreachable, &shape).sentence(&shape)
+                    tally(&placer.states, placer.unreachable, &shape, placer.rule).sentence(&shape)
                 })
                 .clone(),
         };
@@ -148,11 +162,13 @@ impl<'a> Placer<'a> {
             order,
             desired,
             failed: FailedShapes::default(),
+            rule: GpuAgentRule::default(),
+            memo: SelectionMemo::default(),
         }
     }
 
     /// Picks an agent for one task and books its resources there.
-    fn place_one(&mut self, shape: &Shape, group: u32) -> Option<(&'a AgentId, Vec<u16>)> {
+    fn place_one(&mut self, shape: &Shape, group: u32) -> Option<Chosen<'a>> {
         if self.failed.known_to_fail(shape) {
             return None;
         }
@@ -160,23 +176,32 @@ impl<'a> Placer<'a> {
             self.failed.remember(*shape);
             return None;
         };
-        let ports = self.states[i].commit(shape, group)?;
+        let state = &mut self.states[i];
+        let ports = state.commit(shape, group)?;
+        let numa = match (&mut state.topo, shape.binds()) {
+            (Some(t), true) => choose(t, shape, &mut self.memo),
+            _ => None,
+        };
         let agent = &self.snapshot.agents[self.agent_index[i]];
-        Some((&agent.id, ports))
+        Some((&agent.id, ports, numa))
     }
 
     /// The best of up to `limit` feasible agents, walking the ring from where the last task stopped.
+    /// A CPU-only task prefers (`Avoid`) or only takes (`Never`) agents without GPUs.
     fn select(&mut self, shape: &Shape, group: u32) -> Option<usize> {
         let desired = self.desired[group as usize];
         let (mut counted, mut skipped) = (0, 0);
         let mut best: Option<(usize, f64)> = None;
+        let mut best_gpu_agent: Option<(usize, f64)> = None;
+        let cpu_only = shape.gpus == 0;
         for _ in 0..self.order.len() {
             if counted >= self.limit {
                 break;
             }
             let i = self.order.next_index()?;
             let agent = &self.states[i];
-            if !fits(agent, shape) {
+            let kept_off = cpu_only && agent.has_gpus && self.rule != GpuAgentRule::Allow;
+            if (kept_off && self.rule == GpuAgentRule::Never) || !fits(agent, shape) {
                 continue;
             }
             let s = score(agent, shape, agent.group_count(group), desired);
@@ -185,11 +210,16 @@ impl<'a> Placer<'a> {
             } else {
                 counted += 1;
             }
-            if best.is_none_or(|(_, b)| s > b) {
-                best = Some((i, s));
+            let slot = if kept_off {
+                &mut best_gpu_agent
+            } else {
+                &mut best
+            };
+            if slot.is_none_or(|(_, b)| s > b) {
+                *slot = Some((i, s));
             }
         }
-        best.map(|(i, _)| i)
+        best.or(best_gpu_agent).map(|(i, _)| i)
     }
 }
 

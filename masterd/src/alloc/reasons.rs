@@ -1,9 +1,13 @@
 //! Why a task found no place, as a sentence users understand (the Marathon queue's `lastOffers`
-//! summary in words): agents rejected per resource, with the most that any of them had free.
+//! summary in words): agents rejected per resource, with the most that any of them had free, and
+//! agents whose resources suffice but not on one NUMA node (`require`) or that keep their GPUs free.
 
 use super::agent_state::AgentState;
-use super::feasibility::{asked, free, shortfalls, ResourceKind};
+use super::feasibility::{asked, fits_scalars, free, shortfalls, ResourceKind};
+use super::numa_fit::topo_fits;
 use super::shape::Shape;
+use super::GpuAgentRule;
+use gantry_gpu::NumaPolicy;
 
 /// Agents counted by why they refused one shape.
 #[derive(Clone, Debug, Default)]
@@ -13,16 +17,36 @@ pub(crate) struct Tally {
     unreachable: usize,
     /// Per `ResourceKind::ALL`: agents short of it, and the most free among them.
     short: [(usize, f64); 5],
+    /// Agents with enough of every resource whose topology refuses the shape (no NUMA node holds
+    /// it for `require`, or no GPU inventory).
+    topology: usize,
+    /// Agents with GPUs that CPU-only tasks may not use (`GpuAgentRule::Never`).
+    gpu_agents_kept: usize,
 }
 
 /// Counts why each reachable agent in `states` refuses `shape`; `unreachable` agents are counted too.
-pub(crate) fn tally(states: &[AgentState], unreachable: usize, shape: &Shape) -> Tally {
+pub(crate) fn tally(
+    states: &[AgentState],
+    unreachable: usize,
+    shape: &Shape,
+    rule: GpuAgentRule,
+) -> Tally {
     let mut t = Tally {
         registered: states.len() + unreachable,
         unreachable,
         ..Tally::default()
     };
     for agent in states {
+        if shape.gpus == 0 && agent.has_gpus && rule == GpuAgentRule::Never {
+            t.gpu_agents_kept += 1;
+            continue;
+        }
+        if fits_scalars(agent, shape) {
+            if shape.binds() && !topo_fits(agent.topo.as_deref(), shape) {
+                t.topology += 1;
+            }
+            continue;
+        }
         let s = shortfalls(agent, shape);
         for (k, kind) in ResourceKind::ALL.into_iter().enumerate() {
             if s.has(kind) {
@@ -70,6 +94,31 @@ impl Tally {
                 amount(asked(shape, kind)),
             ));
         }
+        if self.topology > 0 {
+            let n = self.topology;
+            let (agents, verb) = if n == 1 {
+                ("agent", "has")
+            } else {
+                ("agents", "have")
+            };
+            parts.push(if shape.numa == NumaPolicy::Require {
+                format!(
+                    "{n} {agents} {verb} no NUMA node with {} free GPUs, {} free cpus and {} MiB \
+                     free together (numaPolicy require)",
+                    shape.gpus,
+                    shape.pus,
+                    amount(shape.mem)
+                )
+            } else {
+                format!("{n} {agents} {verb} no GPU inventory to choose GPUs from")
+            });
+        }
+        if self.gpu_agents_kept > 0 {
+            parts.push(format!(
+                "{} agents with GPUs are kept for GPU tasks",
+                self.gpu_agents_kept
+            ));
+        }
         if self.unreachable > 0 {
             parts.push(format!("{} unreachable", self.unreachable));
         }
@@ -107,6 +156,7 @@ mod tests {
             used: Resources::default(),
             attributes: Default::default(),
             group_counts: Default::default(),
+            topology: None,
         };
         AgentState::new(&snap, &Default::default())
     }
@@ -118,13 +168,15 @@ mod tests {
             disk: 0.0,
             gpus: 0,
             ports,
+            numa: NumaPolicy::None,
+            pus: cpus.ceil() as u32,
         }
     }
 
     #[test]
     fn no_agents_registered() {
         assert_eq!(
-            tally(&[], 0, &shape(1.0, 1.0, 0)).sentence(&shape(1.0, 1.0, 0)),
+            tally(&[], 0, &shape(1.0, 1.0, 0), GpuAgentRule::Avoid).sentence(&shape(1.0, 1.0, 0)),
             "no agents are registered"
         );
     }
@@ -134,7 +186,7 @@ mod tests {
         let states = [state(0.5, 4096.0, 4), state(0.25, 4096.0, 4)];
         let s = shape(4.0, 128.0, 0);
         assert_eq!(
-            tally(&states, 1, &s).sentence(&s),
+            tally(&states, 1, &s, GpuAgentRule::Avoid).sentence(&s),
             "no agent can run it: 2 agents have too few cpus (at most 0.5 free, 4 asked), 1 unreachable"
         );
     }
@@ -144,7 +196,7 @@ mod tests {
         let states = [state(1.0, 512.0, 1)];
         let s = shape(2.0, 1024.0, 2);
         assert_eq!(
-            tally(&states, 0, &s).sentence(&s),
+            tally(&states, 0, &s, GpuAgentRule::Avoid).sentence(&s),
             "no agent can run it: 1 agent has too few cpus (1 free, 2 asked), \
              1 agent has too little mem (512 MiB free, 1024 MiB asked), \
              1 agent has too few free ports (1 free, 2 asked)"
@@ -155,7 +207,7 @@ mod tests {
     fn all_unreachable() {
         let s = shape(1.0, 1.0, 0);
         assert_eq!(
-            tally(&[], 3, &s).sentence(&s),
+            tally(&[], 3, &s, GpuAgentRule::Avoid).sentence(&s),
             "no agent can run it: 3 unreachable"
         );
     }

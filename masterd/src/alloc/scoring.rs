@@ -1,5 +1,6 @@
 //! Scoring a feasible agent for a task, after Nomad: a best-fit bin-packing score over cpu and mem
-//! utilisation after placement, averaged with a job anti-affinity penalty for the task's group.
+//! utilisation after placement (and, for GPU tasks, GPU utilisation), averaged with a job
+//! anti-affinity penalty for the task's group.
 
 use super::agent_state::AgentState;
 use super::shape::Shape;
@@ -22,6 +23,19 @@ pub(crate) fn bin_pack(agent: &AgentState, shape: &Shape) -> f64 {
     raw.clamp(0.0, 18.0) / 18.0
 }
 
+/// Best fit on GPUs: the used fraction of the agent's GPUs after placement (1: the task takes
+/// the last ones), so GPU tasks fill partly used GPU agents before breaking into idle ones.
+pub(crate) fn gpu_pack(agent: &AgentState, shape: &Shape) -> f64 {
+    let (free, total) = match &agent.topo {
+        Some(t) if !t.count_only() => (t.free_gpus.count_ones(), t.shape.gpus.len() as u32),
+        _ => (agent.gpus, agent.gpus.max(1)),
+    };
+    if total == 0 {
+        return 0.0;
+    }
+    1.0 - f64::from(free.saturating_sub(shape.gpus)) / f64::from(total)
+}
+
 /// Nomad's job anti-affinity: with `collisions` tasks of the group already on the agent and
 /// `desired` tasks of the group in all, `-(collisions + 1) / desired`; no penalty without collision.
 pub(crate) fn anti_affinity(collisions: u32, desired: u32) -> Option<f64> {
@@ -31,7 +45,10 @@ pub(crate) fn anti_affinity(collisions: u32, desired: u32) -> Option<f64> {
 /// The agent's final score: the mean of the bin-packing score and, if any, the penalty (Nomad's
 /// score normalisation). Higher is better; below zero means the group crowds this agent.
 pub(crate) fn score(agent: &AgentState, shape: &Shape, collisions: u32, desired: u32) -> f64 {
-    let fit = bin_pack(agent, shape);
+    let mut fit = bin_pack(agent, shape);
+    if shape.gpus > 0 {
+        fit = (fit + gpu_pack(agent, shape)) / 2.0;
+    }
     match anti_affinity(collisions, desired) {
         Some(penalty) => (fit + penalty) / 2.0,
         None => fit,
@@ -52,6 +69,7 @@ mod tests {
             used: Resources::scalars(used.0, used.1, 0.0),
             attributes: Default::default(),
             group_counts: Default::default(),
+            topology: None,
         };
         AgentState::new(&snap, &Default::default())
     }
@@ -63,6 +81,8 @@ mod tests {
             disk: 0.0,
             gpus: 0,
             ports: 0,
+            numa: gantry_gpu::NumaPolicy::None,
+            pus: 0,
         }
     }
 

@@ -2,6 +2,7 @@
 //! nowhere, so that a batch of identical tasks that cannot run costs one scan of the cluster, not one each.
 
 use super::TaskDemand;
+use gantry_gpu::NumaPolicy;
 
 /// Slack for comparing fractional cpus, mem and disk (1/1000, Mesos's scalar precision).
 pub(crate) const EPSILON: f64 = 1e-3;
@@ -14,7 +15,14 @@ pub(crate) struct Shape {
     pub disk: f64,
     pub gpus: u32,
     pub ports: usize,
+    /// How strictly GPUs, PUs and memory must share a NUMA node.
+    pub numa: NumaPolicy,
+    /// PUs to pin when the task is bound to a NUMA node: `ceil(cpus)`.
+    pub pus: u32,
 }
+
+/// A hashable key for exactly one shape.
+pub(crate) type ShapeKey = (u64, u64, u64, u32, usize, u8);
 
 impl Shape {
     /// The shape of `demand`, or why it cannot be placed anywhere whatever the cluster holds.
@@ -33,12 +41,25 @@ impl Shape {
             disk: r.disk,
             gpus: r.gpus,
             ports: demand.port_count,
+            numa: demand.numa,
+            pus: (r.cpus - EPSILON).ceil().max(0.0) as u32,
         })
     }
 
-    /// True when `self` asks for at least as much as `other` of everything.
+    /// True when the task takes part in GPU/NUMA placement (it asks for GPUs or a NUMA policy).
+    #[inline]
+    pub(crate) fn binds(&self) -> bool {
+        self.gpus > 0 || self.numa != NumaPolicy::None
+    }
+
+    /// True when `self` asks for at least as much as `other` of everything, as strictly: same
+    /// kind (GPU task or not, since CPU-only tasks may be kept off GPU agents), and a policy at
+    /// least as strict (`require` is stricter than `prefer` and `none`, which fit alike).
     pub(crate) fn covers(&self, other: &Shape) -> bool {
-        self.cpus >= other.cpus
+        let strict = |p: NumaPolicy| p == NumaPolicy::Require;
+        (self.gpus == 0) == (other.gpus == 0)
+            && strict(self.numa) >= strict(other.numa)
+            && self.cpus >= other.cpus
             && self.mem >= other.mem
             && self.disk >= other.disk
             && self.gpus >= other.gpus
@@ -46,13 +67,14 @@ impl Shape {
     }
 
     /// A hashable key for exactly this shape.
-    pub(crate) fn key(&self) -> (u64, u64, u64, u32, usize) {
+    pub(crate) fn key(&self) -> ShapeKey {
         (
             self.cpus.to_bits(),
             self.mem.to_bits(),
             self.disk.to_bits(),
             self.gpus,
             self.ports,
+            self.numa as u8,
         )
     }
 }
@@ -96,6 +118,7 @@ mod tests {
             group: "/g".into(),
             resources: Resources::scalars(cpus, mem, 0.0),
             port_count: ports,
+            numa: NumaPolicy::None,
         }
     }
 
@@ -117,6 +140,28 @@ mod tests {
         assert!(f.known_to_fail(&Shape::of(&demand(8.0, 2048.0, 2)).unwrap()));
         assert!(!f.known_to_fail(&Shape::of(&demand(3.0, 4096.0, 1)).unwrap()));
         assert!(!f.known_to_fail(&Shape::of(&demand(4.0, 1024.0, 0)).unwrap()));
+        let gpu = Shape {
+            gpus: 1,
+            ..Shape::of(&demand(8.0, 2048.0, 2)).unwrap()
+        };
+        assert!(
+            !f.known_to_fail(&gpu),
+            "a GPU task may fit where a CPU task may not"
+        );
+    }
+
+    #[test]
+    fn require_is_stricter_and_pus_round_up() {
+        let mut f = FailedShapes::default();
+        let mut d = demand(1.5, 100.0, 0);
+        d.numa = NumaPolicy::Require;
+        let req = Shape::of(&d).unwrap();
+        assert_eq!(req.pus, 2);
+        assert_eq!(Shape::of(&demand(1.0, 1.0, 0)).unwrap().pus, 1);
+        assert_eq!(Shape::of(&demand(0.1, 1.0, 0)).unwrap().pus, 1);
+        f.remember(req);
+        assert!(!f.known_to_fail(&Shape::of(&demand(1.5, 100.0, 0)).unwrap()));
+        assert!(f.known_to_fail(&req));
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! Simulated clusters and demands for tests and benchmarks: heterogeneous agents (sizes, partial
-//! use, ports in use, GPUs, some unreachable) and app-like batches, all fixed by a seed.
+//! use, ports in use, GPUs, some unreachable) and app-like batches, all fixed by a seed; and
+//! DGX-2-shaped agents with GPU/NUMA demands ([`dgx2_cluster`], [`gpu_demands`]).
+
+mod dgx2;
+
+pub use dgx2::{
+    dgx2_cluster, dgx2_topology, gpu_demands, DGX2_CORES_PER_NODE, DGX2_GPUS, DGX2_NODE_MEM,
+};
 
 use super::rng::SplitMix64;
-use super::{AgentSnapshot, ClusterSnapshot, TaskDemand};
+use super::{AgentSnapshot, ClusterSnapshot, NumaPolicy, TaskDemand};
 use gantry_proto::{PortRanges, Resources};
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,6 +53,7 @@ pub fn cluster(agents: usize, unreachable_every: usize, seed: u64) -> ClusterSna
                 },
                 attributes: BTreeMap::from([("rack".to_owned(), format!("r{}", i % 40))]),
                 group_counts: HashMap::new(),
+                topology: None,
             }
         })
         .collect();
@@ -81,6 +89,11 @@ pub fn demands(tasks: usize, per_group: usize, seed: u64) -> Vec<TaskDemand> {
             group: app.0.clone(),
             resources: app.1.clone(),
             port_count: app.2,
+            numa: if app.1.gpus > 0 {
+                NumaPolicy::Prefer
+            } else {
+                NumaPolicy::None
+            },
         });
     }
     out

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{SinkExt, StreamExt};
-use gantry_proto::{AgentMessage, MasterMessage, PROTOCOL_VERSION};
+use gantry_proto::{AgentMessage, MasterMessage, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,9 +56,10 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
                 info,
                 tasks,
             }) => {
-                if protocol_version != PROTOCOL_VERSION {
+                if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&protocol_version) {
                     let reason = format!(
-                        "agent speaks protocol {protocol_version}, this master speaks {PROTOCOL_VERSION}"
+                        "agent speaks protocol {protocol_version}, this master speaks \
+                         {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
                     );
                     tracing::warn!(%peer, %reason, "refusing agent");
                     let _ = sink.send(text(&MasterMessage::Shutdown { reason })).await;
@@ -105,6 +106,11 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
                         if let Err(e) = core.status_update(&id, conn, up).await {
                             // Not acknowledged: the agent resends it.
                             tracing::error!(error = %e, "could not store a status update");
+                        }
+                    }
+                    Ok(AgentMessage::UpdateGpus { gpus, total_gpus }) => {
+                        if let Err(e) = core.update_gpus(&id, gpus, total_gpus).await {
+                            tracing::error!(error = %e, "could not store the agent's GPU health");
                         }
                     }
                     Ok(AgentMessage::Register { .. }) => {

@@ -1,5 +1,6 @@
 //! Mesos operator endpoints as Mesos-DNS and dashboards read them: `/master/state` (also
 //! `/state.json`, `/master/state.json`), `/master/slaves`, `/metrics/snapshot`, `/version`, `/health`.
+//! Agents also show their NUMA domains and GPUs (with health and reason); tasks their placement.
 
 use crate::cluster::{ClusterState, Core};
 use crate::store::records::{AgentLifecycle, TaskRecord};
@@ -65,6 +66,8 @@ fn agent_json(
         "version": r.info.version,
         "capabilities": [],
         "numa_domains": r.info.numa_domains,
+        "gpus": r.info.gpus,
+        "topology_warnings": r.info.topology_warnings,
         "tasks_running": st.tasks.values().filter(|t| t.info.agent_id == r.id).count(),
     })
 }
@@ -84,6 +87,7 @@ fn task_json(st: &ClusterState, t: &TaskRecord) -> Value {
         "slave_id": t.info.agent_id,
         "state": t.state.name(),
         "resources": t.info.resources,
+        "placement": t.info.placement,
         "role": "*",
         "labels": [],
         "statuses": [{

@@ -7,7 +7,7 @@ use crate::store::records::{AgentLifecycle, AgentRecord, TaskRecord};
 use crate::store::Write;
 use gantry_proto::time::now_secs;
 use gantry_proto::{
-    AgentId, AgentInfo, MasterMessage, Reason, TaskId, TaskReport, TaskState, TaskStatus,
+    AgentId, AgentInfo, GpuInfo, MasterMessage, Reason, TaskId, TaskReport, TaskState, TaskStatus,
 };
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -86,17 +86,47 @@ impl Core {
         }
         st.agents.insert(
             id.clone(),
-            AgentEntry {
-                record,
-                conn: Some(Conn { id: conn_id, tx }),
-                last_seen: Instant::now(),
-                recovering: false,
-            },
+            AgentEntry::new(record, Some(Conn { id: conn_id, tx }), false),
         );
         tracing::info!(agent = %id, reregistered = rereg, "agent registered");
         drop(guard);
         self.wake();
         Ok((id, conn_id))
+    }
+
+    /// The agent's GPUs changed health (`UPDATE_GPUS`): store its new GPU list and offered count,
+    /// and rebuild its topology so that placement stops using unhealthy GPUs. Tasks already on
+    /// such a GPU keep running (their owners decide); nothing new is placed on it.
+    pub async fn update_gpus(
+        &self,
+        agent: &AgentId,
+        gpus: Vec<GpuInfo>,
+        total_gpus: u32,
+    ) -> Result<(), CoreError> {
+        let mut guard = self.state().await;
+        let st = &mut *guard;
+        let Some(a) = st.agents.get_mut(agent) else {
+            return Ok(());
+        };
+        for g in gpus.iter().filter(|g| !g.healthy) {
+            let was_healthy = a
+                .record
+                .info
+                .gpus
+                .iter()
+                .any(|o| o.uuid == g.uuid && o.healthy);
+            if was_healthy {
+                tracing::warn!(gpu = g.index, uuid = %g.uuid, reason = g.unhealthy_reason.as_deref().unwrap_or(""), "GPU unhealthy; no longer placing on it");
+            }
+        }
+        a.record.info.gpus = gpus;
+        a.record.info.resources.gpus = total_gpus;
+        a.topology = crate::alloc::NodeTopology::from_info(&a.record.info);
+        let write = Write::PutAgent(Box::new(a.record.clone()));
+        self.store().apply(vec![write]).await?;
+        drop(guard);
+        self.wake();
+        Ok(())
     }
 
     /// A heartbeat arrived on connection `conn_id`.

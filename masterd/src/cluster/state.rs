@@ -1,11 +1,12 @@
 //! The in-memory cluster state the core guards: apps, tasks, agents, and what the service controller
 //! remembers between runs (launch delays, why an app waits). Pure queries live here.
 
-use crate::alloc::{AgentSnapshot, ClusterSnapshot};
+use crate::alloc::{AgentSnapshot, ClusterSnapshot, NodeTopology, TopologyUse};
 use crate::services::app_definition::AppDefinition;
 use crate::store::records::{AgentLifecycle, AgentRecord, TaskRecord};
 use gantry_proto::{AgentId, MasterMessage, Resources, TaskId, TaskState};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -33,9 +34,22 @@ pub struct AgentEntry {
     pub last_seen: Instant,
     /// Loaded from the store at start-up and not re-registered since.
     pub recovering: bool,
+    /// The agent's GPUs and NUMA domains for placement, rebuilt whenever it reports them.
+    pub topology: Option<Arc<NodeTopology>>,
 }
 
 impl AgentEntry {
+    /// An entry for `record`, with the topology it reported.
+    pub fn new(record: AgentRecord, conn: Option<Conn>, recovering: bool) -> Self {
+        AgentEntry {
+            topology: NodeTopology::from_info(&record.info),
+            record,
+            conn,
+            last_seen: Instant::now(),
+            recovering,
+        }
+    }
+
     /// Registered, connected and not unreachable: it may receive tasks.
     pub fn accepts_tasks(&self) -> bool {
         self.conn.is_some() && !self.recovering && self.record.lifecycle == AgentLifecycle::Active
@@ -101,9 +115,21 @@ impl ClusterState {
     }
 
     /// The allocator's view: agents that accept tasks are reachable; used resources and per-app
-    /// counts from the task table.
+    /// counts from the task table; GPUs, pinned PUs and bound memory from the tasks' placements.
     pub fn snapshot(&self) -> ClusterSnapshot {
         let used = self.used_by_agent();
+        let mut bound: HashMap<AgentId, TopologyUse> = HashMap::new();
+        for t in self.tasks.values() {
+            let Some(p) = &t.info.placement else {
+                continue;
+            };
+            let u = bound.entry(t.info.agent_id.clone()).or_default();
+            u.taken_gpus.extend(p.gpus.iter().map(|g| g.index));
+            u.pinned_cpus.extend(p.cpus.iter().copied());
+            if let [node] = p.mems[..] {
+                u.mem_bound.push((node, t.info.resources.mem));
+            }
+        }
         let mut groups: HashMap<AgentId, HashMap<String, u32>> = HashMap::new();
         for t in self.tasks.values() {
             *groups
@@ -123,6 +149,10 @@ impl ClusterState {
                     used: used.get(&a.record.id).cloned().unwrap_or_default(),
                     attributes: a.record.info.attributes.clone(),
                     group_counts: groups.remove(&a.record.id).unwrap_or_default(),
+                    topology: a.topology.as_ref().map(|topology| TopologyUse {
+                        topology: topology.clone(),
+                        ..bound.remove(&a.record.id).unwrap_or_default()
+                    }),
                 })
                 .collect(),
         }

@@ -119,6 +119,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         group: app.id.clone(),
                         resources: instance_resources(app),
                         port_count: app.host_port_count(),
+                        numa: app.effective_numa_policy(),
                     });
                 }
             }
@@ -174,7 +175,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     }
 
     // Plan without the lock; re-check against the state as it is now before applying.
-    let plan = alloc::place(&snapshot, &demands, rand::random());
+    let plan = alloc::place_with(&snapshot, &demands, rand::random(), core.cfg.place_options);
     let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
     let mut guard = core.state().await;
     let st = &mut *guard;
@@ -198,7 +199,13 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         if versions.get(&d.group) != Some(&app.version) {
             continue; // replaced meanwhile: the next run counts again
         }
-        let info = task_info(app, p.task_id.clone(), p.agent_id.clone(), p.ports.clone());
+        let info = task_info(
+            app,
+            p.task_id.clone(),
+            p.agent_id.clone(),
+            p.ports.clone(),
+            p.numa.clone(),
+        );
         let rec = TaskRecord {
             info: info.clone(),
             app_id: app.id.clone(),

@@ -1,9 +1,11 @@
-//! Turning an app definition into the task an agent launches: command, environment, resources.
+//! Turning an app definition into the task an agent launches: command, environment, resources,
+//! and the NUMA placement (GPUs, cores, memory node) the allocator chose.
 
 use super::app_definition::{AppDefinition, UnreachableStrategy};
 use super::path_id;
 use gantry_proto::{
-    AgentId, CommandInfo, ContainerSpec, FetchUri, PortRanges, Resources, TaskId, TaskInfo,
+    AgentId, CommandInfo, ContainerSpec, FetchUri, NumaPlacement, PortRanges, Resources, TaskId,
+    TaskInfo,
 };
 use std::collections::BTreeMap;
 
@@ -35,8 +37,15 @@ pub fn unreachable_after(app: &AppDefinition) -> Option<(f64, f64)> {
     }
 }
 
-/// The task for one instance of `app`, placed on `agent` with host `ports`.
-pub fn task_info(app: &AppDefinition, id: TaskId, agent: AgentId, ports: Vec<u16>) -> TaskInfo {
+/// The task for one instance of `app`, placed on `agent` with host `ports` and, when the placement
+/// bound it, the GPUs, PUs and memory node chosen there.
+pub fn task_info(
+    app: &AppDefinition,
+    id: TaskId,
+    agent: AgentId,
+    ports: Vec<u16>,
+    placement: Option<NumaPlacement>,
+) -> TaskInfo {
     let mut env: BTreeMap<String, String> = app.env.clone();
     env.insert("MARATHON_APP_ID".into(), app.id.clone());
     env.insert("MARATHON_APP_VERSION".into(), app.version.clone());
@@ -99,7 +108,7 @@ pub fn task_info(app: &AppDefinition, id: TaskId, agent: AgentId, ports: Vec<u16
         ports,
         kill_grace_period_secs: app.task_kill_grace_period_seconds.unwrap_or(3.0),
         labels,
-        placement: None,
+        placement,
         container: ContainerSpec::default(),
     }
 }

@@ -51,24 +51,13 @@ pub fn limits_for(task: &TaskInfo, pids_max: Option<u64>, proc_devices: &str) ->
     }
 }
 
-/// `NVIDIA_VISIBLE_DEVICES` (UUIDs), `CUDA_VISIBLE_DEVICES` (renumbered, the cgroup hides the
-/// others) and `CUDA_DEVICE_ORDER`, for a task given GPUs.
+/// `NVIDIA_VISIBLE_DEVICES` (UUIDs), `CUDA_VISIBLE_DEVICES` (renumbered: the device cgroup hides
+/// the other GPUs) and `CUDA_DEVICE_ORDER`, for a task given GPUs.
 pub fn gpu_env(task: &TaskInfo) -> Vec<(String, String)> {
-    let Some(p) = &task.placement else {
-        return Vec::new();
-    };
-    if p.gpus.is_empty() {
-        return Vec::new();
+    match &task.placement {
+        Some(p) if !p.gpus.is_empty() => gantry_gpu::assignment_env(&p.gpus, true),
+        _ => Vec::new(),
     }
-    let mut gpus = p.gpus.clone();
-    gpus.sort_by_key(|g| g.index);
-    let uuids: Vec<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
-    let idx: Vec<String> = (0..gpus.len()).map(|i| i.to_string()).collect();
-    vec![
-        ("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()),
-        ("CUDA_VISIBLE_DEVICES".into(), idx.join(",")),
-        ("NVIDIA_VISIBLE_DEVICES".into(), uuids.join(",")),
-    ]
 }
 
 #[cfg(test)]
@@ -97,6 +86,7 @@ mod tests {
                 index: 2,
                 minor: 2,
                 uuid: "GPU-b".into(),
+                ..Default::default()
             }],
         });
         let l = limits_for(&t, Some(10), "Character devices:\n  1 mem\n");

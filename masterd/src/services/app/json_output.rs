@@ -40,6 +40,10 @@ impl Serialize for AppDefinition {
         m.serialize_entry("mem", &number(self.mem))?;
         m.serialize_entry("disk", &number(self.disk))?;
         m.serialize_entry("gpus", &self.gpus)?;
+        if let Some(p) = &self.numa_policy {
+            // Gantry extension, only when given: marathon-python 0.13 rejects unknown keys.
+            m.serialize_entry("numaPolicy", p)?;
+        }
         m.serialize_entry("executor", &self.executor)?;
         m.serialize_entry("backoffSeconds", &self.backoff_seconds)?;
         m.serialize_entry("backoffFactor", &number(self.backoff_factor))?;

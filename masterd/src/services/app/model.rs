@@ -123,6 +123,10 @@ pub struct AppDefinition {
     pub disk: f64,
     #[serde(default)]
     pub gpus: u32,
+    /// Gantry extension `numaPolicy` (`none`, `prefer`, `require`); `None` when not given, which
+    /// means `prefer` for apps with GPUs and `none` otherwise. Emitted only when given.
+    #[serde(default)]
+    pub numa_policy: Option<gantry_gpu::NumaPolicy>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -180,6 +184,28 @@ pub struct AppDefinition {
     pub version_info: VersionInfo,
 }
 
+/// Parses the `numaPolicy` literal (`none`, `prefer`, `require`).
+pub(super) fn numa_policy_from_literal(s: &str) -> Option<gantry_gpu::NumaPolicy> {
+    match s {
+        "none" => Some(gantry_gpu::NumaPolicy::None),
+        "prefer" => Some(gantry_gpu::NumaPolicy::Prefer),
+        "require" => Some(gantry_gpu::NumaPolicy::Require),
+        _ => None,
+    }
+}
+
+impl AppDefinition {
+    /// The NUMA policy placement applies: the app's `numaPolicy`, else `prefer` when it asks for
+    /// GPUs and `none` when it does not.
+    pub fn effective_numa_policy(&self) -> gantry_gpu::NumaPolicy {
+        self.numa_policy.unwrap_or(if self.gpus > 0 {
+            gantry_gpu::NumaPolicy::Prefer
+        } else {
+            gantry_gpu::NumaPolicy::None
+        })
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -219,6 +245,7 @@ impl AppDefinition {
             mem: default_mem(),
             disk: 0.0,
             gpus: 0,
+            numa_policy: None,
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
             port_definitions: vec![PortDefinition::default_port()],

@@ -41,6 +41,7 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, Marat
         mem,
         disk,
         gpus,
+        numa_policy,
         env,
         labels,
         ports,
@@ -295,6 +296,7 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, Marat
     app.mem = mem.unwrap_or(app.mem);
     app.disk = disk.unwrap_or(app.disk);
     app.gpus = gpus.unwrap_or(app.gpus);
+    app.numa_policy = numa_policy;
     app.executor = executor.unwrap_or_default();
     app.backoff_seconds = backoff_seconds.unwrap_or(app.backoff_seconds);
     app.backoff_factor = backoff_factor.unwrap_or(app.backoff_factor);

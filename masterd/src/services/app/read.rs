@@ -58,6 +58,8 @@ pub(super) struct AppInput {
     pub mem: Option<f64>,
     pub disk: Option<f64>,
     pub gpus: Option<u32>,
+    /// Gantry extension: `none`, `prefer` or `require`.
+    pub numa_policy: Option<gantry_gpu::NumaPolicy>,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub ports: Option<Vec<u32>>,
@@ -170,6 +172,9 @@ fn read_fields(r: &mut JsonReader, o: &Map<String, Value>) -> AppInput {
         mem: r.field(o, "", "mem", |r, v, p| r.number_min(v, p, 0.0)),
         disk: r.field(o, "", "disk", |r, v, p| r.number_min(v, p, 0.0)),
         gpus: r.field(o, "", "gpus", JsonReader::u32),
+        numa_policy: r.field(o, "", "numaPolicy", |r, v, p| {
+            r.literal(v, p, super::model::numa_policy_from_literal)
+        }),
         env,
         labels: r
             .field(o, "", "labels", JsonReader::string_map)
