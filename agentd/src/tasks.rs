@@ -58,6 +58,19 @@ impl TaskTable {
             .collect()
     }
 
+    /// The usage of every running task, stamped now, for the heartbeat.
+    pub fn usage_report(&self) -> Vec<gantry_proto::TaskUsage> {
+        let now = gantry_proto::time::now_secs();
+        self.usage()
+            .into_iter()
+            .map(|(info, usage)| gantry_proto::TaskUsage {
+                task_id: info.task_id,
+                timestamp: now,
+                usage,
+            })
+            .collect()
+    }
+
     /// A table whose new status updates are also sent to `outbox` (the link to the master).
     pub fn new(
         wd: WorkDir,

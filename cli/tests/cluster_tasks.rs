@@ -131,3 +131,44 @@ async fn a_task_ignoring_sigterm_is_killed_after_its_grace_period() {
     .await;
     assert_eq!(state["state"], "TASK_KILLED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_carry_each_tasks_usage_to_the_master() {
+    let mut c = Cluster::new();
+    c.start_agent(0, AGENT);
+    c.wait_agents(1).await;
+    let app = json!({"id": "/busy", "cmd": "while :; do :; done", "cpus": 0.5, "mem": 16,
+                     "env": c.marker_env()});
+    assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
+    let task = c.wait_running("busy", 1).await.remove(0);
+    let stats = eventually(
+        Duration::from_secs(20),
+        "usage in /master/state",
+        || async {
+            let s = c.get("/master/state").await;
+            let t = s["frameworks"][0]["tasks"]
+                .as_array()?
+                .iter()
+                .find(|t| t["id"] == task["id"])?
+                .clone();
+            let user = t["statistics"]["cpus_user_time_secs"].as_f64()?;
+            (user > 0.3).then_some(t["statistics"].clone())
+        },
+    )
+    .await;
+    assert!(
+        stats["timestamp"].as_f64().is_some_and(|ts| ts > 1e9),
+        "{stats}"
+    );
+    assert!(
+        stats["mem_rss_bytes"].as_u64().is_some_and(|m| m > 0),
+        "{stats}"
+    );
+    // The shell loop is killed with the app (it carries no marker in its command line).
+    let r = reqwest::Client::new()
+        .delete(format!("{}/v2/apps/busy", c.url()))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), 200);
+}

@@ -8,6 +8,7 @@ pub mod ranges;
 pub mod resources;
 pub mod task;
 pub mod time;
+pub mod usage;
 
 pub use agent::{AgentInfo, GpuInfo, NumaDomain};
 pub use ids::{AgentId, TaskId};
@@ -20,3 +21,4 @@ pub use task::{
     CommandInfo, ContainerSpec, FetchUri, GpuAssignment, NumaPlacement, Reason, TaskInfo,
     TaskState, TaskStatus,
 };
+pub use usage::{TaskUsage, Usage};

@@ -8,6 +8,7 @@
 use crate::agent::{AgentInfo, GpuInfo};
 use crate::ids::{AgentId, TaskId};
 use crate::task::{TaskInfo, TaskStatus};
+use crate::usage::TaskUsage;
 use serde::{Deserialize, Serialize};
 
 /// The path on the master that agents dial.
@@ -49,8 +50,12 @@ pub enum AgentMessage {
         /// Every task the agent knows that is not yet terminal-and-acknowledged.
         tasks: Vec<TaskReport>,
     },
-    /// Liveness, sent every heartbeat interval.
-    Heartbeat,
+    /// Liveness, sent every heartbeat interval, with the usage of the agent's running tasks.
+    /// (`{"type":"HEARTBEAT"}` with no usage is what earlier agents send; it still parses.)
+    Heartbeat {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        usage: Vec<TaskUsage>,
+    },
     /// A task's status changed.
     StatusUpdate(StatusUpdate),
     /// (Version 2.) The agent's GPUs changed health: every GPU with its health, and how many GPUs
@@ -89,11 +94,26 @@ mod tests {
 
     #[test]
     fn messages_are_tagged_by_type() {
-        let m = AgentMessage::Heartbeat;
+        let m = AgentMessage::Heartbeat { usage: Vec::new() };
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
             r#"{"type":"HEARTBEAT"}"#
         );
+        let old: AgentMessage = serde_json::from_str(r#"{"type":"HEARTBEAT"}"#).unwrap();
+        assert_eq!(old, m, "an earlier agent's heartbeat still parses");
+        let with = AgentMessage::Heartbeat {
+            usage: vec![crate::TaskUsage {
+                task_id: "t".into(),
+                timestamp: 1.0,
+                usage: crate::Usage {
+                    cpus_user_time_secs: 2.5,
+                    ..Default::default()
+                },
+            }],
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains(r#""cpus_user_time_secs":2.5"#), "{json}");
+        assert_eq!(serde_json::from_str::<AgentMessage>(&json).unwrap(), with);
         let ack = MasterMessage::Acknowledge {
             task_id: "t1".into(),
             seq: 3,

@@ -73,24 +73,8 @@ pub enum Recovered {
     Exited(Termination),
 }
 
-/// Resource usage of one container.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    pub cpus_user_time_secs: f64,
-    pub cpus_system_time_secs: f64,
-    pub mem_rss_bytes: u64,
-    /// Memory charged to the container (page cache included), bytes.
-    #[serde(default)]
-    pub mem_total_bytes: u64,
-    #[serde(default)]
-    pub mem_limit_bytes: Option<u64>,
-    #[serde(default)]
-    pub cpus_nr_periods: u64,
-    #[serde(default)]
-    pub cpus_nr_throttled: u64,
-    #[serde(default)]
-    pub cpus_throttled_time_secs: f64,
-}
+/// Resource usage of one container (the wire type, also sent in heartbeats).
+pub use gantry_proto::Usage;
 
 /// A failure to launch or manage a container.
 #[derive(Debug, thiserror::Error)]

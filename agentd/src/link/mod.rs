@@ -175,7 +175,8 @@ async fn session(
                         last_heard.elapsed().as_millis()
                     )));
                 }
-                tx.send(encode(&AgentMessage::Heartbeat)).await?;
+                let usage = tasks.usage_report();
+                tx.send(encode(&AgentMessage::Heartbeat { usage })).await?;
                 tx.send(Message::Ping(Vec::new().into())).await?;
             }
             changed = info.changed(), if info_open => match changed {

@@ -101,7 +101,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
         while let Some(msg) = stream.next().await {
             match msg {
                 Ok(Message::Text(t)) => match serde_json::from_str::<AgentMessage>(&t) {
-                    Ok(AgentMessage::Heartbeat) => core.heartbeat(&id, conn).await,
+                    Ok(AgentMessage::Heartbeat { usage }) => core.heartbeat(&id, conn, usage).await,
                     Ok(AgentMessage::StatusUpdate(up)) => {
                         if let Err(e) = core.status_update(&id, conn, up).await {
                             // Not acknowledged: the agent resends it.

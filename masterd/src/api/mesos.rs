@@ -26,8 +26,36 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/health", get(|| async { "" }))
 }
 
+/// The address others reach this master at: the listen address, or when that is a wildcard
+/// (`0.0.0.0`, `::`), the first address this host's name resolves to (Mesos-DNS derives
+/// `leader.mesos` from it).
+fn advertised(core: &Core) -> std::net::SocketAddr {
+    let listen = core.cfg.listen;
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), listen.port()))
+        .ok()
+        .and_then(|mut a| a.find(|a| a.is_ipv4()))
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], listen.port())))
+}
+
 fn master_pid(core: &Core) -> String {
-    format!("master@{}", core.cfg.listen)
+    format!("master@{}", advertised(core))
+}
+
+/// Every agent that is not gone, in the `/master/state` shape.
+fn agents_json(st: &ClusterState) -> Vec<Value> {
+    let used = st.used_by_agent();
+    st.agents
+        .values()
+        .filter(|a| a.record.lifecycle != AgentLifecycle::Gone)
+        .map(|a| agent_json(st, &used, a))
+        .collect()
 }
 
 async fn version() -> Json<Value> {
@@ -79,7 +107,7 @@ fn task_json(st: &ClusterState, t: &TaskRecord) -> Value {
         .map(|a| a.record.info.hostname.clone())
         .unwrap_or_default();
     let ts = t.status.as_ref().map_or(t.staged_at, |s| s.timestamp);
-    json!({
+    let mut v = json!({
         "id": t.info.task_id,
         "name": t.info.name,
         "framework_id": "marathon",
@@ -95,19 +123,19 @@ fn task_json(st: &ClusterState, t: &TaskRecord) -> Value {
             "timestamp": ts,
             "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": host}]}]},
         }],
-    })
+    });
+    // Gantry: the latest usage the agent reported in its heartbeat (Mesos field names).
+    if let (Some(u), Some(obj)) = (st.usage.get(&t.info.task_id), v.as_object_mut()) {
+        obj.insert("statistics".into(), json!(u));
+    }
+    v
 }
 
 async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
     let st = core.state().await;
     let used = st.used_by_agent();
     let pid = master_pid(&core);
-    let agents: Vec<Value> = st
-        .agents
-        .values()
-        .filter(|a| a.record.lifecycle != AgentLifecycle::Gone)
-        .map(|a| agent_json(&st, &used, a))
-        .collect();
+    let agents = agents_json(&st);
     let (unreachable, running): (Vec<&TaskRecord>, Vec<&TaskRecord>) = st
         .tasks
         .values()
@@ -118,7 +146,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
             .filter(|a| a.record.lifecycle == l)
             .count()
     };
-    let host = core.cfg.listen.ip().to_string();
+    let host = advertised(&core).ip().to_string();
     let framework = json!({
         "id": "marathon",
         "name": "marathon",
@@ -183,14 +211,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
 
 async fn slaves(State(core): State<Arc<Core>>) -> Json<Value> {
     let st = core.state().await;
-    let used = st.used_by_agent();
-    let agents: Vec<Value> = st
-        .agents
-        .values()
-        .filter(|a| a.record.lifecycle != AgentLifecycle::Gone)
-        .map(|a| agent_json(&st, &used, a))
-        .collect();
-    Json(json!({ "slaves": agents, "recovered_slaves": [] }))
+    Json(json!({ "slaves": agents_json(&st), "recovered_slaves": [] }))
 }
 
 async fn metrics(State(core): State<Arc<Core>>) -> Json<Value> {

@@ -8,6 +8,7 @@ use crate::store::Write;
 use gantry_proto::time::now_secs;
 use gantry_proto::{
     AgentId, AgentInfo, GpuInfo, MasterMessage, Reason, TaskId, TaskReport, TaskState, TaskStatus,
+    TaskUsage,
 };
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -129,13 +130,25 @@ impl Core {
         Ok(())
     }
 
-    /// A heartbeat arrived on connection `conn_id`.
-    pub async fn heartbeat(&self, agent: &AgentId, conn_id: u64) {
+    /// A heartbeat arrived on connection `conn_id`, with the usage of the agent's running tasks.
+    pub async fn heartbeat(&self, agent: &AgentId, conn_id: u64, usage: Vec<TaskUsage>) {
         let mut guard = self.state().await;
         let st = &mut *guard;
-        if let Some(a) = st.agents.get_mut(agent) {
-            if a.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-                a.last_seen = Instant::now();
+        let Some(a) = st.agents.get_mut(agent) else {
+            return;
+        };
+        if a.conn.as_ref().is_none_or(|c| c.id != conn_id) {
+            return;
+        }
+        a.last_seen = Instant::now();
+        for u in usage {
+            // Only for tasks the master placed on this agent.
+            if st
+                .tasks
+                .get(&u.task_id)
+                .is_some_and(|t| &t.info.agent_id == agent)
+            {
+                st.usage.insert(u.task_id.clone(), u);
             }
         }
     }

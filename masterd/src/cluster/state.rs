@@ -93,11 +93,14 @@ pub struct ClusterState {
     pub launch_delays: HashMap<String, LaunchDelay>,
     pub waiting: BTreeMap<String, Waiting>,
     pub counters: Counters,
+    /// The latest usage of each running task, from the agents' heartbeats (not stored).
+    pub usage: HashMap<TaskId, gantry_proto::TaskUsage>,
 }
 
 impl ClusterState {
     /// Remembers an ended task (bounded).
     pub fn push_completed(&mut self, rec: TaskRecord) {
+        self.usage.remove(&rec.info.task_id);
         if self.completed.len() == COMPLETED_KEPT {
             self.completed.pop_front();
         }
