@@ -3,7 +3,7 @@
 //! `NVIDIA_VISIBLE_DEVICES` (UUIDs) and `CUDA_VISIBLE_DEVICES`. Pure: `/proc/devices` is an input.
 
 use crate::model::Gpu;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Char major of `/dev/nvidia<minor>`, `/dev/nvidiactl` and `/dev/nvidia-modeset` (fixed by the driver).
@@ -69,9 +69,9 @@ pub enum DeviceRulesError {
     UvmNotLoaded,
 }
 
-/// Char-device majors by name from `/proc/devices` text (the `Character devices:` section).
-fn char_majors(proc_devices: &str) -> BTreeMap<String, u32> {
-    let mut out = BTreeMap::new();
+/// Char majors by name from `/proc/devices` text (its "Character devices:" section), in order.
+pub fn proc_char_majors(proc_devices: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
     let mut in_char = false;
     for line in proc_devices.lines() {
         let line = line.trim();
@@ -79,16 +79,61 @@ fn char_majors(proc_devices: &str) -> BTreeMap<String, u32> {
             in_char = line.eq_ignore_ascii_case("Character devices:");
             continue;
         }
-        if !in_char {
-            continue;
-        }
-        if let Some((major, name)) = line.split_once(char::is_whitespace) {
-            if let Ok(major) = major.parse() {
-                out.insert(name.trim().to_string(), major);
+        if let (true, Some((m, name))) = (in_char, line.split_once(char::is_whitespace)) {
+            if let Ok(m) = m.parse() {
+                out.push((m, name.trim().to_string()));
             }
         }
     }
     out
+}
+
+/// Device rules from GPU minors alone (what a task's placement carries): deny major 195 and every
+/// `nvidia*` char major, then allow the control devices and the given minors. Works where the
+/// NVIDIA driver is absent: `nvidia-uvm` is allowed when `/proc/devices` lists it and simply not
+/// mentioned otherwise (see [`gpu_device_rules`] for the checked form).
+pub fn gpu_device_rules_for_minors(minors: &[u32], proc_devices: &str) -> DeviceAccessRules {
+    let majors = proc_char_majors(proc_devices);
+    let mut deny_majors: BTreeSet<u32> = majors
+        .iter()
+        .filter(|(_, name)| name.starts_with("nvidia"))
+        .map(|(m, _)| *m)
+        .collect();
+    deny_majors.insert(NVIDIA_MAJOR);
+    let deny = deny_majors
+        .into_iter()
+        .map(|m| {
+            let name = majors
+                .iter()
+                .find(|(v, _)| *v == m)
+                .map_or("nvidia", |(_, n)| n.as_str());
+            DeviceRule::rwm(m, None, format!("every {name} device"))
+        })
+        .collect();
+    let mut allow = vec![DeviceRule::rwm(
+        NVIDIA_MAJOR,
+        Some(NVIDIACTL_MINOR),
+        "/dev/nvidiactl",
+    )];
+    if let Some((uvm, _)) = majors.iter().find(|(_, n)| n == "nvidia-uvm") {
+        allow.push(DeviceRule::rwm(*uvm, Some(UVM_MINOR), "/dev/nvidia-uvm"));
+        allow.push(DeviceRule::rwm(
+            *uvm,
+            Some(UVM_TOOLS_MINOR),
+            "/dev/nvidia-uvm-tools",
+        ));
+    }
+    allow.push(DeviceRule::rwm(
+        NVIDIA_MAJOR,
+        Some(NVIDIA_MODESET_MINOR),
+        "/dev/nvidia-modeset",
+    ));
+    let set: BTreeSet<u32> = minors.iter().copied().collect();
+    allow.extend(
+        set.into_iter()
+            .map(|m| DeviceRule::rwm(NVIDIA_MAJOR, Some(m), format!("/dev/nvidia{m}"))),
+    );
+    DeviceAccessRules { deny, allow }
 }
 
 /// Builds the device rules for a task given `allocated` GPUs (the same GPU twice is allowed
@@ -99,45 +144,14 @@ pub fn gpu_device_rules(
     allocated: &[&Gpu],
     proc_devices: &str,
 ) -> Result<DeviceAccessRules, DeviceRulesError> {
-    let majors = char_majors(proc_devices);
-    let uvm = *majors
-        .get("nvidia-uvm")
-        .ok_or(DeviceRulesError::UvmNotLoaded)?;
-
-    let mut deny_majors: BTreeSet<u32> = majors
+    if !proc_char_majors(proc_devices)
         .iter()
-        .filter(|(name, _)| name.starts_with("nvidia"))
-        .map(|(_, m)| *m)
-        .collect();
-    deny_majors.insert(NVIDIA_MAJOR);
-    let deny = deny_majors
-        .into_iter()
-        .map(|m| {
-            let name = majors
-                .iter()
-                .find(|(_, v)| **v == m)
-                .map_or("nvidia", |(n, _)| n.as_str());
-            DeviceRule::rwm(m, None, format!("every {name} device"))
-        })
-        .collect();
-
-    let mut allow = vec![
-        DeviceRule::rwm(NVIDIA_MAJOR, Some(NVIDIACTL_MINOR), "/dev/nvidiactl"),
-        DeviceRule::rwm(uvm, Some(UVM_MINOR), "/dev/nvidia-uvm"),
-        DeviceRule::rwm(uvm, Some(UVM_TOOLS_MINOR), "/dev/nvidia-uvm-tools"),
-        DeviceRule::rwm(
-            NVIDIA_MAJOR,
-            Some(NVIDIA_MODESET_MINOR),
-            "/dev/nvidia-modeset",
-        ),
-    ];
-    let minors: BTreeSet<u32> = allocated.iter().map(|g| g.minor).collect();
-    allow.extend(
-        minors
-            .into_iter()
-            .map(|m| DeviceRule::rwm(NVIDIA_MAJOR, Some(m), format!("/dev/nvidia{m}"))),
-    );
-    Ok(DeviceAccessRules { deny, allow })
+        .any(|(_, n)| n == "nvidia-uvm")
+    {
+        return Err(DeviceRulesError::UvmNotLoaded);
+    }
+    let minors: Vec<u32> = allocated.iter().map(|g| g.minor).collect();
+    Ok(gpu_device_rules_for_minors(&minors, proc_devices))
 }
 
 /// The task's GPU environment, sorted by PCI bus id (the order CUDA enumerates with
@@ -177,6 +191,7 @@ mod tests {
     use super::*;
     use crate::model::{GpuHealth, MigMode};
     use gantry_topology::PciBusId;
+    use std::collections::BTreeMap;
 
     const PROC_DEVICES: &str = "Character devices:\n  1 mem\n  4 /dev/vc/0\n195 nvidia-frontend\n\
         195 nvidia\n234 nvidia-nvswitch\n235 nvidia-caps\n237 nvidia-nvlink\n510 nvidia-uvm\n\n\
@@ -271,5 +286,20 @@ mod tests {
         let none: BTreeMap<String, String> = visible_devices_env(&[], true).into_iter().collect();
         assert_eq!(none["CUDA_VISIBLE_DEVICES"], "");
         assert_eq!(none["NVIDIA_VISIBLE_DEVICES"], "void");
+    }
+
+    #[test]
+    fn works_without_a_driver_and_with_one() {
+        let r = gpu_device_rules_for_minors(&[0, 0], "Character devices:\n  1 mem\n");
+        let deny: Vec<String> = r.deny.iter().map(ToString::to_string).collect();
+        let allow: Vec<String> = r.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(deny, vec!["c 195:* rwm"]);
+        assert_eq!(allow, vec!["c 195:255 rwm", "c 195:254 rwm", "c 195:0 rwm"]);
+        let r =
+            gpu_device_rules_for_minors(&[3], "Character devices:\n195 nvidia\n510 nvidia-uvm\n");
+        let deny: Vec<String> = r.deny.iter().map(ToString::to_string).collect();
+        assert_eq!(deny, vec!["c 195:* rwm", "c 510:* rwm"]);
+        assert!(r.allow.iter().any(|a| a.to_string() == "c 510:0 rwm"));
+        assert!(r.allow.iter().any(|a| a.to_string() == "c 195:3 rwm"));
     }
 }

@@ -10,15 +10,15 @@ mod fixture_inventory;
 mod health;
 mod inventory;
 mod locality_check;
-mod minor_rules;
 mod model;
 mod nvml_inventory;
 mod selection;
 mod wire;
 
 pub use device_rules::{
-    gpu_device_rules, visible_devices_env, DeviceAccessRules, DeviceRule, DeviceRulesError,
-    NVIDIACTL_MINOR, NVIDIA_MAJOR, NVIDIA_MODESET_MINOR,
+    gpu_device_rules, gpu_device_rules_for_minors, proc_char_majors, visible_devices_env,
+    DeviceAccessRules, DeviceRule, DeviceRulesError, NVIDIACTL_MINOR, NVIDIA_MAJOR,
+    NVIDIA_MODESET_MINOR,
 };
 pub use domains::numa_domains;
 pub use error::GpuError;
@@ -26,7 +26,6 @@ pub use fixture_inventory::{FixtureInventory, GpuFixture};
 pub use health::{is_critical_xid, HealthEvent, HealthEventKind, HealthTracker};
 pub use inventory::{open_inventory, GpuInventory, NoGpus};
 pub use locality_check::{check_numa_locality, LocalityMismatch};
-pub use minor_rules::{gpu_device_rules_for_minors, proc_char_majors};
 pub use model::{Gpu, GpuHealth, MigMode};
 pub use nvml_inventory::NvmlInventory;
 pub use selection::{select_gpus, GpuSelection, NumaPolicy};
