@@ -17,6 +17,7 @@
 mod agent_state;
 mod check;
 mod cpu_bits;
+mod domain_vec;
 mod feasibility;
 mod node_order;
 mod numa_fit;
