@@ -16,6 +16,8 @@ pub(crate) struct GpuRoom {
     any: u32,
     /// GPUs free on its best single NUMA node (for `require`).
     one_node: u32,
+    /// PUs not pinned on its best single NUMA node (for `require`; `u32::MAX` without topology).
+    pus_one_node: u32,
 }
 
 impl GpuRoom {
@@ -34,25 +36,28 @@ impl GpuRoom {
                 GpuRoom {
                     any,
                     one_node: one_node.min(any),
+                    pus_one_node: t.free_pus.as_slice().iter().copied().max().unwrap_or(0),
                 }
             }
             // Count-only GPUs and agents without topology: only the count is known here.
             _ => GpuRoom {
                 any: agent.gpus,
                 one_node: agent.gpus,
+                pus_one_node: u32::MAX,
             },
         }
     }
 
-    /// False when `shape` certainly does not fit for lack of GPUs; true says nothing more.
+    /// False when `shape` certainly does not fit for lack of GPUs (or, with `require`, of PUs on
+    /// one node); true says nothing more. Free GPUs and PUs only shrink during a run, so a room
+    /// computed earlier in the run is still an upper bound.
     #[inline]
     pub(crate) fn admits(self, shape: &Shape) -> bool {
-        let room = if shape.numa == NumaPolicy::Require {
-            self.one_node
+        if shape.numa == NumaPolicy::Require {
+            shape.gpus <= self.one_node && shape.pus <= self.pus_one_node
         } else {
-            self.any
-        };
-        shape.gpus <= room
+            shape.gpus <= self.any
+        }
     }
 }
 
@@ -102,7 +107,8 @@ mod tests {
             room,
             GpuRoom {
                 any: 8,
-                one_node: 6
+                one_node: 6,
+                pus_one_node: 48,
             }
         );
         let shape = |gpus, numa| Shape {
@@ -118,6 +124,21 @@ mod tests {
         assert!(!room.admits(&shape(7, NumaPolicy::Require)));
         assert!(room.admits(&shape(8, NumaPolicy::Prefer)));
         assert!(!room.admits(&shape(9, NumaPolicy::None)));
+        // 47 PUs pinned on node 0 and 30 on node 1: a require task of 19 PUs fits on neither.
+        let node0 = (0..24).chain(48..72).take(47);
+        let node1 = (24..48).chain(72..96).take(30);
+        let pinned: Vec<u32> = node0.chain(node1).collect();
+        let busy = GpuRoom::of(&agent(&[], &pinned, true, 16));
+        let wide = Shape {
+            pus: 19,
+            ..shape(1, NumaPolicy::Require)
+        };
+        assert!(!busy.admits(&wide));
+        assert!(busy.admits(&Shape { pus: 18, ..wide }));
+        assert!(busy.admits(&Shape {
+            numa: NumaPolicy::Prefer,
+            ..wide
+        }));
     }
 
     proptest! {

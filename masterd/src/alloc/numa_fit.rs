@@ -220,10 +220,12 @@ pub(crate) fn choose(
         ..NumaPlacement::default()
     };
     t.free_gpus &= !gpu_bits;
-    placement.gpus = (0..t.shape.assignments.len())
-        .filter(|p| gpu_bits & (1u64 << p) != 0)
-        .map(|p| t.shape.assignments[p].clone())
-        .collect();
+    placement.gpus = Vec::with_capacity(gpu_bits.count_ones() as usize);
+    placement.gpus.extend(
+        (0..t.shape.assignments.len())
+            .filter(|p| gpu_bits & (1u64 << p) != 0)
+            .map(|p| t.shape.assignments[p].clone()),
+    );
     if let Some(d) = node.and_then(|n| t.shape.domain_pos(n)) {
         if t.domain_holds(d, shape) {
             if let Some(cpus) = pick_pus(&t.shape.domains[d].cores, shape.pus as usize, &t.busy) {

@@ -188,7 +188,7 @@ impl<'a> Placer<'a> {
             (Some(t), true) => choose(t, shape, &mut self.memo),
             _ => None,
         };
-        if shape.gpus > 0 {
+        if numa.is_some() || shape.gpus > 0 {
             self.room[i] = GpuRoom::of(state);
         }
         let agent = &self.snapshot.agents[self.agent_index[i]];
