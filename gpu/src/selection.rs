@@ -48,6 +48,10 @@ fn pair_cost(a: &Gpu, b: &Gpu, numa_counts: bool) -> u64 {
 
 /// Greedy closest set of `count` from `pool`: from each seed, add the GPU with the lowest added
 /// cost (ties: lowest index); keep the cheapest set (ties: lowest indexes).
+///
+/// Pair costs are computed once into a matrix and each candidate's cost of joining the set is
+/// kept as a running sum, so a seed costs `count * pool` steps instead of `count^2 * pool` pair
+/// tests (each a scan of NVLink peer lists); the result is the same.
 fn closest_set(pool: &[&Gpu], count: usize, numa_counts: bool) -> Option<(u64, Vec<u32>)> {
     if pool.len() < count {
         return None;
@@ -55,28 +59,42 @@ fn closest_set(pool: &[&Gpu], count: usize, numa_counts: bool) -> Option<(u64, V
     if count == 0 {
         return Some((0, Vec::new()));
     }
-    let mut best: Option<(u64, Vec<u32>)> = None;
-    for seed in 0..pool.len() {
-        let mut chosen = vec![seed];
-        let mut cost = 0;
-        while chosen.len() < count {
-            let (add, next) = (0..pool.len())
-                .filter(|i| !chosen.contains(i))
-                .map(|i| {
-                    let add: u64 = chosen
-                        .iter()
-                        .map(|&c| pair_cost(pool[c], pool[i], numa_counts))
-                        .sum();
-                    (add, i)
-                })
-                .min_by_key(|&(add, i)| (add, pool[i].index))?;
-            cost += add;
-            chosen.push(next);
+    let n = pool.len();
+    let mut cost = vec![0u64; n * n];
+    for a in 0..n {
+        for b in a + 1..n {
+            let c = pair_cost(pool[a], pool[b], numa_counts);
+            cost[a * n + b] = c;
+            cost[b * n + a] = c;
         }
-        let mut ids: Vec<u32> = chosen.iter().map(|&i| pool[i].index).collect();
-        ids.sort_unstable();
-        if best.as_ref().is_none_or(|b| (cost, &ids) < (b.0, &b.1)) {
-            best = Some((cost, ids));
+    }
+    let mut best: Option<(u64, Vec<u32>)> = None;
+    let mut joined = vec![false; n];
+    let mut add = vec![0u64; n];
+    let mut ids: Vec<u32> = Vec::with_capacity(count);
+    for seed in 0..n {
+        joined.fill(false);
+        joined[seed] = true;
+        add.copy_from_slice(&cost[seed * n..(seed + 1) * n]);
+        ids.clear();
+        ids.push(pool[seed].index);
+        let mut total = 0;
+        while ids.len() < count {
+            let (a, next) = (0..n)
+                .filter(|&i| !joined[i])
+                .map(|i| (add[i], i))
+                .min_by_key(|&(a, i)| (a, pool[i].index))?;
+            total += a;
+            joined[next] = true;
+            ids.push(pool[next].index);
+            for (acc, c) in add.iter_mut().zip(&cost[next * n..(next + 1) * n]) {
+                *acc += c;
+            }
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        if best.as_ref().is_none_or(|b| (total, &sorted) < (b.0, &b.1)) {
+            best = Some((total, sorted));
         }
     }
     best
@@ -142,4 +160,89 @@ pub fn select_gpus(
         numa_node: numa_of(&ids),
         gpus: ids,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GpuHealth, MigMode};
+    use gantry_topology::PciBusId;
+    use proptest::prelude::*;
+
+    /// The greedy search as first written (pair costs recomputed at every step): the reference
+    /// the faster [`closest_set`] must agree with.
+    fn reference(pool: &[&Gpu], count: usize, numa_counts: bool) -> Option<(u64, Vec<u32>)> {
+        if pool.len() < count {
+            return None;
+        }
+        if count == 0 {
+            return Some((0, Vec::new()));
+        }
+        let mut best: Option<(u64, Vec<u32>)> = None;
+        for seed in 0..pool.len() {
+            let mut chosen = vec![seed];
+            let mut cost = 0;
+            while chosen.len() < count {
+                let (add, next) = (0..pool.len())
+                    .filter(|i| !chosen.contains(i))
+                    .map(|i| {
+                        let add: u64 = chosen
+                            .iter()
+                            .map(|&c| pair_cost(pool[c], pool[i], numa_counts))
+                            .sum();
+                        (add, i)
+                    })
+                    .min_by_key(|&(add, i)| (add, pool[i].index))?;
+                cost += add;
+                chosen.push(next);
+            }
+            let mut ids: Vec<u32> = chosen.iter().map(|&i| pool[i].index).collect();
+            ids.sort_unstable();
+            if best.as_ref().is_none_or(|b| (cost, &ids) < (b.0, &b.1)) {
+                best = Some((cost, ids));
+            }
+        }
+        best
+    }
+
+    /// `n` GPUs with NVLink peers, switches and nodes drawn from `bits`.
+    fn gpus(n: usize, bits: &[u64]) -> Vec<Gpu> {
+        (0..n as u32)
+            .map(|i| {
+                let b = bits[i as usize % bits.len()];
+                Gpu {
+                    index: i,
+                    minor: i,
+                    uuid: format!("GPU-{i}"),
+                    name: "t".into(),
+                    memory_mib: 1,
+                    pci_bus_id: PciBusId::from_parts(0, i as u8, 0, 0),
+                    numa_node: (b & 4 != 0).then_some((b as u32 >> 3) % 3),
+                    cpu_affinity: vec![],
+                    nvlink_peers: (0..n as u32).filter(|p| b >> (8 + p) & 1 == 1).collect(),
+                    pcie_switch: (b & 1 != 0)
+                        .then(|| PciBusId::from_parts(0, 0x80 + (b >> 1) as u8 % 4, 0, 0)),
+                    mig_mode: MigMode::Unsupported,
+                    health: GpuHealth::Healthy,
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn closest_set_agrees_with_the_reference_search(
+            n in 0usize..17,
+            bits in prop::collection::vec(any::<u64>(), 1..17),
+            count in 0usize..10,
+            numa_counts in any::<bool>(),
+        ) {
+            let all = gpus(n, &bits);
+            let pool: Vec<&Gpu> = all.iter().collect();
+            prop_assert_eq!(
+                closest_set(&pool, count, numa_counts),
+                reference(&pool, count, numa_counts)
+            );
+        }
+    }
 }

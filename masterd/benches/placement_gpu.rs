@@ -2,6 +2,12 @@
 //! `prefer`, whole cores and a memory node chosen for each) on 10,000 DGX-2-shaped simulated
 //! agents on one core, next to CPU-only tasks on the same cluster; prints placements/s and checks
 //! that every bound placement respects its node.
+//!
+//! The headline figure is the whole `place()` call (building the run's state for 10,000 agents
+//! included), compared with the CPU-only baseline of the same run. Two more figures compare like
+//! with like: a CPU-only baseline with as many tasks per call as the GPU scenarios (40,000), and
+//! each scenario's cost per placement once the fixed setup (`place()` with no demand) is taken
+//! out. The plan of the previous run is dropped outside the timed region, in every scenario.
 
 use gantry_masterd::alloc::sim::{demands, dgx2_cluster, gpu_demands};
 use gantry_masterd::alloc::{check, place, ClusterSnapshot, NumaPolicy, Plan, TaskDemand};
@@ -29,15 +35,18 @@ fn main() {
             .into_iter()
             .filter(|d| d.resources.gpus == 0),
     );
-    let scenarios: [(&str, Vec<TaskDemand>); 5] = [
+    let cpu_only: Vec<TaskDemand> = demands(100_000, 10, 2)
+        .into_iter()
+        .filter(|d| d.resources.gpus == 0)
+        .collect();
+    let scenarios: [(&str, Vec<TaskDemand>); 6] = [
         (
             "CPU-only tasks (baseline, sim::demands without GPU apps)",
-            {
-                demands(100_000, 10, 2)
-                    .into_iter()
-                    .filter(|d| d.resources.gpus == 0)
-                    .collect()
-            },
+            cpu_only.clone(),
+        ),
+        (
+            "CPU-only tasks, first 40,000 (baseline with the GPU scenarios' task count)",
+            cpu_only[..40_000].to_vec(),
         ),
         (
             "GPU tasks, apps of 10 (1-8 GPUs, require/prefer)",
@@ -54,17 +63,56 @@ fn main() {
         "GPU/NUMA placement benchmark: {AGENTS} DGX-2-shaped agents (2 NUMA nodes x 24 cores x 2 PUs, \
          16 GPUs), {RUNS} runs each, one thread; times include building the run's state"
     );
-    for (name, demands) in &scenarios {
-        let mut times = Vec::with_capacity(RUNS);
-        let mut plan = Plan::default();
-        for run in 0..RUNS {
-            let start = Instant::now();
-            plan = black_box(place(black_box(&cluster), black_box(demands), run as u64));
-            times.push(start.elapsed());
+    let setup = median(&timed(&cluster, &[]).1);
+    println!(
+        "fixed setup (place() with no demand): median {:.2} ms",
+        setup.as_secs_f64() * 1e3
+    );
+    let mut baselines: Vec<Rates> = Vec::new();
+    // GANTRY_BENCH_ONLY=TEXT runs only the scenarios whose name holds TEXT (for profiling).
+    let only = std::env::var("GANTRY_BENCH_ONLY").unwrap_or_default();
+    for (name, demands) in scenarios.iter().filter(|(n, _)| n.contains(only.as_str())) {
+        let (plan, times) = timed(&cluster, demands);
+        let rates = report(name, &cluster, demands, &plan, &times, setup);
+        for (b, base) in baselines.iter().enumerate() {
+            println!(
+                "  vs baseline {}: {:.0} % (median), {:.0} % (best), {:.0} % (per placement without setup)",
+                b + 1,
+                100.0 * rates.median / base.median,
+                100.0 * rates.best / base.best,
+                100.0 * rates.marginal / base.marginal
+            );
         }
-        times.sort_unstable();
-        report(name, &cluster, demands, &plan, &times);
+        if baselines.len() < 2 {
+            baselines.push(rates);
+        }
     }
+}
+
+/// `RUNS` calls of `place` (seeds 0..RUNS): the last plan and the sorted times. The previous plan
+/// is dropped after the clock stops.
+fn timed(cluster: &ClusterSnapshot, demands: &[TaskDemand]) -> (Plan, Vec<Duration>) {
+    let mut times = Vec::with_capacity(RUNS);
+    let mut plan = Plan::default();
+    for run in 0..RUNS {
+        let start = Instant::now();
+        let next = black_box(place(black_box(cluster), black_box(demands), run as u64));
+        times.push(start.elapsed());
+        plan = next;
+    }
+    times.sort_unstable();
+    (plan, times)
+}
+
+fn median(times: &[Duration]) -> Duration {
+    times[times.len() / 2]
+}
+
+/// Placements/s of one scenario: whole call (median, best), and per placement without the setup.
+struct Rates {
+    median: f64,
+    best: f64,
+    marginal: f64,
 }
 
 fn report(
@@ -73,8 +121,9 @@ fn report(
     demands: &[TaskDemand],
     plan: &Plan,
     times: &[Duration],
-) {
-    let median = times[times.len() / 2];
+    setup: Duration,
+) -> Rates {
+    let median = median(times);
     let best = times[0];
     let rate = |d: Duration| plan.placements.len() as f64 / d.as_secs_f64();
     let bound = plan.placements.iter().filter(|p| p.numa.is_some()).count();
@@ -98,6 +147,12 @@ fn report(
         best.as_secs_f64() * 1e3,
         rate(best)
     );
+    let marginal = rate(median.saturating_sub(setup));
+    println!(
+        "  without the fixed setup: {:.0} ns per placement -> {:.0} placements/s",
+        1e9 / marginal,
+        marginal
+    );
     println!(
         "  placed {}, unplaced {}; bound {} ({} on one NUMA node), GPUs given {}",
         plan.placements.len(),
@@ -116,4 +171,9 @@ fn report(
         start.elapsed().as_secs_f64() * 1e3,
         conflicts.len()
     );
+    Rates {
+        median: rate(median),
+        best: rate(best),
+        marginal,
+    }
 }

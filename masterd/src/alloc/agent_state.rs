@@ -21,7 +21,7 @@ pub(crate) struct AgentState {
     /// The agent offers GPUs (CPU-only tasks may avoid it; see `GpuAgentRule`).
     pub has_gpus: bool,
     /// Free GPUs, PUs and memory per NUMA node; `None` when the agent reported no topology.
-    pub topo: Option<Box<TopoState>>,
+    pub topo: Option<TopoState>,
     /// (interned group, tasks of that group on this agent), only for groups in the batch.
     groups: Vec<(u32, u32)>,
 }
@@ -46,7 +46,7 @@ impl AgentState {
             total_mem: total.mem,
             ports: FreePorts::new(&total.ports.difference(&used.ports)),
             has_gpus: total.gpus > 0,
-            topo: agent.topology.as_ref().map(|u| Box::new(TopoState::new(u))),
+            topo: agent.topology.as_ref().map(TopoState::new),
             groups,
         }
     }

@@ -39,26 +39,58 @@ fn free_in(core: &[u32], busy: &PuSet) -> usize {
 /// Picks `count` PUs from `cores` (each a core's PUs) not in `busy`, sorted; `None` when fewer
 /// are free. Whole free cores first while at least a core's worth is still wanted, then PUs of
 /// partly used cores (keeping free cores whole), then PUs of the remaining free cores.
+///
+/// Each core's free PUs are counted once (on the stack for nodes of up to 64 cores), and cores
+/// taken whole are marked in a bit mask, so the hot path allocates only the answer.
 pub(crate) fn pick_pus(cores: &[Vec<u32>], count: usize, busy: &PuSet) -> Option<Vec<u32>> {
-    let total: usize = cores.iter().map(|c| free_in(c, busy)).sum();
+    const SMALL: usize = 64;
+    let mut small = [0u32; SMALL];
+    let mut big = Vec::new();
+    let free: &mut [u32] = if cores.len() <= SMALL {
+        &mut small[..cores.len()]
+    } else {
+        big.resize(cores.len(), 0);
+        &mut big
+    };
+    let mut total = 0usize;
+    for (f, core) in free.iter_mut().zip(cores) {
+        *f = free_in(core, busy) as u32;
+        total += *f as usize;
+    }
     if total < count {
         return None;
     }
+    let whole = |i: usize| free[i] as usize == cores[i].len();
     let mut picked = Vec::with_capacity(count);
-    let mut used = PuSet::with_words(cores.len() / 64 + 1);
+    // Cores taken whole in the first pass: bit i of `used_small`, or `used` beyond 64 cores.
+    let mut used = PuSet::with_words(0);
+    let mut used_small = 0u64;
     for (i, core) in cores.iter().enumerate() {
-        let free = free_in(core, busy);
-        if !core.is_empty() && free == core.len() && free <= count - picked.len() {
+        if picked.len() == count {
+            break;
+        }
+        if !core.is_empty() && whole(i) && core.len() <= count - picked.len() {
             picked.extend_from_slice(core);
-            used.insert(i as u32);
+            if i < SMALL {
+                used_small |= 1 << i;
+            } else {
+                used.insert(i as u32);
+            }
         }
     }
-    for whole in [false, true] {
+    let is_used = |i: usize| {
+        if i < SMALL {
+            used_small & (1 << i) != 0
+        } else {
+            used.contains(i as u32)
+        }
+    };
+    for want_whole in [false, true] {
         for (i, core) in cores.iter().enumerate() {
-            if used.contains(i as u32) || picked.len() == count {
-                continue;
+            if picked.len() == count {
+                break;
             }
-            if (free_in(core, busy) == core.len()) != whole {
+            if free[i] == 0 || whole(i) != want_whole || is_used(i) {
                 continue;
             }
             let remaining = count - picked.len();
@@ -93,7 +125,7 @@ mod tests {
         #[test]
         fn picks_exactly_what_the_topology_crate_picks(
             smt in 1u32..4,
-            ncores in 0u32..40,
+            ncores in 0u32..80,
             busy in prop::collection::vec(0u32..160, 0..60),
             count in 0usize..100,
         ) {

@@ -69,7 +69,7 @@ impl Shortfalls {
 /// topology is looked at only for tasks with GPUs or a NUMA policy).
 #[inline]
 pub(crate) fn fits(agent: &AgentState, shape: &Shape) -> bool {
-    fits_scalars(agent, shape) && (!shape.binds() || topo_fits(agent.topo.as_deref(), shape))
+    fits_scalars(agent, shape) && (!shape.binds() || topo_fits(agent.topo.as_ref(), shape))
 }
 
 /// True when the scalars and ports of `shape` fit, whatever the topology says.

@@ -17,7 +17,9 @@
 mod agent_state;
 mod check;
 mod cpu_bits;
+mod domain_vec;
 mod feasibility;
+mod gpu_room;
 mod node_order;
 mod numa_fit;
 mod placer;

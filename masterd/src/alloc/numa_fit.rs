@@ -3,6 +3,7 @@
 //! choice of GPU ids (`gantry_gpu::select_gpus`, memoised per run), cores and memory node.
 
 use super::cpu_bits::{pick_pus, PuSet};
+use super::domain_vec::DomainVec;
 use super::shape::{Shape, EPSILON};
 use super::topology::{NodeTopology, TopologyUse};
 use gantry_gpu::{select_gpus, NumaPolicy};
@@ -20,9 +21,9 @@ pub(crate) struct TopoState {
     /// Pinned PUs.
     pub busy: PuSet,
     /// Per domain (same order as `shape.domains`): PUs not pinned.
-    pub free_pus: Vec<u32>,
+    pub free_pus: DomainVec<u32>,
     /// Per domain: memory not bound, MiB.
-    pub free_mem: Vec<f64>,
+    pub free_mem: DomainVec<f64>,
 }
 
 impl TopoState {
@@ -37,32 +38,24 @@ impl TopoState {
         for &p in &used.pinned_cpus {
             busy.insert(p);
         }
-        let free_pus = t
-            .domains
-            .iter()
-            .map(|d| {
-                let pinned = d
-                    .cores
-                    .iter()
-                    .flatten()
-                    .filter(|&&p| busy.contains(p))
-                    .count();
-                d.pus.saturating_sub(pinned as u32)
-            })
-            .collect();
-        let free_mem = t
-            .domains
-            .iter()
-            .map(|d| {
-                let bound: f64 = used
-                    .mem_bound
-                    .iter()
-                    .filter(|(n, _)| *n == d.id)
-                    .map(|(_, m)| m)
-                    .sum();
-                d.mem - bound
-            })
-            .collect();
+        let free_pus = DomainVec::collect(t.domains.iter().map(|d| {
+            let pinned = d
+                .cores
+                .iter()
+                .flatten()
+                .filter(|&&p| busy.contains(p))
+                .count();
+            d.pus.saturating_sub(pinned as u32)
+        }));
+        let free_mem = DomainVec::collect(t.domains.iter().map(|d| {
+            let bound: f64 = used
+                .mem_bound
+                .iter()
+                .filter(|(n, _)| *n == d.id)
+                .map(|(_, m)| m)
+                .sum();
+            d.mem - bound
+        }));
         TopoState {
             free_gpus: t.healthy_mask & !taken,
             shape: t.clone(),
@@ -227,10 +220,12 @@ pub(crate) fn choose(
         ..NumaPlacement::default()
     };
     t.free_gpus &= !gpu_bits;
-    placement.gpus = (0..t.shape.assignments.len())
-        .filter(|p| gpu_bits & (1u64 << p) != 0)
-        .map(|p| t.shape.assignments[p].clone())
-        .collect();
+    placement.gpus = Vec::with_capacity(gpu_bits.count_ones() as usize);
+    placement.gpus.extend(
+        (0..t.shape.assignments.len())
+            .filter(|p| gpu_bits & (1u64 << p) != 0)
+            .map(|p| t.shape.assignments[p].clone()),
+    );
     if let Some(d) = node.and_then(|n| t.shape.domain_pos(n)) {
         if t.domain_holds(d, shape) {
             if let Some(cpus) = pick_pus(&t.shape.domains[d].cores, shape.pus as usize, &t.busy) {

@@ -4,6 +4,7 @@
 
 use super::agent_state::AgentState;
 use super::feasibility::fits;
+use super::gpu_room::GpuRoom;
 use super::node_order::NodeOrder;
 use super::numa_fit::{choose, SelectionMemo};
 use super::reasons::tally;
@@ -47,6 +48,9 @@ struct Placer<'a> {
     failed: FailedShapes,
     rule: GpuAgentRule,
     memo: SelectionMemo,
+    /// For each entry of `states`, an upper bound on the GPUs it can still give one task, read
+    /// before the agent's state by tasks with GPUs.
+    room: Vec<GpuRoom>,
 }
 
 /// Where one task goes: the agent, its host ports, and what it is bound to there.
@@ -153,7 +157,9 @@ impl<'a> Placer<'a> {
             agent_index.push(i);
         }
         let order = NodeOrder::new((0..states.len() as u32).collect(), seed);
+        let room = states.iter().map(GpuRoom::of).collect();
         Self {
+            room,
             snapshot,
             limit: candidate_limit(states.len()),
             states,
@@ -182,6 +188,9 @@ impl<'a> Placer<'a> {
             (Some(t), true) => choose(t, shape, &mut self.memo),
             _ => None,
         };
+        if numa.is_some() || shape.gpus > 0 {
+            self.room[i] = GpuRoom::of(state);
+        }
         let agent = &self.snapshot.agents[self.agent_index[i]];
         Some((&agent.id, ports, numa))
     }
@@ -199,6 +208,9 @@ impl<'a> Placer<'a> {
                 break;
             }
             let i = self.order.next_index()?;
+            if !cpu_only && !self.room[i].admits(shape) {
+                continue;
+            }
             let agent = &self.states[i];
             let kept_off = cpu_only && agent.has_gpus && self.rule != GpuAgentRule::Allow;
             if (kept_off && self.rule == GpuAgentRule::Never) || !fits(agent, shape) {

@@ -42,7 +42,7 @@ pub(crate) fn tally(
             continue;
         }
         if fits_scalars(agent, shape) {
-            if shape.binds() && !topo_fits(agent.topo.as_deref(), shape) {
+            if shape.binds() && !topo_fits(agent.topo.as_ref(), shape) {
                 t.topology += 1;
             }
             continue;
