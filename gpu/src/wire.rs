@@ -99,8 +99,8 @@ impl From<&Gpu> for GpuAssignment {
         GpuAssignment {
             index: g.index,
             minor: g.minor,
-            uuid: g.uuid.clone(),
-            pci_bus_id: g.pci_bus_id.to_string(),
+            uuid: g.uuid.as_str().into(),
+            pci_bus_id: g.pci_bus_id.to_string().into(),
         }
     }
 }
@@ -128,7 +128,7 @@ pub fn assignment_env(assigned: &[GpuAssignment], confined: bool) -> Vec<(String
         .map(|a| Gpu {
             index: a.index,
             minor: a.minor,
-            uuid: a.uuid.clone(),
+            uuid: a.uuid.to_string(),
             name: String::new(),
             memory_mib: 0,
             pci_bus_id: PciBusId::parse(&a.pci_bus_id)

@@ -46,7 +46,10 @@ async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -77,7 +80,14 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
     let work = dir.path().join("a");
     let _agent = Daemon(
         Command::new(bin("gantry-agentd"))
-            .args(["--master", &base, "--token", "hw", "--listen", "127.0.0.1:0"])
+            .args([
+                "--master",
+                &base,
+                "--token",
+                "hw",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(["--containerizer", "native", "--hostname", "127.0.0.1"])
             .arg("--work-dir")
             .arg(&work)
@@ -102,7 +112,12 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
             .iter()
             .find(|r| r["uuid"] == g.uuid.as_str())
             .unwrap_or_else(|| panic!("GPU {} is reported", g.uuid));
-        assert_eq!(r["numa_node"], json!(g.numa_node), "NUMA node of {}", g.uuid);
+        assert_eq!(
+            r["numa_node"],
+            json!(g.numa_node),
+            "NUMA node of {}",
+            g.uuid
+        );
     }
 
     let http = reqwest::Client::new();
@@ -143,20 +158,29 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
         .to_string();
     let sandbox = |t: &Value| work.join("sandboxes").join(t["id"].as_str().unwrap_or(""));
     let read = |p: PathBuf| async move {
-        until(&p.display().to_string(), || async { std::fs::read_to_string(&p).ok() }).await
+        until(&p.display().to_string(), || async {
+            std::fs::read_to_string(&p).ok()
+        })
+        .await
     };
     let smi = read(sandbox(&gpu_task).join("smi.txt")).await;
     println!("nvidia-smi -L in the task:\n{smi}");
     let lines: Vec<&str> = smi.lines().filter(|l| l.starts_with("GPU ")).collect();
     assert_eq!(lines.len(), 1, "the task sees exactly one GPU: {smi}");
-    assert!(lines[0].contains(&given), "the one it was given ({given}): {smi}");
+    assert!(
+        lines[0].contains(&given),
+        "the one it was given ({given}): {smi}"
+    );
     assert_eq!(read(sandbox(&gpu_task).join("cvd.txt")).await.trim(), "0");
 
     let other = task("nogpu.").await;
     read(sandbox(&other).join("ran.txt")).await;
     let err = std::fs::read_to_string(sandbox(&other).join("err.txt")).unwrap_or_default();
     println!("a task without GPUs opening /dev/nvidia0: {err}");
-    assert!(err.contains("Operation not permitted"), "EPERM from the device cgroup: {err}");
+    assert!(
+        err.contains("Operation not permitted"),
+        "EPERM from the device cgroup: {err}"
+    );
 
     for app in ["gpu", "nogpu"] {
         let _ = http.delete(format!("{base}/v2/apps/{app}")).send().await;

@@ -141,7 +141,7 @@ proptest! {
             for g in &n.gpus {
                 let gpu = topo.gpus.iter().find(|x| x.index == g.index).expect("a known GPU");
                 prop_assert!(gpu.health.is_healthy(), "unhealthy GPU {} given", g.index);
-                prop_assert_eq!(&gpu.uuid, &g.uuid);
+                prop_assert_eq!(gpu.uuid.as_str(), &*g.uuid);
                 prop_assert!(
                     gpus_held.insert((a.id.to_string(), g.index)),
                     "GPU {} on {} given twice", g.index, a.id

@@ -4,6 +4,7 @@ use crate::ids::{AgentId, TaskId};
 use crate::resources::Resources;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The Mesos task states (`mesos.proto` `enum TaskState`), serialized by name (`"TASK_RUNNING"`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -232,17 +233,18 @@ pub struct NumaPlacement {
     pub gpus: Vec<GpuAssignment>,
 }
 
-/// One GPU given to a task.
+/// One GPU given to a task. The strings are shared (`Arc<str>`): the master builds each agent's
+/// assignments once and hands out cheap clones (same JSON as `String`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpuAssignment {
     /// NVML index on the agent.
     pub index: u32,
     /// Device minor number (`/dev/nvidia<minor>`, major 195).
     pub minor: u32,
-    pub uuid: String,
+    pub uuid: Arc<str>,
     /// PCI address (`dddd:bb:dd.f`): CUDA's `PCI_BUS_ID` order numbers the task's GPUs by it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub pci_bus_id: String,
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub pci_bus_id: Arc<str>,
 }
 
 /// How the task's container is set up beyond its resources.
