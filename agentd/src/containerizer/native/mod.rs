@@ -108,7 +108,7 @@ impl NativeContainerizer {
                 ipc: true,
                 net: task.container.private_network,
             },
-            cgroup_procs: cg.procs_files(),
+            cgroup_join: cg.join_files(),
             mounts: InitSpec::mount_plan(&spec.sandbox, &sandbox_target, tmp_bytes),
             status_file: status_file.clone(),
             pid_file: pid_file.clone(),
