@@ -4,7 +4,9 @@
 //!
 //! The task is `/bin/date +%s%N`: the time it prints is an upper bound of the moment it was
 //! exec'd, so "launch → exec" is measured the same way for all three. "→ TASK_RUNNING" is the
-//! time until the agent's task table emitted TASK_RUNNING (checkpointed) on its outbox.
+//! time until the agent's task table emitted TASK_RUNNING (checkpointed) on its outbox. Per phase:
+//! the native containerizer's own timings of each launch ([`LaunchPhases`]), and the task table's
+//! share (checkpoints, hand-offs) as TASK_RUNNING minus the containerizer's launch.
 
 // Tasks are built field by field from the default, as the agent receives them.
 #![allow(clippy::field_reassign_with_default)]
@@ -12,7 +14,7 @@
 use anyhow::{bail, Context, Result};
 use gantry_agentd::containerizer::native::cgroup::CgroupLayout;
 use gantry_agentd::containerizer::native::users::UserPolicy;
-use gantry_agentd::containerizer::native::{NativeConfig, NativeContainerizer};
+use gantry_agentd::containerizer::native::{LaunchPhases, NativeConfig, NativeContainerizer};
 use gantry_agentd::recovery::WorkDir;
 use gantry_agentd::tasks::TaskTable;
 use gantry_proto::{StatusUpdate, TaskInfo, TaskState};
@@ -63,7 +65,7 @@ fn external(cmd: &mut Command) -> Result<(f64, f64)> {
     Ok(((printed_ns(&out.stdout)? - t0) as f64 / 1e6, total))
 }
 
-/// A minimal OCI bundle: a rootfs with /bin/date, /bin/sleep and their libraries copied from the host.
+/// A minimal OCI bundle: a rootfs with /bin/date, /bin/true and their libraries copied from the host.
 fn runc_bundle(dir: &Path) -> Result<PathBuf> {
     let rootfs = dir.join("rootfs");
     for bin in ["/bin/date", "/bin/true"] {
@@ -105,8 +107,14 @@ async fn next_state(
         let u = tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await?
             .context("outbox closed")?;
-        if u.status.task_id.as_str() == id && (u.status.state.is_terminal() == terminal) {
+        if u.status.task_id.as_str() != id {
+            continue;
+        }
+        if u.status.state.is_terminal() == terminal {
             return Ok(u);
+        }
+        if u.status.state.is_terminal() {
+            bail!("task {id} ended before it ran: {:?}", u.status);
         }
     }
 }
@@ -163,7 +171,8 @@ async fn main() -> Result<()> {
         pids_max: Some(64),
     }));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
+    let table = TaskTable::new(wd, cz.clone(), "127.0.0.1".into(), tx);
+    let mut phases: Vec<LaunchPhases> = Vec::with_capacity(n);
 
     println!("containerizer benchmark: {n} launches each of `date +%s%N`");
     let (mut g_exec, mut g_running, mut g_exit) = (vec![], vec![], vec![]);
@@ -177,6 +186,7 @@ async fn main() -> Result<()> {
             bail!("expected TASK_RUNNING, got {:?}", u.status);
         }
         g_running.push(i0.elapsed().as_secs_f64() * 1e3);
+        phases.push(cz.last_launch_phases());
         table.acknowledge(&u.status.task_id, u.seq);
         let end = next_state(&mut rx, &id, true).await?;
         g_exit.push(i0.elapsed().as_secs_f64() * 1e3);
@@ -216,6 +226,7 @@ async fn main() -> Result<()> {
         u_exec.push(e);
         u_exit.push(x);
     }
+    let g_running_unsorted = g_running.clone();
     println!("\nlaunch latency");
     line("gantry native: launch -> task exec", &mut g_exec);
     line("gantry native: launch -> TASK_RUNNING", &mut g_running);
@@ -224,6 +235,34 @@ async fn main() -> Result<()> {
     line("runc run: command -> exit", &mut r_exit);
     line("unshare -p -f -m -u -i: command -> task exec", &mut u_exec);
     line("unshare -p -f -m -u -i: command -> exit", &mut u_exit);
+
+    println!("\ngantry native launch, per phase");
+    let ms = |f: fn(&LaunchPhases) -> u64| -> Vec<f64> {
+        phases.iter().map(|p| f(p) as f64 / 1e3).collect()
+    };
+    line("plan (user, limits, /proc/devices)", &mut ms(|p| p.plan_us));
+    line(
+        "cgroup mkdir + limits (7 v1 hierarchies)",
+        &mut ms(|p| p.cgroup_us),
+    );
+    line(
+        "sandbox (logs, chown, container.json)",
+        &mut ms(|p| p.sandbox_us),
+    );
+    line(
+        "launcher (exec, join, unshare, fork, pid)",
+        &mut ms(|p| p.launcher_us),
+    );
+    line("adopt (pid file, /proc stat)", &mut ms(|p| p.adopt_us));
+    let mut table_share: Vec<f64> = phases
+        .iter()
+        .zip(&g_running_unsorted)
+        .map(|(p, r)| {
+            let cz = p.plan_us + p.cgroup_us + p.sandbox_us + p.launcher_us + p.adopt_us;
+            r - cz as f64 / 1e3
+        })
+        .collect();
+    line("task table (checkpoints, hand-offs)", &mut table_share);
 
     // Footprint: 100 running containers.
     let me = std::process::id() as i32;
@@ -263,10 +302,16 @@ async fn main() -> Result<()> {
     for i in 0..100 {
         table.kill(&format!("s{i}").as_str().into(), Some(0.0));
     }
-    for i in 0..100 {
-        let id = format!("s{i}");
-        let end = next_state(&mut rx, &id, true).await?;
-        table.acknowledge(&end.status.task_id, end.seq);
+    // Their terminal updates come in any order.
+    let mut left: std::collections::HashSet<String> = (0..100).map(|i| format!("s{i}")).collect();
+    while !left.is_empty() {
+        let u = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .with_context(|| format!("{} killed tasks never ended", left.len()))?
+            .context("outbox closed")?;
+        if u.status.state.is_terminal() && left.remove(u.status.task_id.as_str()) {
+            table.acknowledge(&u.status.task_id, u.seq);
+        }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     for root in CgroupLayout::detect()

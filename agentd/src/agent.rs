@@ -6,7 +6,7 @@ use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
 use crate::containerizer::native::{NativeConfig, NativeContainerizer};
 use crate::containerizer::process::ProcessContainerizer;
 use crate::containerizer::Containerizer;
-use crate::fetcher::Fetcher;
+use crate::fetcher::{Fetcher, FetcherSetupError};
 use crate::http::{router, AgentHttp};
 use crate::inventory::{self, InventoryError, HEALTH_POLL_INTERVAL};
 use crate::link::{self, LinkConfig};
@@ -34,6 +34,8 @@ pub enum AgentError {
     Native(String),
     #[error(transparent)]
     Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Fetcher(#[from] FetcherSetupError),
 }
 
 /// Can the native containerizer run here? The cgroup layout, or why not.
@@ -118,10 +120,11 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     let containerizer = choose_containerizer(&cfg, shim)?;
     let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
     let tasks = TaskTable::new(wd, containerizer, cfg.hostname.clone(), outbox_tx);
-    tasks.set_fetcher(Arc::new(Fetcher::new(
+    tasks.set_fetcher(Arc::new(Fetcher::with_ca_file(
         cfg.fetcher_cache_dir.clone(),
         cfg.fetcher_cache_bytes,
-    )));
+        cfg.fetcher_ca_file.as_deref(),
+    )?));
     tasks.recover();
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)

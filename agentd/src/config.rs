@@ -79,6 +79,10 @@ pub struct AgentArgs {
     /// The fetcher cache's size bound in MiB (default 2048); least recently used entries go first.
     #[arg(long, env = "GANTRY_FETCHER_CACHE_SIZE_MIB")]
     pub fetcher_cache_size_mib: Option<u64>,
+    /// Extra CA certificates (a PEM file) the fetcher trusts for `https://` URIs, besides the
+    /// bundled webpki roots: for servers with a private CA.
+    #[arg(long, env = "GANTRY_FETCHER_CA_FILE")]
+    pub fetcher_ca_file: Option<PathBuf>,
     /// Read the GPUs from this JSON fixture instead of NVML (machines without GPUs, tests).
     #[arg(long, env = "GANTRY_GPU_FIXTURE")]
     pub gpu_fixture: Option<PathBuf>,
@@ -103,6 +107,7 @@ impl AgentArgs {
             container_pids_max: self.container_pids_max.or(file.container_pids_max),
             fetcher_cache_dir: self.fetcher_cache_dir.or(file.fetcher_cache_dir),
             fetcher_cache_size_mib: self.fetcher_cache_size_mib.or(file.fetcher_cache_size_mib),
+            fetcher_ca_file: self.fetcher_ca_file.or(file.fetcher_ca_file),
             gpu_fixture: self.gpu_fixture.or(file.gpu_fixture),
         }
     }
@@ -179,6 +184,7 @@ impl AgentArgs {
             container_pids_max: self.container_pids_max.unwrap_or(4096),
             fetcher_cache_dir,
             fetcher_cache_bytes: self.fetcher_cache_size_mib.unwrap_or(2048) << 20,
+            fetcher_ca_file: self.fetcher_ca_file,
             gpu_fixture: self.gpu_fixture,
             gpus_explicit,
         })
@@ -202,6 +208,8 @@ pub struct AgentConfig {
     pub container_pids_max: u64,
     pub fetcher_cache_dir: PathBuf,
     pub fetcher_cache_bytes: u64,
+    /// Extra CAs (PEM) trusted by the fetcher for `https://`.
+    pub fetcher_ca_file: Option<PathBuf>,
     /// The GPU fixture to read instead of NVML.
     pub gpu_fixture: Option<PathBuf>,
     /// `--resources` named `gpus`: offer that many, whatever the inventory finds healthy.

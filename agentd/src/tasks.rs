@@ -3,7 +3,7 @@
 
 use crate::containerizer::{Containerizer, LaunchSpec, Recovered, Termination};
 use crate::fetcher::Fetcher;
-use crate::recovery::{TaskCheckpoint, WorkDir};
+use crate::recovery::{Durability, TaskCheckpoint, WorkDir};
 use gantry_proto::{
     AgentId, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState, TaskStatus,
 };
@@ -168,16 +168,13 @@ impl TaskTable {
                     }
                 },
                 None => {
-                    // The agent died between starting the executor and checkpointing it: kill
+                    // The agent died between starting the container and checkpointing it: end
                     // whatever it started, so the task does not run untracked next to its
                     // replacement.
-                    let status_file = self.wd.task_meta_dir(&id).join("exit_status.json");
-                    for pid in crate::recovery::orphans::shims_for(&status_file) {
-                        tracing::warn!(task = %id, pid, "killing an executor the agent never checkpointed");
-                        let _ = nix::sys::signal::killpg(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
+                    let info = self.entries().get(&id).map(|e| e.ckpt.info.clone());
+                    if let Some(info) = info {
+                        self.containerizer
+                            .destroy_unrecorded(&info, &self.wd.task_meta_dir(&id));
                     }
                     self.emit(
                         &id,
@@ -205,10 +202,12 @@ impl TaskTable {
             next_seq: 1,
             kill_requested: false,
         };
+        // Not fsynced: the container starts after this write, so an agent crash finds it in the
+        // page cache; a host crash takes the container with it (see `Durability::Agent`).
         let prepared = self
             .wd
             .create_task_dirs(&id)
-            .and_then(|_| self.wd.save_task(&ckpt));
+            .and_then(|_| self.wd.save_task_as(&ckpt, Durability::Agent));
         self.entries().insert(
             id.clone(),
             Entry {
@@ -238,42 +237,64 @@ impl TaskTable {
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
                         match f.fetch_all(&spec.task.command.uris, &spec.sandbox).await {
-                            Ok(()) => this.start_container(&id, &spec),
+                            Ok(()) => this.start_container(&id, spec),
                             Err(e) => this.launch_failed(&id, e.to_string()),
                         }
                     },
                     span,
                 ));
             }
-            _ => self.start_container(&id, &spec),
+            _ => self.start_container(&id, spec),
         }
     }
 
     /// Starts the container of a task whose sandbox is ready (unless it was killed meanwhile).
-    fn start_container(self: &Arc<Self>, id: &TaskId, spec: &LaunchSpec) {
-        let id = id.clone();
+    /// The launch (cgroup, the launcher's fork and exec, the checkpoint) blocks for milliseconds,
+    /// so it runs on tokio's blocking pool: the agent's runtime thread (the master link, HTTP,
+    /// the waiters of other tasks) never waits for it.
+    fn start_container(self: &Arc<Self>, id: &TaskId, spec: LaunchSpec) {
         if self
             .entries()
-            .get(&id)
+            .get(id)
             .is_none_or(|e| e.ckpt.state.is_terminal())
         {
             return;
         }
-        match self.containerizer.launch(spec) {
-            Ok(c) => {
-                self.counters
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .launched += 1;
-                if let Some(e) = self.entries().get_mut(&id) {
-                    e.ckpt.container = Some(c.clone());
-                }
-                tracing::info!(task = %id, pid = c.pid, "task launched");
-                self.emit(&id, TaskState::TaskRunning, None, String::new(), None);
-                self.watch(id, c);
+        let this = self.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || match this.containerizer.launch(&spec) {
+            Ok(c) => this.started(id, c),
+            Err(e) => this.launch_failed(&id, e.to_string()),
+        });
+    }
+
+    /// The container of task `id` runs: checkpoint it with TASK_RUNNING and watch it. A task
+    /// killed while it was being launched has its container killed and removed instead.
+    fn started(self: &Arc<Self>, id: TaskId, c: crate::containerizer::Checkpoint) {
+        let killed_meanwhile = match self.entries().get_mut(&id) {
+            Some(e) if !e.ckpt.state.is_terminal() => {
+                e.ckpt.container = Some(c.clone());
+                false
             }
-            Err(e) => self.launch_failed(&id, e.to_string()),
+            _ => true,
+        };
+        if killed_meanwhile {
+            tracing::info!(task = %id, "killed while launching; removing its container");
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.containerizer.kill(&c, Duration::ZERO).await;
+                let _ = this.containerizer.wait(&c).await;
+                this.containerizer.cleanup(&c);
+            });
+            return;
         }
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .launched += 1;
+        tracing::info!(task = %id, pid = c.pid, "task launched");
+        self.emit(&id, TaskState::TaskRunning, None, String::new(), None);
+        self.watch(id, c);
     }
 
     fn launch_failed(&self, id: &TaskId, why: String) {
@@ -440,10 +461,17 @@ impl TaskTable {
             e.ckpt.state = state;
             // The update first: a crash between the two writes then leaves a pending update for a
             // state the checkpoint does not show yet, which recovery resends; never the reverse.
+            // A terminal status (the task's outcome) must survive a host crash; the states of a
+            // running task only an agent crash, as the task itself does not outlive the host.
+            let durability = if state.is_terminal() {
+                Durability::Host
+            } else {
+                Durability::Agent
+            };
             if let Err(err) = self
                 .wd
-                .save_update(&update)
-                .and_then(|_| self.wd.save_task(&e.ckpt))
+                .save_update_as(&update, durability)
+                .and_then(|_| self.wd.save_task_as(&e.ckpt, durability))
             {
                 tracing::error!(task = %id, error = %err, "cannot checkpoint a status update");
             }

@@ -356,6 +356,26 @@ async fn kill_takes_a_grandchild_that_ignores_sigterm_and_removes_the_cgroup() {
     assert_gone(&cg, &pids);
 }
 
+/// Recovery of a launch the agent never checkpointed (it died between starting the container and
+/// saving its checkpoint): `destroy_unrecorded` finds the container by its cgroup and ends it.
+#[tokio::test]
+async fn a_launch_that_was_never_checkpointed_is_destroyed_at_recovery() {
+    let rig = Rig::new("unrecorded");
+    let id = format!("lost-{}", uid());
+    let spec = rig.spec(&id, "sleep 1000 & sleep 1000; wait", 0.1, 32.0);
+    let c = rig.cz.launch(&spec).expect("launch");
+    let cg = rig.cgroup(&c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cg.pids().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pids = cg.pids();
+    assert!(pids.len() >= 3, "init, sh, sleeps: {pids:?}");
+    // The checkpoint `c` is "lost": recovery only knows the task and its meta dir.
+    rig.cz.destroy_unrecorded(&spec.task, &spec.meta_dir);
+    assert_gone(&cg, &pids);
+}
+
 /// Recovery: a helper process (this test binary, re-run) launches five containers and records
 /// their checkpoints; the test SIGKILLs it, then re-adopts them with a fresh containerizer.
 #[tokio::test]

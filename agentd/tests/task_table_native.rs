@@ -1,7 +1,8 @@
 //! The agent's task table over the native containerizer, as root: the statuses the master sees.
 //! An OOM-killed task is TASK_FAILED with REASON_CONTAINER_LIMITATION_MEMORY; the fetcher, with an
 //! HTTP server on loopback serving an archive (extracted, its script executable and run), a
-//! path-traversal archive (refused, the task fails saying so) and a 404 (the task fails clearly).
+//! path-traversal archive (refused, the task fails saying so) and a 404 (the task fails clearly);
+//! a task killed while its container is being launched leaves no container behind.
 
 // Tasks are built field by field from the default, as the agent receives them.
 #![allow(clippy::field_reassign_with_default)]
@@ -210,5 +211,50 @@ async fn fetches_extracts_runs_and_refuses_bad_archives_and_404s() {
             assert_eq!(children, 0, "leftover cgroups under {}", p.display());
             let _ = std::fs::remove_dir(&p);
         }
+    }
+}
+
+#[tokio::test]
+async fn a_task_killed_while_it_launches_leaves_no_container_behind() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (native containers)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let wd = WorkDir::open(&dir.path().join("work")).expect("work dir");
+    let parent = format!("gantry-test-{}-early-kill", std::process::id());
+    let layout = CgroupLayout::detect().unwrap_or_else(|e| panic!("no usable cgroups: {e}"));
+    let cz = Arc::new(NativeContainerizer::new(NativeConfig {
+        shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_gantry-agentd")),
+        layout: layout.clone(),
+        cgroup_parent: parent.clone(),
+        users: UserPolicy::default(),
+        pids_max: Some(64),
+    }));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
+    let mut t = TaskInfo::default();
+    t.task_id = "early".into();
+    t.command.value = Some("sleep 1000".into());
+    t.command.shell = true;
+    t.resources.cpus = 0.1;
+    t.resources.mem = 32.0;
+    // The launch runs on the blocking pool; the kill comes before the container exists.
+    table.launch(t);
+    table.kill(&"early".into(), Some(0.0));
+    let s = terminal(&mut rx, "early").await;
+    assert_eq!(s.state, TaskState::TaskKilled, "{s:?}");
+    // The container that came up meanwhile is killed and its cgroup removed.
+    let gone = |root: &PathBuf| !root.join(&parent).join("early").exists();
+    for _ in 0..100 {
+        if layout.v1.values().all(gone) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for root in layout.v1.values() {
+        assert!(gone(root), "leftover cgroup under {}", root.display());
+        let _ = std::fs::remove_dir(root.join(&parent));
     }
 }

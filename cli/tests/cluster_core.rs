@@ -270,15 +270,34 @@ async fn an_agent_notices_a_frozen_master_and_re_registers_when_it_thaws() {
     )
     .await;
     c.signal_master(nix::sys::signal::Signal::SIGCONT);
+    // Right after the thaw the master still shows the connections from before the freeze: wait for
+    // the re-registrations themselves, not just for two connected agents.
+    eventually(
+        Duration::from_secs(20),
+        "both agents to re-register",
+        || async {
+            let registered = |log: &str| {
+                c.read_log(log)
+                    .matches("registered with the master")
+                    .count()
+            };
+            (registered("agent0.log") >= 2 && registered("agent1.log") >= 2).then_some(())
+        },
+    )
+    .await;
     c.wait_agents(2).await;
     let after = c.wait_running("sleepy", 2).await;
     assert_eq!(ids(&after), ids(&tasks), "the same tasks, still running");
-    assert!(
-        c.read_log("agent0.log")
-            .matches("registered with the master")
-            .count()
-            >= 2
-    );
+    eventually(
+        Duration::from_secs(10),
+        "the master to note its own stall",
+        || async {
+            c.read_log("master.log")
+                .contains("the master stalled")
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use gantry_proto::{Reason, TaskInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -105,4 +105,8 @@ pub trait Containerizer: Send + Sync + 'static {
     fn usage(&self, ckpt: &Checkpoint) -> Result<Usage, ContainerError>;
     /// Releases what the container held (cgroups, mounts) once it has ended.
     fn cleanup(&self, ckpt: &Checkpoint);
+    /// After an agent restart: ends whatever a launch of `task` left behind that was never
+    /// checkpointed (the agent died between starting the container and saving its checkpoint), so
+    /// the task cannot run untracked next to its replacement. `meta_dir` is the launch's.
+    fn destroy_unrecorded(&self, task: &TaskInfo, meta_dir: &Path);
 }

@@ -176,4 +176,11 @@ impl Containerizer for ProcessContainerizer {
             let _ = killpg(Pid::from_raw(ckpt.pid), Signal::SIGKILL);
         }
     }
+
+    fn destroy_unrecorded(&self, task: &gantry_proto::TaskInfo, meta_dir: &std::path::Path) {
+        for pid in crate::recovery::orphans::shims_for(&meta_dir.join("exit_status.json")) {
+            tracing::warn!(task = %task.task_id, pid, "killing an executor the agent never checkpointed");
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
 }

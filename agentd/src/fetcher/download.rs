@@ -1,5 +1,5 @@
-//! Getting one URI's bytes into a file: `http://` with reqwest (streamed), `file://` and absolute
-//! local paths by copy. `https://` needs TLS, which this build does not link (a clear error).
+//! Getting one URI's bytes into a file: `http://` and `https://` with reqwest (streamed, rustls with
+//! the bundled webpki roots plus the agent's extra CAs), `file://` and absolute local paths by copy.
 
 use super::FetchError;
 use std::path::Path;
@@ -20,19 +20,16 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
             .map(|_| ())
             .map_err(|e| fail(format!("cannot copy {local}: {e}")));
     }
-    if uri.starts_with("https://") {
-        return Err(fail("https is not supported by this build of the fetcher (no TLS); use http or a local path".into()));
-    }
-    if !uri.starts_with("http://") {
+    if !uri.starts_with("http://") && !uri.starts_with("https://") {
         return Err(fail(
-            "unsupported scheme (http://, file:// or an absolute path)".into(),
+            "unsupported scheme (http://, https://, file:// or an absolute path)".into(),
         ));
     }
     let resp = client
         .get(uri)
         .send()
         .await
-        .map_err(|e| fail(format!("request failed: {e}")))?;
+        .map_err(|e| fail(describe(&e)))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(fail(format!("HTTP {status}")));
@@ -44,7 +41,7 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| fail(format!("download interrupted: {e}")))?
+        .map_err(|e| fail(format!("download interrupted: {}", describe(&e))))?
     {
         file.write_all(&chunk)
             .await
@@ -53,4 +50,27 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
     file.flush()
         .await
         .map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))
+}
+
+/// A request error with its causes (reqwest's own message hides them); an untrusted server
+/// certificate says how to trust its CA.
+fn describe(e: &reqwest::Error) -> String {
+    let mut chain = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !chain.iter().any(|c: &String| c.contains(&text)) {
+            chain.push(text);
+        }
+        cur = err.source();
+    }
+    let text = chain.join(": ");
+    if text.contains("certificate") {
+        format!(
+            "TLS certificate error: {text} (the server's certificate is not trusted by the \
+             bundled web roots; give its CA with --fetcher-ca-file / GANTRY_FETCHER_CA_FILE)"
+        )
+    } else {
+        format!("request failed: {text}")
+    }
 }

@@ -1,4 +1,4 @@
-//! The fetcher (spec §6.2): each of a task's URIs (http, file:// or a local path) into its sandbox
+//! The fetcher (spec §6.2): each of a task's URIs (http, https, file:// or a local path) into its sandbox
 //! before the task starts; archives extracted (refusing entries that escape the sandbox), files
 //! made executable on request, and an LRU cache keyed by URI with a size bound.
 
@@ -26,6 +26,23 @@ pub enum FetchError {
     },
 }
 
+/// Why a fetcher cannot be built (its extra CA file).
+#[derive(Debug, thiserror::Error)]
+pub enum FetcherSetupError {
+    #[error("fetcher CA file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fetcher CA file {path}: not a PEM bundle of certificates: {why}")]
+    Pem { path: PathBuf, why: String },
+    #[error("fetcher CA file {path}: no certificate in it")]
+    Empty { path: PathBuf },
+    #[error("cannot build the fetcher's HTTP client: {0}")]
+    Client(String),
+}
+
 /// Fetches URIs into sandboxes.
 pub struct Fetcher {
     cache: FetchCache,
@@ -35,11 +52,34 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher whose cache lives in `cache_dir` (wiped now, as Mesos does) and holds at most
     /// `cache_bytes`.
+    /// HTTPS trusts the bundled webpki (Mozilla) roots only.
     pub fn new(cache_dir: PathBuf, cache_bytes: u64) -> Self {
         Self {
             cache: FetchCache::new(cache_dir, cache_bytes),
             client: reqwest::Client::new(),
         }
+    }
+
+    /// As [`Fetcher::new`], and HTTPS also trusts every certificate of the PEM bundle at
+    /// `ca_file` (private CAs), when one is given.
+    pub fn with_ca_file(
+        cache_dir: PathBuf,
+        cache_bytes: u64,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, FetcherSetupError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_file {
+            for cert in read_ca_file(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| FetcherSetupError::Client(e.to_string()))?;
+        Ok(Self {
+            cache: FetchCache::new(cache_dir, cache_bytes),
+            client,
+        })
     }
 
     /// Fetches every URI, in order, into `sandbox`.
@@ -91,6 +131,25 @@ impl Fetcher {
         }
         Ok(())
     }
+}
+
+/// The certificates of a PEM bundle (at least one).
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, FetcherSetupError> {
+    let pem = std::fs::read(path).map_err(|source| FetcherSetupError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| FetcherSetupError::Pem {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(FetcherSetupError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
 }
 
 /// The file name in the sandbox: `dest_path`, or the URI's last path segment (no query).
@@ -146,5 +205,23 @@ mod tests {
         assert!(dest_name(&uri("http://h/", None)).is_err());
         assert!(dest_name(&uri("http://h/a", Some("../a"))).is_err());
         assert!(dest_name(&uri("http://h/a", Some("/etc/a"))).is_err());
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("cache");
+        let missing = dir.path().join("missing.pem");
+        let e = Fetcher::with_ca_file(cache.clone(), 1, Some(&missing))
+            .err()
+            .expect("a missing file is an error");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let e = Fetcher::with_ca_file(cache.clone(), 1, Some(&empty))
+            .err()
+            .expect("no certificate is an error");
+        assert!(e.to_string().contains("empty.pem"), "{e}");
+        assert!(Fetcher::with_ca_file(cache, 1, None).is_ok());
     }
 }

@@ -1,12 +1,18 @@
-//! Finding executor shims the agent started but never checkpointed (it died between starting the
-//! shim and saving its pid), so that recovery can kill them instead of leaving a task running
-//! untracked while the master places a replacement.
+//! Finding processes the agent started for a task but never checkpointed (it died between starting
+//! them and saving their pid), by the marker argument and task file on their command line, so that
+//! recovery can kill them instead of leaving a task running untracked next to its replacement.
 
 use std::path::Path;
 
-/// Pids of live processes started as `<exe> __gantry_executor <status_file> ...`.
+/// Pids of live processes started as `<exe> __gantry_executor <status_file> ...` (the plain-process
+/// back end's shim).
 pub fn shims_for(status_file: &Path) -> Vec<i32> {
-    let want = status_file.as_os_str().as_encoded_bytes();
+    processes_with(crate::executor::EXECUTOR_ARG, status_file)
+}
+
+/// Pids of live processes whose command line holds `marker` followed by `file`.
+pub fn processes_with(marker: &str, file: &Path) -> Vec<i32> {
+    let want = file.as_os_str().as_encoded_bytes();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -17,7 +23,7 @@ pub fn shims_for(status_file: &Path) -> Vec<i32> {
             };
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             args.windows(2)
-                .any(|w| w[0] == crate::executor::EXECUTOR_ARG.as_bytes() && w[1] == want)
+                .any(|w| w[0] == marker.as_bytes() && w[1] == want)
         })
         .collect()
 }

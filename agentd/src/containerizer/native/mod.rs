@@ -39,9 +39,26 @@ pub struct NativeConfig {
     pub pids_max: Option<u64>,
 }
 
+/// Where the time of one launch went, in microseconds (benchmarks; logged at debug level).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LaunchPhases {
+    /// The user, the limits, reading `/proc/devices`.
+    pub plan_us: u64,
+    /// mkdir and limits in every hierarchy.
+    pub cgroup_us: u64,
+    /// Log files, chown of the sandbox, `container.json`.
+    pub sandbox_us: u64,
+    /// The launcher, from spawn to its exit: exec of the shim, joining the cgroup, unshare, fork
+    /// of the init, the init's pid written.
+    pub launcher_us: u64,
+    /// Reading the init's pid and start time.
+    pub adopt_us: u64,
+}
+
 /// Runs tasks in namespaces and cgroups.
 pub struct NativeContainerizer {
     cfg: NativeConfig,
+    last_launch: std::sync::Mutex<LaunchPhases>,
 }
 
 impl NativeContainerizer {
@@ -51,7 +68,15 @@ impl NativeContainerizer {
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
             tracing::warn!(error = %e, "cannot become a child subreaper; exited container inits are reaped by the host's init");
         }
-        Self { cfg }
+        Self {
+            cfg,
+            last_launch: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The phases of the latest successful launch.
+    pub fn last_launch_phases(&self) -> LaunchPhases {
+        *self.last_launch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cgroup of a checkpointed container.
@@ -66,6 +91,14 @@ impl NativeContainerizer {
         spec: &LaunchSpec,
         cg: &ContainerCgroup,
     ) -> Result<Checkpoint, ContainerError> {
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let now = Instant::now();
+            let us = now.duration_since(clock).as_micros() as u64;
+            clock = now;
+            us
+        };
+        let mut phases = LaunchPhases::default();
         let task = &spec.task;
         let argv = task_argv(&task.command)?;
         let (user, note) = self
@@ -78,8 +111,10 @@ impl NativeContainerizer {
         }
         let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
         let limits = plan::limits_for(task, self.cfg.pids_max, &proc_devices);
+        phases.plan_us = lap();
         cg.create(&limits)
             .map_err(|e| ContainerError::Launch(format!("cgroup {}: {e}", cg.rel().display())))?;
+        phases.cgroup_us = lap();
 
         let stdout = open_log(&spec.sandbox.join("stdout"))?;
         let stderr = open_log(&spec.sandbox.join("stderr"))?;
@@ -108,7 +143,7 @@ impl NativeContainerizer {
                 ipc: true,
                 net: task.container.private_network,
             },
-            cgroup_procs: cg.procs_files(),
+            cgroup_join: cg.join_files(),
             mounts: InitSpec::mount_plan(&spec.sandbox, &sandbox_target, tmp_bytes),
             status_file: status_file.clone(),
             pid_file: pid_file.clone(),
@@ -122,6 +157,7 @@ impl NativeContainerizer {
         let mut env = spec.env.clone();
         env.extend(plan::gpu_env(task));
         env.insert("USER".into(), user.name.clone());
+        phases.sandbox_us = lap();
         let status = std::process::Command::new(&self.cfg.shim_exe)
             .arg(init::CONTAINER_ARG)
             .arg(&spec_file)
@@ -135,6 +171,7 @@ impl NativeContainerizer {
             .map_err(|e| {
                 ContainerError::Launch(format!("cannot start the container's init: {e}"))
             })?;
+        phases.launcher_us = lap();
         let reported = std::fs::read_to_string(&pid_file).unwrap_or_default();
         let pid: i32 = match reported.trim().parse() {
             Ok(p) if status.success() => p,
@@ -154,6 +191,9 @@ impl NativeContainerizer {
             }
         };
         let start_time = procfs::stat(pid).map(|s| s.start_time).unwrap_or(0);
+        phases.adopt_us = lap();
+        tracing::debug!(?phases, "container launched");
+        *self.last_launch.lock().unwrap_or_else(|p| p.into_inner()) = phases;
         Ok(Checkpoint {
             container_id: init.container_id,
             pid,
@@ -253,6 +293,7 @@ impl Containerizer for NativeContainerizer {
         let ckpt = ckpt.clone();
         let this = Self {
             cfg: self.cfg.clone(),
+            last_launch: std::sync::Mutex::default(),
         };
         Box::pin(async move {
             let started = Instant::now();
@@ -336,5 +377,25 @@ impl Containerizer for NativeContainerizer {
         if let Err(e) = cg.destroy(Duration::from_secs(2)) {
             tracing::error!(container = %ckpt.container_id, error = %e, "cannot remove the container's cgroup");
         }
+    }
+
+    fn destroy_unrecorded(&self, task: &gantry_proto::TaskInfo, meta_dir: &Path) {
+        // A launcher that had not joined the cgroup yet is found by its command line...
+        let spec_file = meta_dir.join("container.json");
+        for pid in crate::recovery::orphans::processes_with(init::CONTAINER_ARG, &spec_file) {
+            tracing::warn!(task = %task.task_id, pid, "killing a container launcher the agent never checkpointed");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        // ...and everything that got into the container by its cgroup, which is then removed.
+        let rel =
+            Path::new(&self.cfg.cgroup_parent).join(plan::container_id(task.task_id.as_str()));
+        let cg = ContainerCgroup::new(self.cfg.layout.clone(), rel);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !cg.pids().is_empty() && Instant::now() < until {
+            tracing::warn!(task = %task.task_id, "killing a container the agent never checkpointed");
+            Self::kill_all_frozen(&cg);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = cg.destroy(Duration::from_secs(2));
     }
 }

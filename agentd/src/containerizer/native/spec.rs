@@ -39,8 +39,9 @@ pub struct InitSpec {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub namespaces: Namespaces,
-    /// `cgroup.procs` files the init joins before creating the namespaces.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// The files the launcher writes `0` (itself) into to join the cgroup before creating the
+    /// namespaces: v1 `tasks`, v2 `cgroup.procs` (see [`super::cgroup::ContainerCgroup::join_files`]).
+    pub cgroup_join: Vec<PathBuf>,
     pub mounts: Vec<MountStep>,
     /// Where the init records the task's wait status.
     pub status_file: PathBuf,

@@ -72,12 +72,18 @@ impl ContainerCgroup {
         res
     }
 
-    /// The `cgroup.procs` files a process writes its pid into to join the container.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs()
-            .into_iter()
-            .map(|d| d.join("cgroup.procs"))
-            .collect()
+    /// The files a single-threaded process writes `0` into to move itself into the container.
+    /// v1: `tasks`. Moving only the writing thread lets the kernel skip the global
+    /// `cgroup_threadgroup_rwsem` write lock (and its RCU grace period) that a `cgroup.procs`
+    /// write takes, once per hierarchy: that lock was most of the launch latency's tail. For a
+    /// single-threaded process (the launcher) both move the whole process. v2: `cgroup.procs`
+    /// (`tasks` does not exist; `cgroup.threads` needs threaded mode).
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let file = match self.layout.mode {
+            HostMode::Unified => "cgroup.procs",
+            HostMode::Legacy | HostMode::Hybrid => "tasks",
+        };
+        self.dirs().into_iter().map(|d| d.join(file)).collect()
     }
 
     /// Every directory of this cgroup (one per v1 controller, or the one v2 directory).
