@@ -79,6 +79,20 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("gantry executor: cannot become a subreaper: {e}");
     }
+    // The shim ignores the termination signals sent to the whole group, so it lives to record the
+    // task's status (SIGKILL still ends it). Blocked before the task starts, so a kill right after
+    // the launch cannot end the shim first; std resets the signal mask in the child, so the task
+    // itself gets the default dispositions.
+    let mut block = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        block.add(s);
+    }
+    let _ = block.thread_block();
     let child = match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -93,18 +107,6 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
             return 127;
         }
     };
-    // The task got the default dispositions; the shim itself now ignores the termination signals
-    // sent to the whole group, so it lives to record the task's status. SIGKILL still ends it.
-    let mut block = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        block.add(s);
-    }
-    let _ = block.thread_block();
 
     let task_pid = Pid::from_raw(child.id() as i32);
     let record = loop {

@@ -124,6 +124,10 @@ impl TaskTable {
     /// Re-adopts checkpointed tasks after a restart; tasks that ended meanwhile get their real
     /// terminal status.
     pub fn recover(self: &Arc<Self>) {
+        // After a reboot every container is gone and its pids may belong to other processes now:
+        // nothing is probed, signalled or re-adopted (Mesos does the same).
+        let rebooted = self.wd.rebooted_since_last_start();
+
         for rec in self.wd.recover() {
             let id = rec.checkpoint.info.task_id.clone();
             let state = rec.checkpoint.state;
@@ -153,6 +157,17 @@ impl TaskTable {
                         None,
                     );
                 }
+                continue;
+            }
+            if rebooted {
+                tracing::warn!(task = %id, "the host rebooted since the task started");
+                self.emit(
+                    &id,
+                    TaskState::TaskFailed,
+                    Some(Reason::ReasonAgentRestarted),
+                    "The host rebooted while the task ran".into(),
+                    None,
+                );
                 continue;
             }
             match container {

@@ -126,6 +126,23 @@ impl WorkDir {
         (!s.is_empty()).then(|| AgentId(s.to_owned()))
     }
 
+    /// True when the host rebooted since the agent last recorded its boot (or none was recorded
+    /// and tasks exist): checkpointed pids then name other processes. Records the current boot.
+    pub fn rebooted_since_last_start(&self) -> bool {
+        let path = self.root.join("meta/boot_id");
+        let now = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let before = std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_string());
+        if let Err(e) = write_atomic(&path, now.as_bytes()) {
+            tracing::error!(error = %e, "cannot record the boot id");
+        }
+        matches!(before, Some(b) if !now.is_empty() && b != now)
+    }
+
     pub fn save_agent_id(&self, id: &AgentId) -> Result<(), RecoveryError> {
         write_atomic(&self.root.join("meta/agent_id"), id.as_str().as_bytes())
     }
@@ -297,5 +314,22 @@ mod tests {
         assert_eq!(wd.agent_id(), Some("agent-1".into()));
         wd.remove_task(&id);
         assert!(wd.recover().is_empty());
+    }
+
+    #[test]
+    fn a_reboot_is_noticed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = WorkDir::open(dir.path()).unwrap();
+        assert!(
+            !wd.rebooted_since_last_start(),
+            "first start: no earlier boot recorded"
+        );
+        assert!(!wd.rebooted_since_last_start(), "same boot");
+        std::fs::write(dir.path().join("meta/boot_id"), "an-earlier-boot").unwrap();
+        assert!(wd.rebooted_since_last_start(), "another boot id");
+        assert!(
+            !wd.rebooted_since_last_start(),
+            "recorded: the next start is the same boot"
+        );
     }
 }
