@@ -45,7 +45,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let found = shims_for(&status);
+        // Until the child has exec'd, its command line is still this test's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = shims_for(&status);
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = shims_for(&status);
+        }
         let other = shims_for(&dir.path().join("other.json"));
         child.kill().unwrap();
         child.wait().unwrap();
