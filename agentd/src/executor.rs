@@ -79,20 +79,6 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("gantry executor: cannot become a subreaper: {e}");
     }
-    // The shim ignores the termination signals sent to the whole group, so it lives to record the
-    // task's status (SIGKILL still ends it). Blocked before the task starts, so a kill right after
-    // the launch cannot end the shim first; std resets the signal mask in the child, so the task
-    // itself gets the default dispositions.
-    let mut block = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        block.add(s);
-    }
-    let _ = block.thread_block();
     let child = match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -107,6 +93,21 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
             return 127;
         }
     };
+
+    // The shim now ignores the termination signals sent to the whole group, so it lives to record
+    // the task's status (SIGKILL still ends it). Only after the spawn: the child inherits a blocked
+    // mask (std does not reset it), and the task must get the default dispositions. A group signal
+    // in the instant between costs only the recorded status of a task that was being killed anyway.
+    let mut block = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        block.add(s);
+    }
+    let _ = block.thread_block();
 
     let task_pid = Pid::from_raw(child.id() as i32);
     let record = loop {
