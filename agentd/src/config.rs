@@ -9,24 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A configuration error, naming the key or flag at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: toml::de::Error,
-    },
-    #[error("{key}: {why}")]
-    Invalid { key: &'static str, why: String },
-}
+pub use gantry_daemon::ConfigError;
 
 /// The agent's settings as given on the command line, by environment or in the file.
 #[derive(Clone, Debug, Default, clap::Args, Deserialize)]
@@ -114,14 +97,7 @@ impl AgentArgs {
 
     /// Reads a TOML config file with the same keys as the flags (`work_dir = "/var/lib/gantry"`).
     pub fn from_file(path: &Path) -> Result<AgentArgs, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        gantry_daemon::read_toml(path)
     }
 
     /// The final configuration, with defaults and detected resources.

@@ -22,11 +22,7 @@ pub struct DevArgs {
 }
 
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    gantry_daemon::logging::init();
     let dir = args.state_dir.unwrap_or_else(super::default_dev_dir);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

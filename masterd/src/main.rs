@@ -20,11 +20,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    gantry_daemon::logging::init();
     let cli = Cli::parse();
     let args = match &cli.config {
         Some(path) => cli.args.or(MasterArgs::from_file(path)?),
