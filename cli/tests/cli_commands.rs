@@ -192,19 +192,76 @@ async fn gantry_dev_runs_a_master_and_an_agent_in_one_process() {
     assert_eq!(task["host"], "127.0.0.1");
     let _ = dev.kill();
     let _ = dev.wait();
-    // The task outlives the dev process (its own session); clean it up by its marker.
-    let mut found = 0;
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-        if String::from_utf8_lossy(&env).contains(&marker) {
-            found += 1;
-            if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-    assert!(found > 0, "the task survived the dev process");
+    let with_marker = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+                String::from_utf8_lossy(&env).contains(&marker)
+            })
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .collect()
+    };
+    assert!(
+        !with_marker().is_empty(),
+        "the task survived the dev process"
+    );
+
+    // Started again on the same state, the dev cluster has the same task; deleting the app ends
+    // it, with everything the container held.
+    let mut dev = Command::new(bin("gantry"))
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--resources",
+            "cpus:2;mem:512",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("dev2.log")).expect("log"))
+        .stderr(std::fs::File::create(dir.path().join("dev2.err")).expect("log"))
+        .spawn()
+        .expect("start gantry dev again");
+    let again = eventually(
+        Duration::from_secs(20),
+        "the same task after the restart",
+        || async {
+            let v: Value = http
+                .get(format!("{url}/v2/apps/devapp"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let t = v["app"]["tasks"].as_array()?.first()?.clone();
+            (t["state"] == "TASK_RUNNING").then_some(t)
+        },
+    )
+    .await;
+    assert_eq!(again["id"], task["id"]);
+    let r = http
+        .delete(format!("{url}/v2/apps/devapp"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), 200);
+    let id = task["id"].as_str().unwrap_or("").to_string();
+    eventually(
+        Duration::from_secs(30),
+        "the task and its cgroup to be gone",
+        || async {
+            let cgroup = std::path::Path::new("/sys/fs/cgroup/memory/gantry")
+                .join(&id)
+                .exists();
+            (with_marker().is_empty() && !cgroup).then_some(())
+        },
+    )
+    .await;
+    let _ = dev.kill();
+    let _ = dev.wait();
 }

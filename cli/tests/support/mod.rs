@@ -157,8 +157,17 @@ impl Cluster {
         env: &[(&str, &str)],
     ) {
         let log = format!("agent{i}.log");
+        // By default these tests exercise the master/agent protocol with plain processes (tasks
+        // that run as root and write outside their sandbox); a test that wants the native
+        // containerizer passes `--containerizer native`.
+        let containerizer: &[&str] = if flags.contains(&"--containerizer") {
+            &[]
+        } else {
+            &["--containerizer", "process"]
+        };
         let child = Command::new(bin("gantry-agentd"))
             .args(flags)
+            .args(containerizer)
             .envs(env.iter().copied())
             .arg("--master")
             .arg(self.url())
@@ -174,11 +183,6 @@ impl Cluster {
             .arg(resources)
             .arg("--max-backoff-secs")
             .arg("0.5")
-            // These tests exercise the master/agent protocol with tasks that run as root and write
-            // outside their sandbox (markers in the test's /tmp dir); the native containerizer has
-            // its own suite (agentd/tests/native_*.rs).
-            .arg("--containerizer")
-            .arg("process")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(self.log(&log))
