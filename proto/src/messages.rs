@@ -120,14 +120,19 @@ mod tests {
         };
         let json = serde_json::to_string(&ack).unwrap();
         assert_eq!(json, r#"{"type":"ACKNOWLEDGE","task_id":"t1","seq":3}"#);
-        let up = AgentMessage::StatusUpdate(StatusUpdate {
-            seq: 1,
-            uuid: "u".into(),
-            status: TaskStatus::new("t1".into(), None, TaskState::TaskRunning),
-        });
-        let back: AgentMessage =
-            serde_json::from_str(&serde_json::to_string(&up).unwrap()).unwrap();
-        assert_eq!(back, up);
+        // Timestamps survive the round trip exactly (serde_json's float_roundtrip): try many.
+        for i in 0..2000u32 {
+            let mut status = TaskStatus::new("t1".into(), None, TaskState::TaskRunning);
+            status.timestamp = 1_795_567_156.0 + f64::from(i) * 0.000_123_457;
+            let up = AgentMessage::StatusUpdate(StatusUpdate {
+                seq: 1,
+                uuid: "u".into(),
+                status,
+            });
+            let back: AgentMessage =
+                serde_json::from_str(&serde_json::to_string(&up).unwrap()).unwrap();
+            assert_eq!(back, up);
+        }
     }
 
     #[test]
