@@ -6,16 +6,13 @@
 // Tasks are built field by field from the default, as the agent receives them.
 #![allow(clippy::field_reassign_with_default)]
 
-use gantry_agentd::containerizer::native::cgroup::CgroupLayout;
-use gantry_agentd::containerizer::native::users::UserPolicy;
-use gantry_agentd::containerizer::native::{NativeConfig, NativeContainerizer};
+mod common;
+
+use common::NativeTable;
 use gantry_agentd::fetcher::Fetcher;
-use gantry_agentd::recovery::WorkDir;
-use gantry_agentd::tasks::TaskTable;
-use gantry_proto::{FetchUri, Reason, StatusUpdate, TaskInfo, TaskState, TaskStatus};
+use gantry_proto::{FetchUri, Reason, TaskInfo, TaskState, TaskStatus};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls;
@@ -113,43 +110,17 @@ async fn serve_https() -> (String, String) {
     (format!("https://{addr}"), ca_cert.pem())
 }
 
-async fn terminal(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<StatusUpdate>,
-    id: &str,
-) -> TaskStatus {
-    loop {
-        let u = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("a status in time")
-            .expect("outbox open");
-        if u.status.task_id.as_str() == id && u.status.state.is_terminal() {
-            return u.status;
-        }
-    }
-}
-
-/// A task table over the native containerizer whose fetcher trusts `ca_file` (if any); runs one
-/// task fetching `uri` and returns its terminal status and stdout.
+/// Runs one task fetching `uri` in `rig`, whose fetcher trusts `ca_file` (if any); returns its
+/// terminal status and stdout.
 async fn run_fetching_task(
-    dir: &Path,
+    rig: &mut NativeTable,
     name: &str,
     uri: String,
     ca_file: Option<&Path>,
 ) -> (TaskStatus, String) {
-    let wd = WorkDir::open(&dir.join("work")).expect("work dir");
-    let parent = format!("gantry-test-{}-{name}", std::process::id());
-    let layout = CgroupLayout::detect().unwrap_or_else(|e| panic!("no usable cgroups: {e}"));
-    let cz = Arc::new(NativeContainerizer::new(NativeConfig {
-        shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_gantry-agentd")),
-        layout: layout.clone(),
-        cgroup_parent: parent.clone(),
-        users: UserPolicy::default(),
-        pids_max: Some(64),
-    }));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
-    let fetcher = Fetcher::with_ca_file(dir.join("cache"), 1 << 20, ca_file).expect("fetcher");
-    table.set_fetcher(Arc::new(fetcher));
+    let fetcher =
+        Fetcher::with_ca_file(rig.dir.path().join("cache"), 1 << 20, ca_file).expect("fetcher");
+    rig.table.set_fetcher(Arc::new(fetcher));
     let mut t = TaskInfo::default();
     t.task_id = name.into();
     t.command.value = Some("./app/bin/run.sh".into());
@@ -166,35 +137,22 @@ async fn run_fetching_task(
         .insert("PATH".into(), "/usr/bin:/bin".into());
     t.resources.cpus = 0.2;
     t.resources.mem = 64.0;
-    table.launch(t);
-    let s = terminal(&mut rx, name).await;
-    let out = std::fs::read_to_string(table.work_dir().sandbox(&name.into()).join("stdout"))
+    rig.table.launch(t);
+    let s = rig.terminal(name).await;
+    let out = std::fs::read_to_string(rig.table.work_dir().sandbox(&name.into()).join("stdout"))
         .unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for root in layout.v1.values() {
-        let _ = std::fs::remove_dir(root.join(&parent));
-    }
     (s, out)
-}
-
-fn tempdir() -> tempfile::TempDir {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (native containers)"
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    dir
 }
 
 #[tokio::test]
 async fn an_archive_over_https_from_a_private_ca_is_fetched_extracted_and_run() {
-    let dir = tempdir();
+    let mut rig = NativeTable::new("https-ok");
     let (base, ca_pem) = serve_https().await;
-    let ca_file = dir.path().join("ca.pem");
+    let ca_file = rig.dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca_pem).expect("write CA");
     let (s, out) = run_fetching_task(
-        dir.path(),
+        &mut rig,
         "https-ok",
         format!("{base}/app.tar.gz"),
         Some(&ca_file),
@@ -206,10 +164,10 @@ async fn an_archive_over_https_from_a_private_ca_is_fetched_extracted_and_run() 
 
 #[tokio::test]
 async fn https_without_the_ca_fails_the_task_with_a_certificate_error() {
-    let dir = tempdir();
+    let mut rig = NativeTable::new("https-untrusted");
     let (base, _ca_pem) = serve_https().await;
     let uri = format!("{base}/app.tar.gz");
-    let (s, out) = run_fetching_task(dir.path(), "https-untrusted", uri.clone(), None).await;
+    let (s, out) = run_fetching_task(&mut rig, "https-untrusted", uri.clone(), None).await;
     assert_eq!(s.state, TaskState::TaskFailed, "{s:?} stdout: {out}");
     assert_eq!(s.reason, Some(Reason::ReasonContainerLaunchFailed));
     let msg = s.message.unwrap_or_default();

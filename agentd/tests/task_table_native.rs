@@ -7,14 +7,11 @@
 // Tasks are built field by field from the default, as the agent receives them.
 #![allow(clippy::field_reassign_with_default)]
 
-use gantry_agentd::containerizer::native::cgroup::CgroupLayout;
-use gantry_agentd::containerizer::native::users::UserPolicy;
-use gantry_agentd::containerizer::native::{NativeConfig, NativeContainerizer};
+mod common;
+
+use common::NativeTable;
 use gantry_agentd::fetcher::Fetcher;
-use gantry_agentd::recovery::WorkDir;
-use gantry_agentd::tasks::TaskTable;
-use gantry_proto::{FetchUri, Reason, StatusUpdate, TaskInfo, TaskState, TaskStatus};
-use std::os::unix::fs::PermissionsExt;
+use gantry_proto::{FetchUri, Reason, TaskInfo, TaskState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,41 +61,10 @@ fn uri(u: String, executable: bool) -> FetchUri {
     }
 }
 
-async fn terminal(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<StatusUpdate>,
-    id: &str,
-) -> TaskStatus {
-    loop {
-        let u = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("a status in time")
-            .expect("outbox open");
-        if u.status.task_id.as_str() == id && u.status.state.is_terminal() {
-            return u.status;
-        }
-    }
-}
-
 #[tokio::test]
 async fn an_oom_killed_task_is_task_failed_with_the_memory_reason() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (native containers)"
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let wd = WorkDir::open(&dir.path().join("work")).expect("work dir");
-    let parent = format!("gantry-test-{}-tt-oom", std::process::id());
-    let layout = CgroupLayout::detect().unwrap_or_else(|e| panic!("no usable cgroups: {e}"));
-    let cz = Arc::new(NativeContainerizer::new(NativeConfig {
-        shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_gantry-agentd")),
-        layout: layout.clone(),
-        cgroup_parent: parent.clone(),
-        users: UserPolicy::default(),
-        pids_max: Some(64),
-    }));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
+    let mut rig = NativeTable::new("tt-oom");
+    let table = rig.table.clone();
     let mut t = TaskInfo::default();
     t.task_id = "hog".into();
     t.command.value = Some("dd if=/dev/zero of=/dev/null bs=200M count=1".into());
@@ -106,7 +72,7 @@ async fn an_oom_killed_task_is_task_failed_with_the_memory_reason() {
     t.resources.cpus = 0.2;
     t.resources.mem = 32.0;
     table.launch(t);
-    let s = terminal(&mut rx, "hog").await;
+    let s = rig.terminal("hog").await;
     assert_eq!(s.state, TaskState::TaskFailed, "{s:?}");
     assert_eq!(
         s.reason,
@@ -114,35 +80,20 @@ async fn an_oom_killed_task_is_task_failed_with_the_memory_reason() {
         "{s:?}"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for root in layout.v1.values() {
-        let p = root.join(&parent);
+    for p in rig.parents() {
         assert!(!p.join("hog").exists(), "the cgroup was removed");
-        let _ = std::fs::remove_dir(&p);
     }
 }
 
 #[tokio::test]
 async fn fetches_extracts_runs_and_refuses_bad_archives_and_404s() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (native containers)"
-    );
     let base = serve().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let wd = WorkDir::open(&dir.path().join("work")).expect("work dir");
-    let parent = format!("gantry-test-{}-fetch", std::process::id());
-    let layout = CgroupLayout::detect().unwrap_or_else(|e| panic!("no usable cgroups: {e}"));
-    let cz = Arc::new(NativeContainerizer::new(NativeConfig {
-        shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_gantry-agentd")),
-        layout: layout.clone(),
-        cgroup_parent: parent.clone(),
-        users: UserPolicy::default(),
-        pids_max: Some(64),
-    }));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
-    table.set_fetcher(Arc::new(Fetcher::new(dir.path().join("cache"), 1 << 20)));
+    let mut rig = NativeTable::new("fetch");
+    let table = rig.table.clone();
+    table.set_fetcher(Arc::new(Fetcher::new(
+        rig.dir.path().join("cache"),
+        1 << 20,
+    )));
 
     let task = |id: &str, cmd: &str, uris: Vec<FetchUri>| {
         let mut t = TaskInfo::default();
@@ -165,7 +116,7 @@ async fn fetches_extracts_runs_and_refuses_bad_archives_and_404s() {
             uri(format!("{base}/tool.sh"), true),
         ],
     ));
-    let s = terminal(&mut rx, "good").await;
+    let s = rig.terminal("good").await;
     let sandbox = table.work_dir().sandbox(&"good".into());
     let out = std::fs::read_to_string(sandbox.join("stdout")).unwrap_or_default();
     assert_eq!(s.state, TaskState::TaskFinished, "{s:?} stdout: {out}");
@@ -176,7 +127,7 @@ async fn fetches_extracts_runs_and_refuses_bad_archives_and_404s() {
         "true",
         vec![uri(format!("{base}/evil.tar.gz"), false)],
     ));
-    let s = terminal(&mut rx, "evil").await;
+    let s = rig.terminal("evil").await;
     assert_eq!(s.state, TaskState::TaskFailed);
     assert_eq!(s.reason, Some(Reason::ReasonContainerLaunchFailed));
     let msg = s.message.unwrap_or_default();
@@ -184,22 +135,23 @@ async fn fetches_extracts_runs_and_refuses_bad_archives_and_404s() {
         msg.contains("escapes the sandbox") && msg.contains("evil.tar.gz"),
         "{msg}"
     );
-    assert!(!dir.path().join("work/escaped").exists() && !dir.path().join("escaped").exists());
+    assert!(
+        !rig.dir.path().join("work/escaped").exists() && !rig.dir.path().join("escaped").exists()
+    );
 
     table.launch(task(
         "missing",
         "true",
         vec![uri(format!("{base}/nope.tar.gz"), false)],
     ));
-    let s = terminal(&mut rx, "missing").await;
+    let s = rig.terminal("missing").await;
     assert_eq!(s.state, TaskState::TaskFailed);
     let msg = s.message.unwrap_or_default();
     assert!(msg.contains("404") && msg.contains("nope.tar.gz"), "{msg}");
 
     // Nothing left: the good task's cgroup went with it, and the per-test parent is empty.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for root in layout.v1.values() {
-        let p = root.join(&parent);
+    for p in rig.parents() {
         if p.exists() {
             let children = std::fs::read_dir(&p)
                 .map(|d| {
@@ -209,31 +161,14 @@ async fn fetches_extracts_runs_and_refuses_bad_archives_and_404s() {
                 })
                 .unwrap_or(0);
             assert_eq!(children, 0, "leftover cgroups under {}", p.display());
-            let _ = std::fs::remove_dir(&p);
         }
     }
 }
 
 #[tokio::test]
 async fn a_task_killed_while_it_launches_leaves_no_container_behind() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (native containers)"
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let wd = WorkDir::open(&dir.path().join("work")).expect("work dir");
-    let parent = format!("gantry-test-{}-early-kill", std::process::id());
-    let layout = CgroupLayout::detect().unwrap_or_else(|e| panic!("no usable cgroups: {e}"));
-    let cz = Arc::new(NativeContainerizer::new(NativeConfig {
-        shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_gantry-agentd")),
-        layout: layout.clone(),
-        cgroup_parent: parent.clone(),
-        users: UserPolicy::default(),
-        pids_max: Some(64),
-    }));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);
+    let mut rig = NativeTable::new("early-kill");
+    let table = rig.table.clone();
     let mut t = TaskInfo::default();
     t.task_id = "early".into();
     t.command.value = Some("sleep 1000".into());
@@ -243,18 +178,17 @@ async fn a_task_killed_while_it_launches_leaves_no_container_behind() {
     // The launch runs on the blocking pool; the kill comes before the container exists.
     table.launch(t);
     table.kill(&"early".into(), Some(0.0));
-    let s = terminal(&mut rx, "early").await;
+    let s = rig.terminal("early").await;
     assert_eq!(s.state, TaskState::TaskKilled, "{s:?}");
     // The container that came up meanwhile is killed and its cgroup removed.
-    let gone = |root: &PathBuf| !root.join(&parent).join("early").exists();
+    let gone = |p: &PathBuf| !p.join("early").exists();
     for _ in 0..100 {
-        if layout.v1.values().all(gone) {
+        if rig.parents().iter().all(gone) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for root in layout.v1.values() {
-        assert!(gone(root), "leftover cgroup under {}", root.display());
-        let _ = std::fs::remove_dir(root.join(&parent));
+    for p in rig.parents() {
+        assert!(gone(&p), "leftover cgroup under {}", p.display());
     }
 }

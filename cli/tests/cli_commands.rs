@@ -137,22 +137,26 @@ async fn gantry_dev_runs_a_master_and_an_agent_in_one_process() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.path().join("dev.log")).expect("log");
-    let mut dev = Command::new(bin("gantry"))
-        .args([
-            "dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--resources",
-            "cpus:2;mem:512",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start gantry dev");
+    // `gantry dev` on one port and state dir; started twice below.
+    let start_dev = |log: &str| {
+        let log = std::fs::File::create(dir.path().join(log)).expect("log");
+        Command::new(bin("gantry"))
+            .args([
+                "dev",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--resources",
+                "cpus:2;mem:512",
+            ])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start gantry dev")
+    };
+    let mut dev = start_dev("dev.log");
     let marker = format!("devtest{}", uuid::Uuid::new_v4().simple());
     let app = serde_json::json!({"id": "/devapp", "cmd": "sleep 3600", "cpus": 0.1, "mem": 16,
                                  "env": {"GANTRY_TEST_MARKER": marker}});
@@ -172,23 +176,27 @@ async fn gantry_dev_runs_a_master_and_an_agent_in_one_process() {
     )
     .await;
     assert_eq!(status, 201);
-    let task = eventually(
-        Duration::from_secs(20),
-        "the app to run on the local agent",
-        || async {
-            let v: Value = http
-                .get(format!("{url}/v2/apps/devapp"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let t = v["app"]["tasks"].as_array()?.first()?.clone();
-            (t["state"] == "TASK_RUNNING").then_some(t)
-        },
-    )
-    .await;
+    // The app's first task, once it runs.
+    let running_task = |what: &'static str| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            eventually(Duration::from_secs(20), what, || async {
+                let v: Value = http
+                    .get(format!("{url}/v2/apps/devapp"))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let t = v["app"]["tasks"].as_array()?.first()?.clone();
+                (t["state"] == "TASK_RUNNING").then_some(t)
+            })
+            .await
+        }
+    };
+    let task = running_task("the app to run on the local agent").await;
     assert_eq!(task["host"], "127.0.0.1");
     let _ = dev.kill();
     let _ = dev.wait();
@@ -211,38 +219,8 @@ async fn gantry_dev_runs_a_master_and_an_agent_in_one_process() {
 
     // Started again on the same state, the dev cluster has the same task; deleting the app ends
     // it, with everything the container held.
-    let mut dev = Command::new(bin("gantry"))
-        .args([
-            "dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--resources",
-            "cpus:2;mem:512",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.path().join("dev2.log")).expect("log"))
-        .stderr(std::fs::File::create(dir.path().join("dev2.err")).expect("log"))
-        .spawn()
-        .expect("start gantry dev again");
-    let again = eventually(
-        Duration::from_secs(20),
-        "the same task after the restart",
-        || async {
-            let v: Value = http
-                .get(format!("{url}/v2/apps/devapp"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let t = v["app"]["tasks"].as_array()?.first()?.clone();
-            (t["state"] == "TASK_RUNNING").then_some(t)
-        },
-    )
-    .await;
+    let mut dev = start_dev("dev2.log");
+    let again = running_task("the same task after the restart").await;
     assert_eq!(again["id"], task["id"]);
     let r = http
         .delete(format!("{url}/v2/apps/devapp"))

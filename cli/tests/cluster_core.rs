@@ -129,18 +129,7 @@ async fn agent_kill_9_readopts_tasks_and_reports_one_that_exited_meanwhile() {
     c.start_agent(0, AGENT);
 
     // The survivor is re-adopted (same id, same process); the exited one is reported with its code.
-    let app = eventually(
-        Duration::from_secs(30),
-        "the exit to be reported",
-        || async {
-            let app = c.get("/v2/apps/sleepy").await;
-            (app["app"]["lastTaskFailure"]["taskId"] == exiting.as_str()).then_some(app)
-        },
-    )
-    .await;
-    let msg = app["app"]["lastTaskFailure"]["message"]
-        .as_str()
-        .unwrap_or("");
+    let msg = c.wait_failure_of("sleepy", exiting).await;
     assert!(
         msg.contains("status 7"),
         "the real exit code is reported: {msg}"

@@ -48,18 +48,7 @@ async fn agent_kill_9_with_5_native_containers_readopts_them_all() {
     .await;
     c.start_agent_with(0, AGENT, &token, NATIVE, &[]);
 
-    let app = eventually(
-        Duration::from_secs(30),
-        "the exit to be reported",
-        || async {
-            let app = c.get("/v2/apps/nat").await;
-            (app["app"]["lastTaskFailure"]["taskId"] == exiting.as_str()).then_some(app)
-        },
-    )
-    .await;
-    let msg = app["app"]["lastTaskFailure"]["message"]
-        .as_str()
-        .unwrap_or("");
+    let msg = c.wait_failure_of("nat", &exiting).await;
     assert!(
         msg.contains("status 7"),
         "the real exit code is reported: {msg}"

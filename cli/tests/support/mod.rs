@@ -283,6 +283,21 @@ impl Cluster {
         .await
     }
 
+    /// Waits until `app`'s `lastTaskFailure` names `task_id`; returns its message.
+    pub async fn wait_failure_of(&self, app: &str, task_id: &str) -> String {
+        let failure = eventually(
+            Duration::from_secs(30),
+            "the failure to be reported",
+            || async {
+                let f =
+                    self.get(&format!("/v2/apps/{app}")).await["app"]["lastTaskFailure"].clone();
+                (f["taskId"] == task_id).then_some(f)
+            },
+        )
+        .await;
+        failure["message"].as_str().unwrap_or("").to_string()
+    }
+
     /// Pids of this test's task processes (`sleep` commands carrying the marker), from /proc.
     pub fn task_processes(&self) -> Vec<i32> {
         let mut out = Vec::new();
