@@ -3,17 +3,20 @@
 
 use crate::config::{AgentConfig, ContainerizerKind};
 use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
-use crate::containerizer::native::{NativeConfig, NativeContainerizer};
+use crate::containerizer::native::spec::PRIVATE_TMP;
+use crate::containerizer::native::{reach, NativeConfig, NativeContainerizer};
 use crate::containerizer::process::ProcessContainerizer;
 use crate::containerizer::Containerizer;
 use crate::fetcher::{Fetcher, FetcherSetupError};
 use crate::http::{router, AgentHttp};
 use crate::inventory::{self, InventoryError, HEALTH_POLL_INTERVAL};
 use crate::link::{self, LinkConfig};
-use crate::recovery::{RecoveryError, WorkDir};
+use crate::recovery::gc::{self, GcPolicy};
+use crate::recovery::{dir_name, RecoveryError, WorkDir};
+use std::collections::HashSet;
 use crate::tasks::TaskTable;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -36,6 +39,8 @@ pub enum AgentError {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     Fetcher(#[from] FetcherSetupError),
+    #[error("{0}")]
+    Sandboxes(String),
 }
 
 /// Can the native containerizer run here? The cgroup layout, or why not.
@@ -58,15 +63,17 @@ fn native_usable() -> Result<CgroupLayout, String> {
 fn choose_containerizer(
     cfg: &AgentConfig,
     shim: PathBuf,
+    wd: &WorkDir,
 ) -> Result<Arc<dyn Containerizer>, AgentError> {
-    let native = |layout: CgroupLayout| -> Arc<dyn Containerizer> {
-        Arc::new(NativeContainerizer::new(NativeConfig {
+    let native = |layout: CgroupLayout| -> Result<Arc<dyn Containerizer>, AgentError> {
+        check_sandboxes_reachable(cfg, wd)?;
+        Ok(Arc::new(NativeContainerizer::new(NativeConfig {
             shim_exe: shim.clone(),
             layout,
             cgroup_parent: "gantry".into(),
             users: cfg.users.clone(),
             pids_max: Some(cfg.container_pids_max),
-        }))
+        })))
     };
     match (cfg.containerizer, native_usable()) {
         (Some(ContainerizerKind::Process), _) => {
@@ -83,7 +90,7 @@ fn choose_containerizer(
                 "containerizer: native (--containerizer native; {})",
                 layout.describe()
             );
-            Ok(native(layout))
+            native(layout)
         }
         (None, Ok(layout)) => {
             tracing::info!(
@@ -91,13 +98,47 @@ fn choose_containerizer(
                 "containerizer: native (default: running as root; {})",
                 layout.describe()
             );
-            Ok(native(layout))
+            native(layout)
         }
         (None, Err(why)) => {
             tracing::warn!(containerizer = "process", "containerizer: process, without isolation (default, because {why}; --containerizer native needs root and cgroups)");
             Ok(Arc::new(ProcessContainerizer::new(shim)))
         }
     }
+}
+
+/// Native tasks run as the agent's default user (or the one they ask for): that user must be able
+/// to enter the sandboxes, or every task fails at its `chdir`. Checked at start for the default user.
+fn check_sandboxes_reachable(cfg: &AgentConfig, wd: &WorkDir) -> Result<(), AgentError> {
+    let (user, _) = cfg
+        .users
+        .resolve(None)
+        .map_err(|e| AgentError::Native(e.to_string()))?;
+    let sandboxes = wd.sandboxes_dir();
+    reach::check_reachable(&sandboxes, &user, Path::new(PRIVATE_TMP))
+        .map_err(|u| AgentError::Sandboxes(u.explain(&user, &sandboxes)))
+}
+
+/// Collects ended sandboxes at start and every `interval` (on the blocking pool: it walks the disk).
+fn spawn_sandbox_gc(tasks: Arc<TaskTable>, policy: GcPolicy, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let t = tasks.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let wd = t.work_dir();
+                let active: HashSet<String> = t
+                    .list()
+                    .iter()
+                    .map(|(info, _)| dir_name(&info.task_id))
+                    .collect();
+                gc::collect(&wd.sandboxes_dir(), &active, &policy)
+            })
+            .await;
+        }
+    });
 }
 
 /// A running agent.
@@ -117,7 +158,8 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         Some(p) => p,
         None => std::env::current_exe().map_err(AgentError::SelfExe)?,
     };
-    let containerizer = choose_containerizer(&cfg, shim)?;
+    let containerizer = choose_containerizer(&cfg, shim, &wd)?;
+    let containerizer_name = containerizer.name();
     let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
     let tasks = TaskTable::new(wd, containerizer, cfg.hostname.clone(), outbox_tx);
     tasks.set_fetcher(Arc::new(Fetcher::with_ca_file(
@@ -126,6 +168,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         cfg.fetcher_ca_file.as_deref(),
     )?));
     tasks.recover();
+    spawn_sandbox_gc(tasks.clone(), cfg.gc, cfg.disk_watch_interval);
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -139,6 +182,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     })?;
     let (gpu_inventory, discovered) = inventory::discover(cfg.gpu_fixture.as_deref())?;
     let mut info = cfg.info(http_addr.port());
+    info.containerizers = vec![containerizer_name.to_string()];
     discovered.apply_to(&mut info, cfg.gpus_explicit);
     let (info_tx, info_rx) = watch::channel(info);
     if !discovered.gpus.is_empty() {

@@ -2,6 +2,7 @@
 //! order of precedence; then resource detection for whatever was not given.
 
 use crate::containerizer::native::users::UserPolicy;
+use crate::recovery::gc::GcPolicy;
 use gantry_proto::{AgentInfo, PortRanges, Resources};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -69,6 +70,19 @@ pub struct AgentArgs {
     /// Read the GPUs from this JSON fixture instead of NVML (machines without GPUs, tests).
     #[arg(long, env = "GANTRY_GPU_FIXTURE")]
     pub gpu_fixture: Option<PathBuf>,
+    /// How long an ended task's sandbox is kept, seconds (Mesos `--gc_delay`; default one week).
+    #[arg(long, env = "GANTRY_GC_DELAY_SECS")]
+    pub gc_delay_secs: Option<f64>,
+    /// Fraction of the work dir's disk to keep free (Mesos `--gc_disk_headroom`; default 0.1):
+    /// the GC delay shrinks as the disk fills.
+    #[arg(long, env = "GANTRY_GC_DISK_HEADROOM")]
+    pub gc_disk_headroom: Option<f64>,
+    /// The most ended sandboxes kept; older ones beyond this are removed (default 100).
+    #[arg(long, env = "GANTRY_GC_MAX_SANDBOXES")]
+    pub gc_max_sandboxes: Option<usize>,
+    /// How often ended sandboxes are collected, seconds (Mesos `--disk_watch_interval`; default 60).
+    #[arg(long, env = "GANTRY_DISK_WATCH_INTERVAL_SECS")]
+    pub disk_watch_interval_secs: Option<f64>,
 }
 
 impl AgentArgs {
@@ -92,6 +106,12 @@ impl AgentArgs {
             fetcher_cache_size_mib: self.fetcher_cache_size_mib.or(file.fetcher_cache_size_mib),
             fetcher_ca_file: self.fetcher_ca_file.or(file.fetcher_ca_file),
             gpu_fixture: self.gpu_fixture.or(file.gpu_fixture),
+            gc_delay_secs: self.gc_delay_secs.or(file.gc_delay_secs),
+            gc_disk_headroom: self.gc_disk_headroom.or(file.gc_disk_headroom),
+            gc_max_sandboxes: self.gc_max_sandboxes.or(file.gc_max_sandboxes),
+            disk_watch_interval_secs: self
+                .disk_watch_interval_secs
+                .or(file.disk_watch_interval_secs),
         }
     }
 
@@ -141,6 +161,15 @@ impl AgentArgs {
             default_user: self.default_user.unwrap_or_else(|| "nobody".into()),
             allow_root: self.allow_root_tasks.unwrap_or(false),
         };
+        let gc = resolve_gc(
+            self.gc_delay_secs,
+            self.gc_disk_headroom,
+            self.gc_max_sandboxes,
+        )?;
+        let disk_watch_interval = positive_secs(
+            self.disk_watch_interval_secs.unwrap_or(60.0),
+            "disk_watch_interval_secs",
+        )?;
         let fetcher_cache_dir = self
             .fetcher_cache_dir
             .unwrap_or_else(|| work_dir.join("fetch-cache"));
@@ -163,6 +192,8 @@ impl AgentArgs {
             fetcher_ca_file: self.fetcher_ca_file,
             gpu_fixture: self.gpu_fixture,
             gpus_explicit,
+            gc,
+            disk_watch_interval,
         })
     }
 }
@@ -190,6 +221,53 @@ pub struct AgentConfig {
     pub gpu_fixture: Option<PathBuf>,
     /// `--resources` named `gpus`: offer that many, whatever the inventory finds healthy.
     pub gpus_explicit: bool,
+    /// When ended sandboxes are removed.
+    pub gc: GcPolicy,
+    /// How often ended sandboxes are collected.
+    pub disk_watch_interval: Duration,
+}
+
+/// A duration in seconds that must be a positive number.
+fn positive_secs(v: f64, key: &'static str) -> Result<Duration, ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            why: format!("must be a positive number of seconds, got {v}"),
+        })
+    }
+}
+
+/// The sandbox GC settings, with Mesos's defaults.
+fn resolve_gc(
+    delay: Option<f64>,
+    headroom: Option<f64>,
+    max_count: Option<usize>,
+) -> Result<GcPolicy, ConfigError> {
+    let d = GcPolicy::default();
+    let delay = match delay {
+        None => d.delay,
+        Some(v) if v.is_finite() && v >= 0.0 => Duration::from_secs_f64(v),
+        Some(v) => {
+            return Err(ConfigError::Invalid {
+                key: "gc_delay_secs",
+                why: format!("must be a number of seconds of at least 0, got {v}"),
+            })
+        }
+    };
+    let disk_headroom = headroom.unwrap_or(d.disk_headroom);
+    if !(0.0..=1.0).contains(&disk_headroom) {
+        return Err(ConfigError::Invalid {
+            key: "gc_disk_headroom",
+            why: format!("must be between 0 and 1, got {disk_headroom}"),
+        });
+    }
+    Ok(GcPolicy {
+        delay,
+        disk_headroom,
+        max_count: max_count.unwrap_or(d.max_count),
+    })
 }
 
 /// The containerizer back ends.
@@ -211,6 +289,7 @@ impl AgentConfig {
             gpus: Vec::new(),
             topology_warnings: Vec::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            ..AgentInfo::default()
         }
     }
 }

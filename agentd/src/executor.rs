@@ -19,6 +19,9 @@ pub const EXECUTOR_ARG: &str = "__gantry_executor";
 pub struct ExitRecord {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
+    /// Why the task never started (its user, directory or program), in the init's or shim's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// If this process was started as the executor shim, runs it and exits; otherwise returns.
@@ -82,12 +85,14 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
     let child = match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("gantry executor: cannot start {:?}: {e}", command[0]);
+            let why = format!("cannot start {:?}: {e}", command[0]);
+            eprintln!("gantry executor: {why}");
             write_record(
                 status_file,
                 &ExitRecord {
                     exit_code: Some(127),
                     signal: None,
+                    error: Some(why),
                 },
             );
             return 127;
@@ -116,12 +121,14 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
                 break ExitRecord {
                     exit_code: Some(code),
                     signal: None,
+                    error: None,
                 }
             }
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == task_pid => {
                 break ExitRecord {
                     exit_code: None,
                     signal: Some(sig as i32),
+                    error: None,
                 }
             }
             Ok(_) => continue, // a reaped grandchild
@@ -131,6 +138,7 @@ fn supervise(status_file: &Path, command: &[std::ffi::OsString]) -> i32 {
                 break ExitRecord {
                     exit_code: None,
                     signal: None,
+                    error: None,
                 };
             }
         }

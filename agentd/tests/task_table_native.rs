@@ -2,7 +2,8 @@
 //! An OOM-killed task is TASK_FAILED with REASON_CONTAINER_LIMITATION_MEMORY; the fetcher, with an
 //! HTTP server on loopback serving an archive (extracted, its script executable and run), a
 //! path-traversal archive (refused, the task fails saying so) and a 404 (the task fails clearly);
-//! a task killed while its container is being launched leaves no container behind.
+//! a task killed while its container is being launched leaves no container behind; a task that
+//! cannot start (no such program, a sandbox its user cannot enter) fails with the init's words.
 
 // Tasks are built field by field from the default, as the agent receives them.
 #![allow(clippy::field_reassign_with_default)]
@@ -191,4 +192,50 @@ async fn a_task_killed_while_it_launches_leaves_no_container_behind() {
     for p in rig.parents() {
         assert!(gone(&p), "leftover cgroup under {}", p.display());
     }
+}
+
+#[tokio::test]
+async fn a_task_that_cannot_start_fails_with_the_inits_own_words() {
+    // Outside /tmp, which each container gets afresh: there the host's directories are the path.
+    let mut rig = NativeTable::new_in("tt-nostart", std::path::Path::new("/var/tmp"));
+    let table = rig.table.clone();
+
+    let mut t = TaskInfo::default();
+    t.task_id = "noprog".into();
+    t.command.value = Some("/no/such/program".into());
+    t.command.shell = false;
+    t.resources.cpus = 0.1;
+    t.resources.mem = 32.0;
+    table.launch(t);
+    let s = rig.terminal("noprog").await;
+    assert_eq!(s.state, TaskState::TaskFailed, "{s:?}");
+    let msg = s.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("could not start") && msg.contains("/no/such/program"),
+        "the message names the program: {msg}"
+    );
+    assert!(msg.contains("No such file or directory"), "{msg}");
+
+    // The sandboxes' parent closed to others: `nobody` cannot chdir into its sandbox.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(rig.dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    let mut t = TaskInfo::default();
+    t.task_id = "noentry".into();
+    t.command.value = Some("true".into());
+    t.command.shell = true;
+    t.resources.cpus = 0.1;
+    t.resources.mem = 32.0;
+    table.launch(t);
+    let s = rig.terminal("noentry").await;
+    assert_eq!(s.state, TaskState::TaskFailed, "{s:?}");
+    let msg = s.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("cannot start the task") && msg.contains("Permission denied"),
+        "the message carries the chdir error: {msg}"
+    );
+    assert!(
+        !msg.contains("exited with status 127"),
+        "not just an exit code: {msg}"
+    );
 }

@@ -28,6 +28,22 @@ pub struct RunArgs {
     ports: usize,
 }
 
+/// The WAITING column: why instances are not running (what no agent offers), the launch delay
+/// after failures, and the last failure's message; empty when nothing waits.
+fn waiting_text(w: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = w["reason"].as_str() {
+        parts.push(r.to_string());
+    }
+    if let Some(secs) = w["delay"]["timeLeftSeconds"].as_i64() {
+        parts.push(format!("launch delayed {secs}s after a failure"));
+    }
+    if let Some(m) = w["lastFailureMessage"].as_str() {
+        parts.push(format!("last failure: {m}"));
+    }
+    parts.join("; ")
+}
+
 /// A client of one master.
 pub struct Client {
     base: String,
@@ -114,36 +130,29 @@ impl Client {
     }
 
     pub async fn apps_list(&self) -> anyhow::Result<()> {
-        let apps = self.get("/v2/apps").await?;
-        let queue = self.get("/v2/queue").await?;
-        let waiting = |id: &str| -> String {
-            queue["queue"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|q| q["app"]["id"] == id)
-                .and_then(|q| {
-                    q["processedOffersSummary"]["rejectSummaryLastOffers"][0]["reason"].as_str()
-                })
-                .unwrap_or("")
-                .to_string()
-        };
+        let apps = self.get("/v2/apps?embed=apps.waiting").await?;
         self.print(&apps, || {
             let rows: Vec<Vec<String>> = apps["apps"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|a| {
-                    let id = a["id"].as_str().unwrap_or("").to_string();
                     vec![
-                        id.clone(),
+                        a["id"].as_str().unwrap_or("").to_string(),
                         a["instances"].to_string(),
                         a["tasksRunning"].to_string(),
                         a["tasksStaged"].to_string(),
                         a["cpus"].to_string(),
                         a["mem"].to_string(),
-                        a["cmd"].as_str().unwrap_or("").to_string(),
-                        waiting(&id),
+                        a["cmd"]
+                            .as_str()
+                            .map(String::from)
+                            .or_else(|| {
+                                let image = a["container"]["docker"]["image"].as_str()?;
+                                Some(format!("image {image}"))
+                            })
+                            .unwrap_or_default(),
+                        waiting_text(&a["waiting"]),
                     ]
                 })
                 .collect();

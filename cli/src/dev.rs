@@ -10,19 +10,22 @@ use std::path::PathBuf;
 /// Flags of `gantry dev`.
 #[derive(clap::Args)]
 pub struct DevArgs {
-    /// Address for the API and UI.
+    /// Address for the APIs (Marathon, Mesos) and the agents' link.
     #[arg(long, default_value = "127.0.0.1:5050")]
     listen: SocketAddr,
-    /// State directory (master store and agent work dir).
+    /// State directory (master store and agent work dir). Default: /var/lib/gantry/dev as root
+    /// (task users must be able to enter it), ~/.gantry/dev otherwise.
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Resources the local agent offers (Mesos syntax); detected when not given.
     #[arg(long)]
     resources: Option<String>,
+    #[command(flatten)]
+    log: gantry_daemon::logging::LogArgs,
 }
 
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
-    gantry_daemon::logging::init();
+    gantry_daemon::logging::init(args.log.log_format);
     let dir = args.state_dir.unwrap_or_else(super::default_dev_dir);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -54,7 +57,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             .await
             .context("starting the local agent")?;
         println!("Gantry dev cluster");
-        println!("  API and UI:  http://{}", master.addr);
+        println!("  API:         http://{} (Marathon /v2, Mesos /master/state)", master.addr);
         println!("  agent state: http://{}/state", agent.http_addr);
         println!("  state dir:   {}", dir.display());
         println!("Press Ctrl-C to stop (running tasks keep running and are re-adopted next time).");

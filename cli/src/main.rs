@@ -85,8 +85,13 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Where `gantry dev` keeps its state by default.
+/// Where `gantry dev` keeps its state by default: as root, `/var/lib/gantry/dev`, since tasks run
+/// as `nobody` and must enter their sandboxes (a home directory is often 0700); as anyone else,
+/// `~/.gantry/dev` (tasks then run as that user).
 fn default_dev_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/gantry/dev");
+    }
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)

@@ -16,12 +16,14 @@ struct Cli {
     #[arg(long, env = "GANTRY_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
+    log: gantry_daemon::logging::LogArgs,
+    #[command(flatten)]
     args: MasterArgs,
 }
 
 fn main() -> anyhow::Result<()> {
-    gantry_daemon::logging::init();
     let cli = Cli::parse();
+    gantry_daemon::logging::init(cli.log.log_format);
     let args = match &cli.config {
         Some(path) => cli.args.or(MasterArgs::from_file(path)?),
         None => cli.args,

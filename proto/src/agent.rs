@@ -29,6 +29,17 @@ pub struct AgentInfo {
     pub topology_warnings: Vec<String>,
     /// Gantry version of the agent binary.
     pub version: String,
+    /// The back ends that run tasks here, as Mesos's `--containerizers` names them: `native` or
+    /// `process` (plain processes), and `docker` where a Docker containerizer runs. An agent that
+    /// sends none (an older one) runs neither Docker containers nor images.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containerizers: Vec<String>,
+    /// Image formats the native containerizer can run (Mesos's `--image_providers`: `docker`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_providers: Vec<String>,
+    /// The container (CNI) networks tasks here may join, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
 }
 
 /// One NUMA node as the agent sees it.

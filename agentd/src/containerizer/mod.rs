@@ -93,6 +93,8 @@ pub enum ContainerError {
 
 /// Runs tasks. Every method is safe to call again after an agent restart with a checkpoint.
 pub trait Containerizer: Send + Sync + 'static {
+    /// The back end's name as the agent reports it (Mesos's `--containerizers`): `native`, `process`.
+    fn name(&self) -> &'static str;
     /// Starts the task; returns once its init process exists.
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError>;
     /// Resolves when the container has ended, with how it ended.

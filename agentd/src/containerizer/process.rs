@@ -63,6 +63,10 @@ pub fn termination_of(ckpt: &Checkpoint) -> Termination {
     match read_record(&ckpt.status_file) {
         Some(r) => {
             let message = match (r.exit_code, r.signal) {
+                _ if r.error.is_some() => format!(
+                    "The task could not start: {}",
+                    r.error.as_deref().unwrap_or_default()
+                ),
                 (Some(0), _) => "Command exited with status 0".to_string(),
                 (Some(c), _) => format!("Command exited with status {c}"),
                 (None, Some(s)) => format!("Command terminated with signal {}", signal_name(s)),
@@ -92,6 +96,10 @@ fn signal_name(sig: i32) -> String {
 }
 
 impl Containerizer for ProcessContainerizer {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError> {
         let argv = task_argv(&spec.task.command)?;
         let status_file = spec.meta_dir.join("exit_status.json");

@@ -5,6 +5,7 @@
 //! Layout: `meta/agent_id`; `meta/tasks/<task>/task.json`; `meta/tasks/<task>/updates/<seq>.json`;
 //! the container's private files in `meta/tasks/<task>/`; sandboxes in `sandboxes/<task>/`.
 
+pub mod gc;
 pub mod orphans;
 
 use crate::containerizer::Checkpoint;
@@ -12,6 +13,7 @@ use gantry_proto::{AgentId, StatusUpdate, TaskId, TaskInfo, TaskState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A failure reading or writing the work dir.
@@ -109,10 +111,19 @@ impl WorkDir {
         let wd = Self {
             root: root.to_owned(),
         };
-        for d in [wd.root.join("meta/tasks"), wd.root.join("sandboxes")] {
+        for d in [wd.root.join("meta/tasks"), wd.sandboxes_dir()] {
             std::fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
+        // Task users enter their own sandbox below it; whatever the umask said.
+        let sandboxes = wd.sandboxes_dir();
+        std::fs::set_permissions(&sandboxes, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err(&sandboxes))?;
         Ok(wd)
+    }
+
+    /// The directory holding every task's sandbox.
+    pub fn sandboxes_dir(&self) -> PathBuf {
+        self.root.join("sandboxes")
     }
 
     pub fn root(&self) -> &Path {
@@ -154,7 +165,7 @@ impl WorkDir {
 
     /// The task's sandbox.
     pub fn sandbox(&self, id: &TaskId) -> PathBuf {
-        self.root.join("sandboxes").join(dir_name(id))
+        self.sandboxes_dir().join(dir_name(id))
     }
 
     /// Creates the task's directories.

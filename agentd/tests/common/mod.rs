@@ -26,11 +26,17 @@ pub struct NativeTable {
 impl NativeTable {
     /// A fresh table for test `name` (needs root: cgroups and namespaces).
     pub fn new(name: &str) -> Self {
+        Self::new_in(name, &std::env::temp_dir())
+    }
+
+    /// A fresh table whose work dir is below `base` (outside `/tmp`, the containers' parent
+    /// directories are the host's own, not recreated in the private `/tmp`).
+    pub fn new_in(name: &str, base: &std::path::Path) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "this test needs root (native containers)"
         );
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir_in(base).expect("tempdir");
         // Tasks run as `nobody`: the path to their sandboxes must be traversable.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");

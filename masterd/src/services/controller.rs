@@ -4,14 +4,15 @@
 
 use super::app_definition::KillSelection;
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
-use crate::alloc::{self, TaskDemand};
+use super::requirements::{self, all_met, unmet_reason};
+use crate::alloc::{self, ClusterSnapshot, PlaceOptions, Plan, TaskDemand};
 use crate::cluster::state::Waiting;
 use crate::cluster::{Core, CoreError};
 use crate::store::records::TaskRecord;
 use crate::store::Write;
 use gantry_proto::time::now_secs;
-use gantry_proto::{MasterMessage, TaskId, TaskState};
-use std::collections::HashMap;
+use gantry_proto::{AgentId, MasterMessage, TaskId, TaskState};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bo
 /// One controller run.
 pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let now = now_secs();
-    let (snapshot, demands, apps_demanded, versions) = {
+    let (snapshot, demands, apps_demanded, versions, only_on) = {
         let mut guard = core.state().await;
         let st = &mut *guard;
         let mut writes: Vec<Write> = Vec::new();
@@ -81,6 +82,10 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .collect();
         let mut demands = Vec::new();
         let mut apps_demanded: HashMap<String, usize> = HashMap::new();
+        // Apps whose container or networks no agent offers: (app, why, instances missing).
+        let mut unmet: Vec<(String, String, usize)> = Vec::new();
+        // Apps that only some agents can run, with those agents.
+        let mut only_on: HashMap<String, HashSet<AgentId>> = HashMap::new();
         for app in st.apps.values() {
             let inactive_after = unreachable_after(app).map(|(i, _)| i);
             let mut active: Vec<&TaskRecord> = st
@@ -112,6 +117,22 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                     continue;
                 }
                 let missing = want - active.len();
+                let needs = requirements::needs_of(app);
+                if !needs.is_empty() {
+                    let eligible: HashSet<AgentId> = st
+                        .agents
+                        .values()
+                        .filter(|a| a.accepts_tasks() && all_met(&needs, &a.record.info))
+                        .map(|a| a.record.id.clone())
+                        .collect();
+                    if eligible.is_empty() {
+                        let connected = st.agents.values().filter(|a| a.accepts_tasks());
+                        let reason = unmet_reason(&needs, connected.map(|a| &a.record.info));
+                        unmet.push((app.id.clone(), reason, missing));
+                        continue;
+                    }
+                    only_on.insert(app.id.clone(), eligible);
+                }
                 apps_demanded.insert(app.id.clone(), missing);
                 for _ in 0..missing {
                     demands.push(TaskDemand {
@@ -145,11 +166,22 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let satisfied: Vec<String> = st
             .waiting
             .keys()
-            .filter(|a| !apps_demanded.contains_key(*a))
+            .filter(|a| !apps_demanded.contains_key(*a) && !unmet.iter().any(|u| &u.0 == *a))
             .cloned()
             .collect();
         for a in satisfied {
             st.waiting.remove(&a);
+        }
+        for (app, reason, count) in unmet {
+            let since = st.waiting.get(&app).map_or(now, |w| w.since);
+            st.waiting.insert(
+                app,
+                Waiting {
+                    since,
+                    reason,
+                    count,
+                },
+            );
         }
         writes.extend(changed.iter().map(|t| Write::PutTask(Box::new(t.clone()))));
         core.store().apply(writes).await?;
@@ -168,14 +200,14 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .keys()
             .filter_map(|a| Some((a.clone(), st.apps.get(a)?.version.clone())))
             .collect();
-        (st.snapshot(), demands, apps_demanded, versions)
+        (st.snapshot(), demands, apps_demanded, versions, only_on)
     };
     if demands.is_empty() {
         return Ok(());
     }
 
     // Plan without the lock; re-check against the state as it is now before applying.
-    let plan = alloc::place_with(&snapshot, &demands, rand::random(), core.cfg.place_options);
+    let plan = place_restricted(&snapshot, &demands, &only_on, core.cfg.place_options);
     let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
     let mut guard = core.state().await;
     let st = &mut *guard;
@@ -258,6 +290,44 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         }
     }
     Ok(())
+}
+
+/// Places `demands`; those of the apps in `only_on` only on the agents listed for them (the agents
+/// that offer what the app's container needs). Each restricted app is planned on its own slice of
+/// the snapshot; the caller's `check` against current state catches two slices filling one agent.
+fn place_restricted(
+    snapshot: &ClusterSnapshot,
+    demands: &[TaskDemand],
+    only_on: &HashMap<String, HashSet<AgentId>>,
+    options: PlaceOptions,
+) -> Plan {
+    if only_on.is_empty() {
+        return alloc::place_with(snapshot, demands, rand::random(), options);
+    }
+    let (free, restricted): (Vec<TaskDemand>, Vec<TaskDemand>) = demands
+        .iter()
+        .cloned()
+        .partition(|d| !only_on.contains_key(&d.group));
+    let mut plan = alloc::place_with(snapshot, &free, rand::random(), options);
+    for (app, agents) in only_on {
+        let mine: Vec<TaskDemand> = restricted
+            .iter()
+            .filter(|d| &d.group == app)
+            .cloned()
+            .collect();
+        let slice = ClusterSnapshot {
+            agents: snapshot
+                .agents
+                .iter()
+                .filter(|a| agents.contains(&a.id))
+                .cloned()
+                .collect(),
+        };
+        let part = alloc::place_with(&slice, &mine, rand::random(), options);
+        plan.placements.extend(part.placements);
+        plan.unplaced.extend(part.unplaced);
+    }
+    plan
 }
 
 #[cfg(test)]

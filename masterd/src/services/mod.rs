@@ -5,3 +5,4 @@ pub mod app_definition;
 pub mod controller;
 pub mod launch;
 pub mod path_id;
+pub mod requirements;

@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// The first argument that starts a native container's launcher.
@@ -195,8 +196,9 @@ fn init(sys: &dyn Syscall, spec: &InitSpec) -> i32 {
     let status = match init_plan(sys, spec) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("gantry init: container setup failed: {e}");
-            record(&spec.status_file, Some(127), None);
+            let why = format!("container setup failed: {e}");
+            eprintln!("gantry init: {why}");
+            record_error(&spec.status_file, why);
             return 127;
         }
     };
@@ -206,23 +208,45 @@ fn init(sys: &dyn Syscall, spec: &InitSpec) -> i32 {
     }
     mask.add(Signal::SIGCHLD);
     let _ = mask.thread_block();
-    let task = match fork_once() {
-        Ok(ForkResult::Child) => {
-            let _ = mask.thread_unblock();
-            exec_task(sys, spec)
-        }
-        Ok(ForkResult::Parent { child }) => child,
+    // The task's side closes on exec (O_CLOEXEC); before that it carries why the task could not
+    // start, so the agent reports the init's own words rather than an exit code.
+    let (errors_in, errors_out) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("gantry init: fork: {e}");
-            record(&status, Some(127), None);
+            let why = format!("container setup failed: pipe: {e}");
+            eprintln!("gantry init: {why}");
+            record_error(&status, why);
             return 127;
         }
     };
+    let task = match fork_once() {
+        Ok(ForkResult::Child) => {
+            let _ = mask.thread_unblock();
+            drop(errors_in);
+            exec_task(sys, spec, errors_out)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            let why = format!("fork: {e}");
+            eprintln!("gantry init: {why}");
+            record_error(&status, why);
+            return 127;
+        }
+    };
+    drop(errors_out);
+    let start_error = read_start_error(errors_in);
     loop {
         match mask.wait() {
             Ok(Signal::SIGCHLD) => {
                 if let Some((code, sig)) = reap(task) {
-                    record(&status, code, sig);
+                    write_record(
+                        &status,
+                        &ExitRecord {
+                            exit_code: code,
+                            signal: sig,
+                            error: start_error,
+                        },
+                    );
                     return code.unwrap_or_else(|| 128 + sig.unwrap_or(0));
                 }
             }
@@ -249,24 +273,52 @@ fn reap(task: Pid) -> Option<(Option<i32>, Option<i32>)> {
     }
 }
 
-fn record(path: &Path, exit_code: Option<i32>, signal: Option<i32>) {
-    write_record(path, &ExitRecord { exit_code, signal });
+/// Records that the task never started (exit code 127, as a shell says for a command it cannot run).
+fn record_error(path: &Path, why: String) {
+    write_record(
+        path,
+        &ExitRecord {
+            exit_code: Some(127),
+            signal: None,
+            error: Some(why),
+        },
+    );
 }
 
-fn exec_task(sys: &dyn Syscall, spec: &InitSpec) -> ! {
-    if let Err(e) = task_plan(sys, spec) {
-        eprintln!("gantry init: cannot start the task: {e}");
-        std::process::exit(127)
-    }
-    let argv: Vec<std::ffi::CString> = spec
-        .argv
-        .iter()
-        .filter_map(|a| std::ffi::CString::new(a.as_bytes()).ok())
-        .collect();
-    if let Some(prog) = argv.first() {
-        let e = nix::unistd::execvp(prog, &argv).err();
-        eprintln!("gantry init: cannot execute {:?}: {e:?}", spec.argv[0]);
-    }
+/// What the task's process wrote before exec failed; `None` once exec closed the pipe unwritten.
+fn read_start_error(pipe: OwnedFd) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let _ = std::fs::File::from(pipe)
+        .take(4096)
+        .read_to_string(&mut text);
+    (!text.is_empty()).then_some(text)
+}
+
+/// The task's process: its plan, then exec. On failure the reason goes to stderr (the sandbox's
+/// log) and to the init through `errors`, and the process exits 127.
+fn exec_task(sys: &dyn Syscall, spec: &InitSpec, errors: OwnedFd) -> ! {
+    let why = match task_plan(sys, spec) {
+        Err(e) => format!("cannot start the task: {e}"),
+        Ok(()) => {
+            let argv: Vec<std::ffi::CString> = spec
+                .argv
+                .iter()
+                .filter_map(|a| std::ffi::CString::new(a.as_bytes()).ok())
+                .collect();
+            match argv.first() {
+                Some(prog) => {
+                    let e = nix::unistd::execvp(prog, &argv).err();
+                    let e = e.map_or_else(String::new, |e| e.desc().to_string());
+                    format!("cannot execute {:?}: {e}", spec.argv[0])
+                }
+                None => "the task has no command".to_string(),
+            }
+        }
+    };
+    eprintln!("gantry init: {why}");
+    use std::io::Write;
+    let _ = std::fs::File::from(errors).write_all(why.as_bytes());
     std::process::exit(127)
 }
 

@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod init;
 pub mod loopback;
 pub mod plan;
+pub mod reach;
 pub mod spec;
 pub mod syscall;
 pub mod users;
@@ -274,6 +275,10 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), ContainerError> {
 }
 
 impl Containerizer for NativeContainerizer {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError> {
         let _span = tracing::info_span!("native_launch", task = %spec.task.task_id).entered();
         let rel =

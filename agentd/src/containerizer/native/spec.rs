@@ -49,6 +49,9 @@ pub struct InitSpec {
     pub pid_file: PathBuf,
 }
 
+/// Where every container gets its own tmpfs.
+pub const PRIVATE_TMP: &str = "/tmp";
+
 impl InitSpec {
     /// The standard plan: private propagation, `/proc`, private `/tmp`, sandbox bind-mounted at
     /// `sandbox_target` (`$MESOS_SANDBOX`).
@@ -57,7 +60,7 @@ impl InitSpec {
             MountStep::MakeRootPrivate,
             MountStep::Proc,
             MountStep::Tmpfs {
-                target: PathBuf::from("/tmp"),
+                target: PathBuf::from(PRIVATE_TMP),
                 size_bytes: tmp_bytes,
             },
             MountStep::Bind {

@@ -3,8 +3,8 @@
 
 use super::error::MarathonError;
 use super::query::{flag, Query};
-use super::render::{app_info, iso, task};
-use crate::cluster::{Core, CoreError};
+use super::render::{app_info, embeds_waiting, iso, task, waiting};
+use crate::cluster::{ClusterState, Core, CoreError};
 use crate::services::app_definition::AppDefinition;
 use crate::services::path_id;
 use axum::body::Bytes;
@@ -63,6 +63,7 @@ pub async fn create(State(core): State<Arc<Core>>, body: Bytes) -> Result<Respon
 pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
     let cmd = q.first("cmd").map(str::to_lowercase);
     let id = q.first("id").map(str::to_lowercase);
+    let embed_waiting = embeds_waiting(q.all("embed"));
     let st = core.state().await;
     let apps: Vec<Value> = st
         .apps
@@ -77,10 +78,22 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
         .filter(|a| id.as_ref().is_none_or(|i| a.id.to_lowercase().contains(i)))
         .map(|a| {
             let embed_tasks = q.all("embed").any(|e| e.ends_with("tasks"));
-            app_info(&st, a, embed_tasks)
+            let mut info = app_info(&st, a, embed_tasks);
+            if embed_waiting {
+                add_waiting(&st, a, &mut info);
+            }
+            info
         })
         .collect();
     Json(json!({ "apps": apps }))
+}
+
+/// Adds the `waiting` extension to an AppInfo when something waits.
+fn add_waiting(st: &ClusterState, app: &AppDefinition, info: &mut Value) {
+    let now = gantry_proto::time::now_secs();
+    if let (Some(w), Some(obj)) = (waiting(st, app, now), info.as_object_mut()) {
+        obj.insert("waiting".into(), w);
+    }
 }
 
 /// What a path under `/v2/apps/` names.
@@ -107,6 +120,7 @@ fn parse_path(rest: &str) -> AppPath {
 pub async fn get(
     State(core): State<Arc<Core>>,
     Path(rest): Path<String>,
+    Query(q): Query,
 ) -> Result<Json<Value>, MarathonError> {
     let st = core.state().await;
     match parse_path(&rest) {
@@ -115,7 +129,11 @@ pub async fn get(
                 .apps
                 .get(&id)
                 .ok_or_else(|| MarathonError::NotFound(format!("App '{id}' does not exist")))?;
-            Ok(Json(json!({ "app": app_info(&st, app, true) })))
+            let mut info = app_info(&st, app, true);
+            if embeds_waiting(q.all("embed")) {
+                add_waiting(&st, app, &mut info);
+            }
+            Ok(Json(json!({ "app": info })))
         }
         AppPath::Tasks(id) => {
             if !st.apps.contains_key(&id) {

@@ -80,6 +80,60 @@ pub fn app_info(st: &ClusterState, app: &AppDefinition, full: bool) -> Value {
     v
 }
 
+/// Adds the app's `lastTaskFailure` to an AppInfo that lacks it (queue items: the app's own
+/// failure is why it is delayed).
+pub fn add_last_failure(st: &ClusterState, app_id: &str, info: &mut Value) {
+    if let (Some(f), Some(obj)) = (last_failure(st, app_id), info.as_object_mut()) {
+        obj.insert("lastTaskFailure".into(), f);
+    }
+}
+
+/// Instances of `app` that are missing: its instance count less its tasks that are not being
+/// killed.
+pub fn missing_instances(st: &ClusterState, app: &AppDefinition) -> usize {
+    let have = st
+        .app_tasks(&app.id)
+        .filter(|t| !t.kill_requested && !t.expunged)
+        .count();
+    (app.instances as usize).saturating_sub(have)
+}
+
+/// Why instances of `app` are not running, as a Gantry extension of the AppInfo (`waiting`, only
+/// with `embed=app.waiting` / `embed=apps.waiting`, since strict clients reject unknown keys):
+/// the placement reason (what no agent offers), the launch delay after failures and the last
+/// failure's message. `None` when nothing waits.
+pub fn waiting(st: &ClusterState, app: &AppDefinition, now: f64) -> Option<Value> {
+    let delay = st.launch_delays.get(&app.id).filter(|d| d.until > now);
+    let w = st.waiting.get(&app.id);
+    if delay.is_none() && w.is_none() {
+        return None;
+    }
+    let mut out = Map::new();
+    out.insert(
+        "count".into(),
+        json!(w.map_or_else(|| missing_instances(st, app), |w| w.count)),
+    );
+    if let Some(w) = w {
+        out.insert("reason".into(), json!(w.reason));
+        out.insert("since".into(), json!(iso(w.since)));
+    }
+    if let Some(d) = delay {
+        out.insert(
+            "delay".into(),
+            json!({"timeLeftSeconds": (d.until - now).ceil() as i64}),
+        );
+    }
+    if let Some(msg) = last_failure(st, &app.id).and_then(|f| f["message"].as_str().map(String::from)) {
+        out.insert("lastFailureMessage".into(), json!(msg));
+    }
+    Some(Value::Object(out))
+}
+
+/// True when the query's `embed` asks for the `waiting` extension.
+pub fn embeds_waiting<'a>(mut embeds: impl Iterator<Item = &'a str>) -> bool {
+    embeds.any(|e| e == "app.waiting" || e == "apps.waiting")
+}
+
 fn last_failure(st: &ClusterState, app_id: &str) -> Option<Value> {
     let t = st
         .completed

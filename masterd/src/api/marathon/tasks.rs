@@ -1,7 +1,7 @@
 //! `/v2/tasks`, `/v2/queue` and `/ping`.
 
 use super::query::Query;
-use super::render::{app_info, iso, task};
+use super::render::{add_last_failure, app_info, iso, missing_instances, task};
 use crate::cluster::Core;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -42,12 +42,15 @@ pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
         if delay.is_none() && waiting.is_none() {
             continue;
         }
-        let count = waiting.map_or(0, |w| w.count);
+        // Waiting for a place: those not placed; delayed: every missing instance.
+        let count = waiting.map_or_else(|| missing_instances(&st, app), |w| w.count);
         let reasons: Vec<Value> = waiting
             .map(|w| vec![json!({"reason": w.reason, "declined": 1, "processed": 1})])
             .unwrap_or_default();
+        let mut info = app_info(&st, app, false);
+        add_last_failure(&st, app_id, &mut info);
         items.push(json!({
-            "app": app_info(&st, app, false),
+            "app": info,
             "count": count,
             "delay": {
                 "timeLeftSeconds": delay.map_or(0, |d| (d.until - now).ceil() as i64),
