@@ -57,7 +57,10 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             .await
             .context("starting the local agent")?;
         println!("Gantry dev cluster");
-        println!("  API:         http://{} (Marathon /v2, Mesos /master/state)", master.addr);
+        println!(
+            "  API:         http://{} (Marathon /v2, Mesos /master/state)",
+            master.addr
+        );
         println!("  agent state: http://{}/state", agent.http_addr);
         println!("  state dir:   {}", dir.display());
         println!("Press Ctrl-C to stop (running tasks keep running and are re-adopted next time).");

@@ -63,14 +63,20 @@ async fn a_task_that_cannot_start_says_why_and_backs_off() {
     assert!(msg.contains("No such file or directory"), "{msg}");
 
     // Backoff: 1 s, 2 s, 4 s, ... so the queue shows a delay and few launches happen.
-    let item = eventually(Duration::from_secs(20), "the app delayed in the queue", || async {
-        let q = c.get("/v2/queue").await;
-        q["queue"]
-            .as_array()?
-            .iter()
-            .find(|i| i["app"]["id"] == "/noprog" && i["delay"]["timeLeftSeconds"].as_i64() > Some(0))
-            .cloned()
-    })
+    let item = eventually(
+        Duration::from_secs(20),
+        "the app delayed in the queue",
+        || async {
+            let q = c.get("/v2/queue").await;
+            q["queue"]
+                .as_array()?
+                .iter()
+                .find(|i| {
+                    i["app"]["id"] == "/noprog" && i["delay"]["timeLeftSeconds"].as_i64() > Some(0)
+                })
+                .cloned()
+        },
+    )
     .await;
     assert_eq!(item["count"], 1, "one instance missing: {item}");
     assert_eq!(item["delay"]["overdue"], false);
@@ -101,7 +107,10 @@ async fn a_task_that_cannot_start_says_why_and_backs_off() {
         .output()
         .expect("gantry apps list");
     let out = String::from_utf8_lossy(&list.stdout);
-    let row = out.lines().find(|l| l.starts_with("/noprog")).unwrap_or_default();
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("/noprog"))
+        .unwrap_or_default();
     assert!(
         row.contains("could not start") || row.contains("launch delayed"),
         "gantry apps list says why: {out}"
@@ -134,8 +143,7 @@ async fn a_docker_app_without_a_docker_containerizer_waits_and_says_why() {
         "the reason names what is missing and what agents offer: {reason}"
     );
     assert_eq!(item["count"], 1, "{item}");
-    let waiting =
-        c.get("/v2/apps/simple-nginx?embed=app.waiting").await["app"]["waiting"].clone();
+    let waiting = c.get("/v2/apps/simple-nginx?embed=app.waiting").await["app"]["waiting"].clone();
     assert_eq!(waiting["reason"], reason.as_str(), "{waiting}");
     assert!(
         c.get("/v2/apps/simple-nginx").await["app"]

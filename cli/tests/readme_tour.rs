@@ -68,10 +68,7 @@ fn the_readme_tour_works_as_written() {
     let home = tempfile::tempdir().expect("temp home");
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
 
-    let bin_dir: PathBuf = bin("gantry")
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
+    let bin_dir: PathBuf = bin("gantry").parent().expect("bin dir").to_path_buf();
     let path = format!(
         "{}:{}",
         bin_dir.display(),

@@ -1,4 +1,6 @@
-//! Whether this machine can run the GPU tests; when it cannot, the test prints why and returns.
+//! Whether this machine can run the GPU tests; when it cannot, the test says why and returns. A
+//! passing test's output is hidden by cargo, so a skip is written straight to stderr (not captured)
+//! and appended to the file named by `GANTRY_SKIPPED_FILE`, which `scripts/test` lists at the end.
 
 use gantry_gpu::{Gpu, GpuInventory, NvmlInventory};
 
@@ -12,11 +14,29 @@ pub struct GpuMachine {
     pub nvidia_smi_xml: String,
 }
 
-/// Opens NVML and runs `nvidia-smi -q -x`; on a machine without them prints
-/// `SKIPPED <test>: <why>` and returns `None`.
+/// The environment variable naming the file each skip is appended to.
+pub const SKIPPED_FILE_VAR: &str = "GANTRY_SKIPPED_FILE";
+
+/// Reports a skipped test where it cannot be missed: stderr itself (cargo's capture covers only
+/// the print macros) and the skip file, one `SKIPPED <test>: <why>` line each.
+pub fn report_skip(test: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os(SKIPPED_FILE_VAR) {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+}
+
+/// Opens NVML and runs `nvidia-smi -q -x`; on a machine without them reports
+/// `SKIPPED <test>: <why>` ([`report_skip`]) and returns `None`.
 pub fn gpu_machine_or_skip(test: &str) -> Option<GpuMachine> {
     let skip = |why: String| {
-        println!("SKIPPED {test}: {why}");
+        report_skip(test, &why);
         None
     };
     let nvml = match NvmlInventory::open() {

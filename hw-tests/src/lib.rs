@@ -6,5 +6,5 @@ mod gpu_machine;
 mod nvidia_smi;
 
 pub use device_numbers::{char_device_numbers, major_minor};
-pub use gpu_machine::{gpu_machine_or_skip, GpuMachine};
+pub use gpu_machine::{gpu_machine_or_skip, report_skip, GpuMachine, SKIPPED_FILE_VAR};
 pub use nvidia_smi::{parse_nvidia_smi_xml, run_nvidia_smi_xml, NvidiaSmiError, SmiGpu};

@@ -57,7 +57,7 @@ pub fn to_remove(
     policy: &GcPolicy,
 ) -> Vec<PathBuf> {
     let max_age = policy.max_age(disk_used);
-    ended.sort_by(|a, b| b.modified.cmp(&a.modified)); // newest first
+    ended.sort_by_key(|s| std::cmp::Reverse(s.modified)); // newest first
     let mut out = Vec::new();
     let mut kept = 0usize;
     for s in ended {
@@ -120,7 +120,9 @@ pub fn collect(dir: &Path, active: &HashSet<String>, policy: &GcPolicy) -> usize
     for p in doomed {
         match std::fs::remove_dir_all(&p) {
             Ok(()) => removed += 1,
-            Err(e) => tracing::warn!(sandbox = %p.display(), error = %e, "cannot remove an ended sandbox"),
+            Err(e) => {
+                tracing::warn!(sandbox = %p.display(), error = %e, "cannot remove an ended sandbox")
+            }
         }
     }
     if removed > 0 {
@@ -153,7 +155,11 @@ mod tests {
         };
         assert_eq!(p.max_age(0.0), Duration::from_secs(900));
         assert_eq!(p.max_age(0.4).as_secs(), 500);
-        assert_eq!(p.max_age(0.95), Duration::ZERO, "past the headroom: at once");
+        assert_eq!(
+            p.max_age(0.95),
+            Duration::ZERO,
+            "past the headroom: at once"
+        );
     }
 
     #[test]
@@ -182,7 +188,10 @@ mod tests {
             max_count: 0,
         };
         let ended = vec![sandbox("new", 995), sandbox("older", 980)];
-        assert_eq!(to_remove(ended, at(1000), 1.0, &p), vec![PathBuf::from("older")]);
+        assert_eq!(
+            to_remove(ended, at(1000), 1.0, &p),
+            vec![PathBuf::from("older")]
+        );
     }
 
     #[test]
@@ -207,7 +216,10 @@ mod tests {
         assert_eq!(collect(tmp.path(), &active, &p), 2);
         assert!(tmp.path().join("live").is_dir());
         assert!(tmp.path().join("fresh").is_dir(), "changed just now");
-        assert!(tmp.path().join("a-file").is_file(), "only directories are sandboxes");
+        assert!(
+            tmp.path().join("a-file").is_file(),
+            "only directories are sandboxes"
+        );
         assert!(!tmp.path().join("dead1").exists());
     }
 }

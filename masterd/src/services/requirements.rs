@@ -94,14 +94,18 @@ pub fn unmet_reason<'a>(needs: &[Need], agents: impl Iterator<Item = &'a AgentIn
         // Each need is met somewhere, but never all on one agent.
         format!(
             "no agent offers all of: {}",
-            needs.iter().map(Need::to_string).collect::<Vec<_>>().join(", ")
+            needs
+                .iter()
+                .map(Need::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     } else {
         format!("no agent offers {}", unmet.join(", "))
     };
     match (agents.is_empty(), offered.is_empty()) {
         (true, _) => format!("{what}: no agent is connected"),
-        (false, true) => format!("{what}"),
+        (false, true) => what,
         (false, false) => format!("{what}; agents here run: {}", offered.join(", ")),
     }
 }
@@ -162,8 +166,12 @@ mod tests {
         );
         let bridge = net(NetworkMode::ContainerBridge, None);
         assert!(
-            !needs_of(&app(Some(ContainerKind::Docker), Some("x"), vec![bridge.clone()]))
-                .contains(&Need::Network(MESOS_BRIDGE.into())),
+            !needs_of(&app(
+                Some(ContainerKind::Docker),
+                Some("x"),
+                vec![bridge.clone()]
+            ))
+            .contains(&Need::Network(MESOS_BRIDGE.into())),
             "Docker brings its own bridge"
         );
         assert_eq!(

@@ -91,7 +91,10 @@ mod tests {
         assert!(may_search(0o700, 65534, 0, &u), "owner with u+x");
         assert!(!may_search(0o070, 65534, 65534, &u), "owner without u+x");
         assert!(may_search(0o710, 0, 65534, &u), "group member");
-        assert!(!may_search(0o701, 0, 65534, &u), "group bits apply, not others'");
+        assert!(
+            !may_search(0o701, 0, 65534, &u),
+            "group bits apply, not others'"
+        );
         assert!(may_search(0o701, 0, 0, &u), "others");
         assert!(!may_search(0o750, 0, 0, &u));
     }

@@ -123,7 +123,9 @@ pub fn waiting(st: &ClusterState, app: &AppDefinition, now: f64) -> Option<Value
             json!({"timeLeftSeconds": (d.until - now).ceil() as i64}),
         );
     }
-    if let Some(msg) = last_failure(st, &app.id).and_then(|f| f["message"].as_str().map(String::from)) {
+    if let Some(msg) =
+        last_failure(st, &app.id).and_then(|f| f["message"].as_str().map(String::from))
+    {
         out.insert("lastFailureMessage".into(), json!(msg));
     }
     Some(Value::Object(out))
