@@ -44,27 +44,44 @@ fn waiting_text(w: &Value) -> String {
     parts.join("; ")
 }
 
+/// How the client proves who it is.
+pub enum Auth {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
 /// A client of one master.
 pub struct Client {
     base: String,
     json: bool,
     http: reqwest::Client,
+    auth: Auth,
 }
 
 impl Client {
-    pub fn new(master: &str, json: bool) -> Self {
+    pub fn new(master: &str, json: bool, auth: Auth) -> Self {
         Self {
             base: master.trim_end_matches('/').to_string(),
             json,
             http: reqwest::Client::new(),
+            auth,
+        }
+    }
+
+    /// A request to the master with the client's credentials.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.auth {
+            Auth::None => r,
+            Auth::Basic(u, p) => r.basic_auth(u, Some(p)),
+            Auth::Bearer(t) => r.bearer_auth(t),
         }
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
         let resp = self
-            .http
-            .get(&url)
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .with_context(|| format!("cannot reach the master at {}", self.base))?;
@@ -81,7 +98,12 @@ impl Client {
             } else {
                 format!(" {}", body["details"])
             };
-            bail!("{status}: {msg}{details}");
+            let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+                " (give --credentials USER:PASSWORD or --api-token TOKEN)"
+            } else {
+                ""
+            };
+            bail!("{status}: {msg}{details}{hint}");
         }
         Ok(body)
     }
@@ -116,8 +138,7 @@ impl Client {
             _ => bail!("give an app id and --cmd, or --file"),
         };
         let resp = self
-            .http
-            .post(format!("{}/v2/apps", self.base))
+            .request(reqwest::Method::POST, "/v2/apps")
             .json(&body)
             .send()
             .await
@@ -176,8 +197,7 @@ impl Client {
     pub async fn apps_rm(&self, id: &str) -> anyhow::Result<()> {
         let id = id.trim_start_matches('/');
         let resp = self
-            .http
-            .delete(format!("{}/v2/apps/{id}", self.base))
+            .request(reqwest::Method::DELETE, &format!("/v2/apps/{id}"))
             .send()
             .await
             .with_context(|| format!("cannot reach the master at {}", self.base))?;

@@ -32,13 +32,15 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let master_cfg = MasterArgs {
+        let mut master_cfg = MasterArgs {
             listen: Some(args.listen),
             state_dir: Some(dir.join("master")),
             heartbeat_interval_secs: Some(1.0),
             ..MasterArgs::default()
         }
         .resolve()?;
+        // A dev cluster on loopback for one user: no credentials to juggle.
+        master_cfg.auth.enabled = false;
         let master = gantry_masterd::master::start(master_cfg)
             .await
             .context("starting the master")?;

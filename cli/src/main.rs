@@ -25,6 +25,17 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// HTTP Basic credentials for the master, USER:PASSWORD.
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_CREDENTIALS",
+        hide_env_values = true
+    )]
+    credentials: Option<String>,
+    /// A bearer token for the master (e.g. the contents of <state-dir>/admin-token).
+    #[arg(long, global = true, env = "GANTRY_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,7 +83,15 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let c = client::Client::new(&cli.master, cli.json);
+    let auth = match (cli.credentials, cli.api_token) {
+        (Some(c), _) => match c.split_once(':') {
+            Some((u, p)) => client::Auth::Basic(u.to_string(), p.to_string()),
+            None => anyhow::bail!("--credentials must be USER:PASSWORD"),
+        },
+        (None, Some(t)) => client::Auth::Bearer(t),
+        (None, None) => client::Auth::None,
+    };
+    let c = client::Client::new(&cli.master, cli.json, auth);
     rt.block_on(async move {
         match cli.command {
             Command::Apps(AppsCommand::Run(args)) => c.apps_run(args).await,

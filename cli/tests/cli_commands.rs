@@ -12,6 +12,7 @@ fn gantry(master: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
         .arg("--master")
         .arg(master)
+        .args(["--credentials", support::CREDENTIALS])
         .args(args)
         .output()
         .expect("run gantry");

@@ -148,12 +148,10 @@ async fn killing_tasks_replaces_them_or_scales_the_app_down() {
                      "env": c.marker_env()});
     assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
     let tasks = c.wait_running("k", 3).await;
-    let http = reqwest::Client::new();
     let delete = |path: String| {
-        let http = http.clone();
-        let url = format!("{}{path}", c.url());
+        let req = c.request(reqwest::Method::DELETE, &path);
         async move {
-            let r = http.delete(url).send().await.expect("DELETE");
+            let r = req.send().await.expect("DELETE");
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.unwrap_or(Value::Null))
         }

@@ -7,9 +7,8 @@ mod support;
 
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
-use support::{bin, eventually, Cluster};
+use support::{eventually, Cluster};
 
 const AGENT: &str = "cpus:2;mem:1024;disk:1000;ports:[31000-31099]";
 
@@ -102,8 +101,9 @@ async fn a_task_that_cannot_start_says_why_and_backs_off() {
         launched <= 5.0,
         "relaunches back off (1+2+4 s): {launched} launches in ~8 s"
     );
-    let list = Command::new(bin("gantry"))
-        .args(["--master", &c.url(), "apps", "list"])
+    let list = c
+        .cli()
+        .args(["apps", "list"])
         .output()
         .expect("gantry apps list");
     let out = String::from_utf8_lossy(&list.stdout);
@@ -159,8 +159,9 @@ async fn a_docker_app_without_a_docker_containerizer_waits_and_says_why() {
     assert_eq!(m["master/messages_launch_tasks"], 0.0, "{m}");
     assert!(c.get("/v2/apps/simple-nginx").await["app"]["lastTaskFailure"].is_null());
 
-    let list = Command::new(bin("gantry"))
-        .args(["--master", &c.url(), "apps", "list"])
+    let list = c
+        .cli()
+        .args(["apps", "list"])
         .output()
         .expect("gantry apps list");
     let out = String::from_utf8_lossy(&list.stdout);

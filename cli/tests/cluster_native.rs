@@ -76,8 +76,8 @@ async fn agent_kill_9_with_5_native_containers_readopts_them_all() {
         .filter_map(|t| t["id"].as_str().map(str::to_string))
         .collect();
     ids.insert(exiting);
-    let r = reqwest::Client::new()
-        .delete(format!("{}/v2/apps/nat", c.url()))
+    let r = c
+        .request(reqwest::Method::DELETE, "/v2/apps/nat")
         .send()
         .await
         .expect("DELETE");

@@ -107,8 +107,8 @@ async fn a_task_ignoring_sigterm_is_killed_after_its_grace_period() {
     })
     .await;
     let deleted = Instant::now();
-    let r = reqwest::Client::new()
-        .delete(format!("{}/v2/apps/stubborn", c.url()))
+    let r = c
+        .request(reqwest::Method::DELETE, "/v2/apps/stubborn")
         .send()
         .await
         .expect("DELETE");
@@ -165,8 +165,8 @@ async fn heartbeats_carry_each_tasks_usage_to_the_master() {
         "{stats}"
     );
     // The shell loop is killed with the app (it carries no marker in its command line).
-    let r = reqwest::Client::new()
-        .delete(format!("{}/v2/apps/busy", c.url()))
+    let r = c
+        .request(reqwest::Method::DELETE, "/v2/apps/busy")
         .send()
         .await
         .expect("DELETE");

@@ -33,8 +33,15 @@ impl Drop for Daemon {
     }
 }
 
+/// The admin credentials the test's master is started with.
+const USER: &str = "hw";
+const PASSWORD: &str = "hw-secret";
+
 async fn get(url: &str) -> Value {
-    match reqwest::get(url).await {
+    let req = reqwest::Client::new()
+        .get(url)
+        .basic_auth(USER, Some(PASSWORD));
+    match req.send().await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
     }
@@ -70,6 +77,7 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
     let _master = Daemon(
         Command::new(bin("gantry-masterd"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--token", "hw"])
+            .args(["--http-credentials", &format!("{USER}:{PASSWORD}")])
             .arg("--state-dir")
             .arg(dir.path().join("m"))
             .stdout(log("master.log"))
@@ -125,7 +133,13 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
         let http = http.clone();
         let url = format!("{base}/v2/apps");
         async move {
-            let r = http.post(url).json(&app).send().await.expect("POST");
+            let r = http
+                .post(url)
+                .basic_auth(USER, Some(PASSWORD))
+                .json(&app)
+                .send()
+                .await
+                .expect("POST");
             assert_eq!(r.status().as_u16(), 201, "app accepted");
         }
     };

@@ -39,6 +39,23 @@ pub struct MasterArgs {
     /// when no agent without GPUs was among the candidates), `never`, or `allow`.
     #[arg(long, env = "GANTRY_CPU_TASKS_ON_GPU_AGENTS")]
     pub cpu_tasks_on_gpu_agents: Option<String>,
+    /// TOML file of API principals (`[[principal]]` with name, password and/or tokens,
+    /// permissions, run_as, roles, rate_limit); see docs/security.md.
+    #[arg(long, env = "GANTRY_PRINCIPALS_FILE")]
+    pub principals_file: Option<PathBuf>,
+    /// One admin principal for HTTP Basic, `USER:PASSWORD` (Marathon's `--http_credentials`).
+    #[arg(long, env = "GANTRY_HTTP_CREDENTIALS", hide_env_values = true)]
+    pub http_credentials: Option<String>,
+    /// Largest request body accepted, bytes (default 2 MiB); larger ones get 413.
+    #[arg(long, env = "GANTRY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Requests served at once (default 256); more get 503 until one finishes.
+    #[arg(long, env = "GANTRY_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Requests per second each principal may make (default 200), with bursts of twice that;
+    /// anonymous requests count per client address. More get 429.
+    #[arg(long, env = "GANTRY_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
 }
 
 impl MasterArgs {
@@ -57,6 +74,13 @@ impl MasterArgs {
             cpu_tasks_on_gpu_agents: self
                 .cpu_tasks_on_gpu_agents
                 .or(file.cpu_tasks_on_gpu_agents),
+            principals_file: self.principals_file.or(file.principals_file),
+            http_credentials: self.http_credentials.or(file.http_credentials),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .or(file.max_concurrent_requests),
+            rate_limit: self.rate_limit.or(file.rate_limit),
         }
     }
 
@@ -92,7 +116,37 @@ impl MasterArgs {
                 why: format!("'{v}' is not one of avoid, never, allow"),
             })?,
         };
+        let rate = self.rate_limit.unwrap_or(200.0);
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(ConfigError::Invalid {
+                key: "rate_limit",
+                why: format!("{rate} is not a positive number of requests per second"),
+            });
+        }
+        let positive = |key: &'static str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(ConfigError::Invalid {
+                key,
+                why: "must be at least 1".into(),
+            }),
+            v => Ok(v.unwrap_or(default)),
+        };
+        let limits = Limits {
+            max_body_bytes: positive("max_body_bytes", self.max_body_bytes, 2 << 20)?,
+            max_concurrent_requests: positive(
+                "max_concurrent_requests",
+                self.max_concurrent_requests,
+                256,
+            )?,
+            rate_per_sec: rate,
+            max_uri_bytes: 8192,
+        };
         Ok(MasterConfig {
+            auth: AuthSettings {
+                enabled: true,
+                principals_file: self.principals_file,
+                http_credentials: self.http_credentials,
+            },
+            limits,
             place_options: PlaceOptions {
                 cpu_tasks_on_gpu_agents: rule,
             },
@@ -128,6 +182,42 @@ pub struct MasterConfig {
     pub agent_reregister_timeout: Duration,
     /// Placement settings (CPU-only tasks on GPU agents).
     pub place_options: PlaceOptions,
+    pub auth: AuthSettings,
+    pub limits: Limits,
+}
+
+/// Who may use the HTTP APIs. `Debug` hides the credentials.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// Off only in `gantry dev`.
+    pub enabled: bool,
+    pub principals_file: Option<PathBuf>,
+    /// `USER:PASSWORD` of one admin principal.
+    pub http_credentials: Option<String>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("enabled", &self.enabled)
+            .field("principals_file", &self.principals_file)
+            .field(
+                "http_credentials",
+                &self.http_credentials.as_ref().map(|_| "<hidden>"),
+            )
+            .finish()
+    }
+}
+
+/// Bounds on what one request, and one principal, may take.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_concurrent_requests: usize,
+    /// Requests per second per principal (bursts of twice that).
+    pub rate_per_sec: f64,
+    /// Longest request target (path and query) accepted; longer gets 414.
+    pub max_uri_bytes: usize,
 }
 
 impl MasterConfig {

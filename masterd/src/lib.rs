@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod api;
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod master;

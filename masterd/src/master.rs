@@ -1,6 +1,8 @@
 //! Starting a master: open the store, rebuild state from it, then serve the APIs and run the
 //! service controller and the agent health checker.
 
+use crate::api::guard::Security;
+use crate::auth::{self, principals, Authenticator};
 use crate::cluster::{AgentEntry, ClusterState, Core, CoreError};
 use crate::config::MasterConfig;
 use crate::services::app_definition::AppDefinition;
@@ -26,6 +28,14 @@ pub enum MasterError {
     },
     #[error("join token file {path}: {source}")]
     Token {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Principals(#[from] crate::auth::PrincipalsError),
+    #[error("the admin token in {path}: {source}")]
+    AdminToken {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
@@ -78,6 +88,38 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())
+}
+
+/// Who may use the APIs: the principals file and `--http-credentials`; with neither, a bootstrap
+/// admin token in the state dir. Nobody needs credentials when authentication is off.
+fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
+    if !cfg.auth.enabled {
+        tracing::warn!("API authentication is off (gantry dev): anyone who reaches the port may change anything");
+        return Ok(Authenticator::off());
+    }
+    let mut all = Vec::new();
+    if let Some(f) = &cfg.auth.principals_file {
+        all.extend(principals::read_file(f)?);
+    }
+    if let Some(c) = &cfg.auth.http_credentials {
+        all.push(principals::from_credentials(c)?);
+    }
+    if all.is_empty() {
+        let admin =
+            auth::bootstrap_admin(&cfg.state_dir).map_err(|source| MasterError::AdminToken {
+                path: cfg.state_dir.join("admin-token"),
+                source,
+            })?;
+        all.push(admin);
+    }
+    principals::check(&all).map_err(|why| {
+        MasterError::Principals(crate::auth::PrincipalsError::Invalid {
+            path: cfg.auth.principals_file.clone().unwrap_or_default(),
+            why,
+        })
+    })?;
+    tracing::info!(principals = all.len(), "API authentication on");
+    Ok(Authenticator::with(all))
 }
 
 /// Rebuilds the in-memory state from the store. Agents known there must re-register.
@@ -155,9 +197,11 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         })?;
     let mut cfg = cfg;
     cfg.listen = addr;
+    let auth = authenticator(&cfg)?;
+    let security = Arc::new(Security::new(auth, cfg.limits, store.clone()));
     let core = Core::new(cfg, token, master_id, store, state);
 
-    let app = crate::api::router(core.clone());
+    let app = crate::api::router(core.clone(), security);
     tokio::spawn(async move {
         let svc = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, svc).await {

@@ -51,6 +51,9 @@ where
     }
 }
 
+/// The admin credentials every test master is started with (`--http-credentials`).
+pub const CREDENTIALS: &str = "gantry:test-secret";
+
 /// One test's cluster.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -115,6 +118,7 @@ impl Cluster {
             .arg(self.dir.path().join("master"))
             .arg("--token")
             .arg(&self.token)
+            .args(["--http-credentials", CREDENTIALS])
             .args(&self.master_flags)
             .env("RUST_LOG", "info")
             .stdout(self.log("master.log"))
@@ -216,25 +220,34 @@ impl Cluster {
             .expect("signal the agent");
     }
 
+    /// A request to the master with the test's admin credentials.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let (user, pass) = CREDENTIALS.split_once(':').unwrap_or_default();
+        self.http
+            .request(method, format!("{}{path}", self.url()))
+            .basic_auth(user, Some(pass))
+    }
+
+    /// The `gantry` CLI aimed at this cluster, with its credentials.
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(bin("gantry"));
+        c.args(["--master", &self.url(), "--credentials", CREDENTIALS]);
+        c
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         self.try_get(path).await.unwrap_or(Value::Null)
     }
 
     pub async fn try_get(&self, path: &str) -> Option<Value> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url()))
-            .send()
-            .await
-            .ok()?;
+        let r = self.request(reqwest::Method::GET, path).send().await.ok()?;
         r.json().await.ok()
     }
 
     /// POST with a raw body; returns (status, JSON body).
     pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let r = self
-            .http
-            .post(format!("{}{path}", self.url()))
+            .request(reqwest::Method::POST, path)
             .header("content-type", "application/json")
             .body(body.to_owned())
             .send()

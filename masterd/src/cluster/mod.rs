@@ -23,6 +23,8 @@ pub enum CoreError {
     #[error("App '{0}' does not exist")]
     AppNotFound(String),
     #[error(transparent)]
+    PortsExhausted(#[from] state::PortsExhausted),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -92,7 +94,7 @@ impl Core {
             return Err(CoreError::AppExists(app.id));
         }
         let mut app = app;
-        st.assign_service_ports(&mut app);
+        st.assign_service_ports(&mut app)?;
         let json = serde_json::to_value(&app).unwrap_or_default();
         self.store
             .apply(vec![Write::PutApp {

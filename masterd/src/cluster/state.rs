@@ -16,6 +16,20 @@ pub fn last_failure_key(app_id: &str) -> String {
     format!("last_failure:{app_id}")
 }
 
+/// The range service ports are assigned from (Marathon's `local_port_min`..`local_port_max`).
+pub const SERVICE_PORTS: std::ops::RangeInclusive<u32> = 10000..=20000;
+
+/// Too few free service ports for an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no free service ports: the app asks for {needed} (port 0) and {free} of 10000-20000 are \
+     free; give fixed ports, or delete apps that hold service ports"
+)]
+pub struct PortsExhausted {
+    pub needed: usize,
+    pub free: usize,
+}
+
 /// How many ended tasks the master remembers for `/master/state` and `lastTaskFailure`.
 const COMPLETED_KEPT: usize = 1000;
 
@@ -181,20 +195,32 @@ impl ClusterState {
     }
 
     /// Gives every port definition asking for port 0 a service port from 10000-20000 (Marathon's
-    /// default `local_port_min`/`max`), unique across apps.
-    pub fn assign_service_ports(&self, app: &mut AppDefinition) {
+    /// default `local_port_min`/`max`), unique across apps. When the range has too few free ports
+    /// nothing is assigned and the error says how many were needed and free.
+    pub fn assign_service_ports(&self, app: &mut AppDefinition) -> Result<(), PortsExhausted> {
         let taken: HashSet<u32> = self
             .apps
             .values()
+            .filter(|a| a.id != app.id)
             .flat_map(|a| a.port_definitions.iter().map(|p| p.port))
             .chain(app.port_definitions.iter().map(|p| p.port))
             .collect();
-        let mut free = (10000u32..=20000).filter(|p| !taken.contains(p));
-        for pd in app.port_definitions.iter_mut().filter(|p| p.port == 0) {
-            if let Some(p) = free.next() {
-                pd.port = p;
-            }
+        let needed = app.port_definitions.iter().filter(|p| p.port == 0).count();
+        let free: Vec<u32> = SERVICE_PORTS
+            .filter(|p| !taken.contains(p))
+            .take(needed)
+            .collect();
+        if free.len() < needed {
+            return Err(PortsExhausted {
+                needed,
+                free: free.len(),
+            });
         }
+        let mut free = free.into_iter();
+        for pd in app.port_definitions.iter_mut().filter(|p| p.port == 0) {
+            pd.port = free.next().unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Number of tasks in each state, for metrics.

@@ -16,6 +16,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The most new tasks one controller run plans, across all apps. A run's work (and the time it
+/// holds the state lock building demands) is bounded by this, not by the instance counts apps ask
+/// for; an app scaled to 100,000 is placed over several runs that follow each other at once.
+pub const MAX_NEW_TASKS_PER_RUN: usize = 2048;
+
 /// Runs the controller until the process ends.
 pub async fn run(core: Arc<Core>) {
     loop {
@@ -44,7 +49,7 @@ fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bo
 /// One controller run.
 pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let now = now_secs();
-    let (snapshot, demands, apps_demanded, versions, only_on) = {
+    let (snapshot, demands, apps_demanded, versions, only_on, more) = {
         let mut guard = core.state().await;
         let st = &mut *guard;
         let mut writes: Vec<Write> = Vec::new();
@@ -86,6 +91,9 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let mut unmet: Vec<(String, String, usize)> = Vec::new();
         // Apps that only some agents can run, with those agents.
         let mut only_on: HashMap<String, HashSet<AgentId>> = HashMap::new();
+        // New instances planned this run, and the apps left for the next run once it is spent.
+        let mut budget = MAX_NEW_TASKS_PER_RUN;
+        let mut deferred: Vec<String> = Vec::new();
         for app in st.apps.values() {
             let inactive_after = unreachable_after(app).map(|(i, _)| i);
             let mut active: Vec<&TaskRecord> = st
@@ -133,8 +141,15 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                     }
                     only_on.insert(app.id.clone(), eligible);
                 }
+                // Bounded work per run, whatever an app asks for: the rest comes next run.
+                let take = missing.min(budget);
+                if take == 0 {
+                    deferred.push(app.id.clone());
+                    continue;
+                }
+                budget -= take;
                 apps_demanded.insert(app.id.clone(), missing);
-                for _ in 0..missing {
+                for _ in 0..take {
                     demands.push(TaskDemand {
                         task_id: new_task_id(&app.id),
                         group: app.id.clone(),
@@ -166,7 +181,11 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let satisfied: Vec<String> = st
             .waiting
             .keys()
-            .filter(|a| !apps_demanded.contains_key(*a) && !unmet.iter().any(|u| &u.0 == *a))
+            .filter(|a| {
+                !apps_demanded.contains_key(*a)
+                    && !unmet.iter().any(|u| &u.0 == *a)
+                    && !deferred.contains(a)
+            })
             .cloned()
             .collect();
         for a in satisfied {
@@ -200,7 +219,15 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .keys()
             .filter_map(|a| Some((a.clone(), st.apps.get(a)?.version.clone())))
             .collect();
-        (st.snapshot(), demands, apps_demanded, versions, only_on)
+        let more = !deferred.is_empty() || budget == 0;
+        (
+            st.snapshot(),
+            demands,
+            apps_demanded,
+            versions,
+            only_on,
+            more,
+        )
     };
     if demands.is_empty() {
         return Ok(());
@@ -267,6 +294,11 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         st.tasks.insert(rec.info.task_id.clone(), rec);
         st.counters.tasks_launched += 1;
         Core::send(st, &agent, msg);
+    }
+    // The budget ran out and this run made progress: plan the rest at once rather than in a
+    // second. Without progress (nothing fits) the next run waits for a change or the tick.
+    if more && !placed.is_empty() {
+        core.wake();
     }
     // Say why the rest waits.
     for u in &plan.unplaced {

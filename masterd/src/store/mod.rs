@@ -4,7 +4,7 @@
 pub mod records;
 pub mod sqlite;
 
-use records::{AgentRecord, TaskRecord};
+use records::{AgentRecord, AuditRecord, TaskRecord};
 use std::sync::Arc;
 
 pub use sqlite::SqliteStore;
@@ -47,7 +47,12 @@ pub enum Write {
         value: String,
     },
     DeleteMeta(String),
+    /// Appends to the audit log (the store assigns `seq` and keeps the newest [`AUDIT_KEPT`]).
+    Audit(Box<AuditRecord>),
 }
+
+/// How many audit entries the store keeps; older ones are dropped as new ones arrive.
+pub const AUDIT_KEPT: u64 = 100_000;
 
 /// Everything the store holds, as loaded at start-up.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
     fn apply(&self, writes: &[Write]) -> Result<(), StoreError>;
     /// Loads everything.
     fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Audit entries with `seq > after`, oldest first, at most `limit`.
+    fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// A `Store` used from async code: each call runs on tokio's blocking pool, never on a runtime thread.
@@ -82,6 +89,18 @@ impl AsyncStore {
         }
         let store = self.0.clone();
         tokio::task::spawn_blocking(move || store.apply(&writes))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// See [`Store::audit_log`].
+    pub async fn audit_log(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || store.audit_log(after, limit))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?
     }

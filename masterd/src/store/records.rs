@@ -1,4 +1,4 @@
-//! The records the master keeps durably about tasks and agents.
+//! The records the master keeps durably about tasks and agents, and the audit log of mutations.
 
 use gantry_proto::{AgentId, AgentInfo, TaskInfo, TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
@@ -60,4 +60,24 @@ pub struct AgentRecord {
     pub reregistered_at: Option<f64>,
     /// When it became unreachable, while it is.
     pub unreachable_since: Option<f64>,
+}
+
+/// One entry of the audit log: a request that tried to change something (any method but GET,
+/// HEAD and OPTIONS), whether it was allowed or not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Assigned by the store, increasing; 0 before it is stored.
+    #[serde(default)]
+    pub seq: u64,
+    /// Seconds since the epoch.
+    pub at: f64,
+    /// The principal's name; `-` when the request carried no valid credentials.
+    pub principal: String,
+    pub method: String,
+    /// Path and query, as requested.
+    pub path: String,
+    /// The status of the answer.
+    pub status: u16,
+    /// The client's address.
+    pub remote: String,
 }

@@ -1,7 +1,7 @@
 //! The embedded SQLite store: versioned migrations, WAL journal, every batch one durable transaction.
 
-use super::records::{AgentRecord, TaskRecord};
-use super::{Snapshot, Store, StoreError, Write};
+use super::records::{AgentRecord, AuditRecord, TaskRecord};
+use super::{Snapshot, Store, StoreError, Write, AUDIT_KEPT};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::Mutex;
@@ -14,6 +14,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX tasks_by_app ON tasks(app_id);
      CREATE TABLE agents (id TEXT PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: the audit log of mutations.
+    "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);",
 ];
 
 /// A SQLite database file (or an in-memory one for tests).
@@ -123,6 +125,14 @@ impl Store for SqliteStore {
                         params![key, value],
                     )?;
                 }
+                Write::Audit(a) => {
+                    tx.execute("INSERT INTO audit (body) VALUES (?1)", params![to_json(a)])?;
+                    let seq = tx.last_insert_rowid();
+                    tx.execute(
+                        "DELETE FROM audit WHERE seq <= ?1",
+                        params![seq - AUDIT_KEPT as i64],
+                    )?;
+                }
             }
         }
         tx.commit()?;
@@ -157,6 +167,24 @@ impl Store for SqliteStore {
             agents,
             meta,
         })
+    }
+
+    fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT seq, body FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(seq, body)| {
+                let mut a: AuditRecord = from_json(&format!("audit {seq}"), &body)?;
+                a.seq = seq as u64;
+                Ok(a)
+            })
+            .collect()
     }
 }
 
@@ -255,5 +283,31 @@ mod tests {
             1,
             "the delete was rolled back with the failed batch"
         );
+    }
+
+    #[test]
+    fn the_audit_log_appends_in_order_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let entry = |path: &str| {
+            Write::Audit(Box::new(AuditRecord {
+                seq: 0,
+                at: 1.5,
+                principal: "ops".into(),
+                method: "POST".into(),
+                path: path.into(),
+                status: 201,
+                remote: "127.0.0.1:9".into(),
+            }))
+        };
+        s.apply(&[entry("/v2/apps"), entry("/v2/apps/a")]).unwrap();
+        s.apply(&[entry("/v2/apps/b")]).unwrap();
+        let all = s.audit_log(0, 10).unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(all[2].path, "/v2/apps/b");
+        let page = s.audit_log(all[0].seq, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].path, "/v2/apps/a");
     }
 }

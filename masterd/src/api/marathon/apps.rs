@@ -4,6 +4,7 @@
 use super::error::MarathonError;
 use super::query::{flag, Query};
 use super::render::{app_info, embeds_waiting, iso, task, waiting};
+use crate::api::guard::Caller;
 use crate::cluster::{ClusterState, Core, CoreError};
 use crate::services::app_definition::AppDefinition;
 use crate::services::path_id;
@@ -11,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ impl From<CoreError> for MarathonError {
         match e {
             CoreError::AppExists(_) => MarathonError::Conflict(e.to_string()),
             CoreError::AppNotFound(_) => MarathonError::NotFound(e.to_string()),
+            CoreError::PortsExhausted(_) => MarathonError::Unprocessable(e.to_string()),
             CoreError::Store(_) => MarathonError::Internal(e.to_string()),
         }
     }
@@ -32,8 +35,19 @@ fn deployment_headers(resp: &mut Response, deployment: &str) {
 }
 
 /// `POST /v2/apps`: 201 with the new AppInfo.
-pub async fn create(State(core): State<Arc<Core>>, body: Bytes) -> Result<Response, MarathonError> {
+pub async fn create(
+    State(core): State<Arc<Core>>,
+    caller: Option<Extension<Caller>>,
+    body: Bytes,
+) -> Result<Response, MarathonError> {
     let mut app = AppDefinition::parse(&body)?;
+    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    if let Some(user) = app.user.as_deref().filter(|u| !caller.may_run_as(u)) {
+        return Err(MarathonError::Forbidden(format!(
+            "principal '{}' may not run tasks as user '{user}' (its run_as list)",
+            caller.name()
+        )));
+    }
     app.stamp_config_change(&iso(gantry_proto::time::now_secs()));
     let app = core.create_app(app).await?;
     let deployment = uuid::Uuid::new_v4().to_string();

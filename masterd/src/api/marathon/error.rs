@@ -78,6 +78,9 @@ pub enum MarathonError {
     /// 409 with Marathon's message.
     #[error("{0}")]
     Conflict(String),
+    /// 403 `{"message":"Not Authorized to perform this action!"}` (with the reason in `details`).
+    #[error("Not Authorized to perform this action! {0}")]
+    Forbidden(String),
     /// 409: the app is locked by running deployments (their ids) and `force` was not given.
     #[error("App is locked by one or more deployments: {}", .0.join(", "))]
     Locked(Vec<String>),
@@ -97,6 +100,7 @@ impl MarathonError {
             | MarathonError::InvalidObject(_)
             | MarathonError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             MarathonError::NotFound(_) => StatusCode::NOT_FOUND,
+            MarathonError::Forbidden(_) => StatusCode::FORBIDDEN,
             MarathonError::Conflict(_) | MarathonError::Locked(_) => StatusCode::CONFLICT,
             MarathonError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,6 +114,9 @@ impl MarathonError {
                 json!({"message": "Please specify data in JSON format", "details": d})
             }
             MarathonError::InvalidFields(d) => json!({"message": "Invalid JSON", "details": d}),
+            MarathonError::Forbidden(why) => {
+                json!({"message": "Not Authorized to perform this action!", "details": why})
+            }
             MarathonError::InvalidObject(d) => {
                 json!({"message": "Object is not valid", "details": d})
             }

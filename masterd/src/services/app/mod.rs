@@ -7,6 +7,7 @@ mod constraints;
 mod container;
 mod json_output;
 mod json_reader;
+pub mod limits;
 mod model;
 mod normalize;
 mod read;

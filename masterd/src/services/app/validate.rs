@@ -14,6 +14,7 @@ const PROTOCOLS: [&str; 4] = ["tcp", "udp", "udp,tcp", "tcp,udp"];
 /// Every semantic problem of `app`, as `(path, message)`.
 pub(super) fn validate(app: &AppDefinition) -> Vec<(String, String)> {
     let mut v = Vec::new();
+    super::limits::limit_rules(app, &mut v);
     command_rules(app, &mut v);
     network_rules(app, &mut v);
     port_rules(app, &mut v);
