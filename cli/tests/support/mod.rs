@@ -72,6 +72,11 @@ impl Cluster {
     /// A master with fast heartbeats (0.25 s; 8 missed, 2 s, = unreachable: short for the tests,
     /// long enough that a loaded CI machine does not lose agents by accident).
     pub fn new() -> Self {
+        Self::with_master_flags(&[])
+    }
+
+    /// As [`Cluster::new`], with extra flags for the master (`--principals-file`, limits).
+    pub fn with_master_flags(extra: &[&str]) -> Self {
         let mut c = Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
@@ -89,8 +94,14 @@ impl Cluster {
                 "5".into(),
             ],
         };
+        c.master_flags.extend(extra.iter().map(|f| f.to_string()));
         c.start_master();
         c
+    }
+
+    /// The master's pid.
+    pub fn master_pid(&self) -> i32 {
+        self.master.as_ref().expect("master running").id() as i32
     }
 
     pub fn url(&self) -> String {

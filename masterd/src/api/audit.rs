@@ -12,20 +12,19 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Response {
-    let parse = |key: &str, default: u64| -> Result<u64, Response> {
+    let parse = |key: &str, default: u64| -> Result<u64, String> {
         match q.first(key) {
             None => Ok(default),
-            Some(v) => v.parse::<u64>().map_err(|_| {
-                Surface::Gantry.error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("'{key}' must be a whole number, got '{v}'"),
-                )
-            }),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| format!("'{key}' must be a whole number, got '{v}'")),
         }
     };
     let (since, limit) = match (parse("since", 0), parse("limit", 100)) {
         (Ok(s), Ok(l)) => (s, l.clamp(1, 1000) as usize),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(why), _) | (_, Err(why)) => {
+            return Surface::Gantry.error(StatusCode::BAD_REQUEST, &why)
+        }
     };
     match core.store().audit_log(since, limit).await {
         Ok(entries) => Json(json!({ "entries": entries })).into_response(),
