@@ -1,0 +1,57 @@
+//! The unmodified Python clients against a real master with authentication on (issue 15):
+//! `marathon` 0.13.0 with HTTP Basic and token credentials (`py/marathon_auth.py`). The test
+//! command builds the venv (`target/py-venv`, see scripts/test) and names its interpreter in
+//! `GANTRY_PYTHON`; without it the test fails and says so.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+use support::{eventually, Cluster, CREDENTIALS};
+
+/// The venv's interpreter, or a failure that says how to get one.
+fn python() -> PathBuf {
+    let p = std::env::var_os("GANTRY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "{} is missing: the Python client tests need the venv that scripts/test builds \
+         (python3 -m venv target/py-venv && target/py-venv/bin/pip install marathon==0.13.0)",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_marathon_client_works_with_credentials() {
+    let py = python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("principals.toml");
+    std::fs::write(
+        &file,
+        "[[principal]]\nname = \"reader\"\ntokens = [\"reader-token-0001\"]\npermissions = [\"read\"]\n",
+    )
+    .expect("principals");
+    let c = Cluster::with_master_flags(&["--principals-file", file.to_str().expect("utf-8")]);
+    eventually(Duration::from_secs(20), "the master", || async {
+        c.try_get("/version").await.map(|_| ())
+    })
+    .await;
+    let (user, pass) = CREDENTIALS.split_once(':').expect("credentials");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/marathon_auth.py");
+    let out = Command::new(py)
+        .arg(script)
+        .args([c.url().as_str(), user, pass, "reader-token-0001"])
+        .output()
+        .expect("run the marathon client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("marathon client: ok"),
+        "marathon 0.13.0 against Gantry:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
