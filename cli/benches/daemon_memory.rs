@@ -48,6 +48,7 @@ fn main() {
     let master = Killed(
         Command::new(bin("gantry-masterd"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--token", "bench"])
+            .args(["--http-credentials", "bench:bench-secret"])
             .arg("--state-dir")
             .arg(dir.path().join("m"))
             .env("RUST_LOG", "warn")
@@ -86,7 +87,10 @@ fn main() {
     rt.block_on(async {
         loop {
             let url = format!("http://127.0.0.1:{port}/master/slaves");
-            if let Ok(r) = reqwest::get(&url).await {
+            let req = reqwest::Client::new()
+                .get(&url)
+                .basic_auth("bench", Some("bench-secret"));
+            if let Ok(r) = req.send().await {
                 if let Ok(v) = r.json::<serde_json::Value>().await {
                     if v["slaves"].as_array().is_some_and(|a| !a.is_empty()) {
                         break;
@@ -111,6 +115,7 @@ fn main() {
         let http = reqwest::Client::new();
         let r = http
             .post(format!("{base}/v2/apps"))
+            .basic_auth("bench", Some("bench-secret"))
             .json(&app)
             .send()
             .await
@@ -120,6 +125,7 @@ fn main() {
         loop {
             let v: serde_json::Value = http
                 .get(format!("{base}/v2/apps/mem"))
+                .basic_auth("bench", Some("bench-secret"))
                 .send()
                 .await
                 .expect("GET")
@@ -154,6 +160,7 @@ fn main() {
     rt.block_on(async {
         let _ = reqwest::Client::new()
             .delete(format!("{base}/v2/apps/mem"))
+            .basic_auth("bench", Some("bench-secret"))
             .send()
             .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
