@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod download;
 pub mod extract;
+pub mod sandbox;
 
 use cache::FetchCache;
 use gantry_proto::FetchUri;
@@ -15,8 +16,12 @@ use std::path::{Path, PathBuf};
 pub enum FetchError {
     #[error("Failed to fetch '{uri}': {why}")]
     Source { uri: String, why: String },
-    #[error("Failed to extract '{archive}': {why}")]
-    Unsafe { archive: String, why: String },
+    #[error("Failed to extract '{archive}': {source}")]
+    Extract {
+        archive: String,
+        #[source]
+        source: extract::ExtractError,
+    },
     #[error("Failed to fetch '{uri}': I/O error on {path}: {source}")]
     Io {
         uri: String,
@@ -123,10 +128,12 @@ impl Fetcher {
                 .map_err(|e| io(&dest, e))?;
         } else if u.extract {
             if let Some(kind) = extract::ArchiveKind::of(&name) {
-                extract::extract(kind, &dest, sandbox).map_err(|why| FetchError::Unsafe {
-                    archive: name.clone(),
-                    why,
-                })?;
+                extract::extract(kind, &dest, sandbox, extract::Limits::default()).map_err(
+                    |source| FetchError::Extract {
+                        archive: name.clone(),
+                        source,
+                    },
+                )?;
             }
         }
         Ok(())
