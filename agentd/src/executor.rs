@@ -2,7 +2,8 @@
 //! It leaves the agent's session (so the task outlives an agent crash), adopts orphaned grandchildren,
 //! runs the task, and writes the task's wait status to a file the agent reads, even after a restart.
 //! The same binary, started with `__gantry_container SPEC`, is a native container's launcher and init
-//! (`containerizer::native::init`).
+//! (`containerizer::native::init`), and with `__gantry_fetch_local ...` the fetcher's reader of local
+//! files as the task's user (`fetcher::local`).
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -24,34 +25,31 @@ pub struct ExitRecord {
     pub error: Option<String>,
 }
 
-/// If this process was started as the executor shim, runs it and exits; otherwise returns.
-/// Call first thing in `main`, before any runtime or thread starts.
+/// If this process was started as the executor shim, a native container's launcher
+/// (`__gantry_container`) or the fetcher's local-file reader (`__gantry_fetch_local`), runs it and
+/// exits; otherwise returns. Call first thing in `main`, before any runtime or thread starts.
 pub fn run_if_requested() {
     let mut args = std::env::args_os();
     let _exe = args.next();
-    let first = args.next();
-    let native = crate::containerizer::native::init::CONTAINER_ARG;
-    if first.as_deref() != Some(std::ffi::OsStr::new(EXECUTOR_ARG))
-        && first.as_deref() != Some(std::ffi::OsStr::new(native))
-    {
+    let Some(first) = args.next() else {
         return;
-    }
+    };
     let rest: Vec<std::ffi::OsString> = args.collect();
-    if first.as_deref()
-        == Some(std::ffi::OsStr::new(
-            crate::containerizer::native::init::CONTAINER_ARG,
-        ))
-    {
+    let container = crate::containerizer::native::init::CONTAINER_ARG;
+    if first == container {
         match rest.first() {
             Some(spec) => crate::containerizer::native::init::run(Path::new(spec)),
             None => {
-                eprintln!(
-                    "usage: {} SPEC_FILE",
-                    crate::containerizer::native::init::CONTAINER_ARG
-                );
+                eprintln!("usage: {container} SPEC_FILE");
                 std::process::exit(2);
             }
         }
+    }
+    if first == crate::fetcher::local::FETCH_LOCAL_ARG {
+        crate::fetcher::local::run_helper(&rest);
+    }
+    if first != EXECUTOR_ARG {
+        return;
     }
     let code = match rest.split_first() {
         Some((status_file, command)) if !command.is_empty() => {

@@ -247,11 +247,17 @@ impl TaskTable {
             .clone();
         match fetcher {
             Some(f) if !spec.task.command.uris.is_empty() => {
+                // Local paths are read with the rights of the user the task will run as.
+                let run_as = match self.containerizer.run_as(&spec.task) {
+                    Ok(r) => r,
+                    Err(e) => return self.launch_failed(&id, e.to_string()),
+                };
                 let this = self.clone();
                 let span = tracing::info_span!("fetch", task = %id);
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
-                        match f.fetch_all(&spec.task.command.uris, &spec.sandbox).await {
+                        let uris = &spec.task.command.uris;
+                        match f.fetch_all(uris, &spec.sandbox, &run_as).await {
                             Ok(()) => this.start_container(&id, spec),
                             Err(e) => this.launch_failed(&id, e.to_string()),
                         }

@@ -13,7 +13,8 @@ pub mod usage;
 pub use agent::{AgentInfo, GpuInfo, NumaDomain};
 pub use ids::{AgentId, TaskId};
 pub use messages::{
-    AgentMessage, MasterMessage, StatusUpdate, TaskReport, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    AgentMessage, DecodeError, MasterMessage, StatusUpdate, TaskReport, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 pub use ranges::{PortRanges, RangeError};
 pub use resources::Resources;

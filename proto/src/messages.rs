@@ -87,6 +87,48 @@ pub enum MasterMessage {
     Shutdown { reason: String },
 }
 
+/// Why a frame that came over the link is not a message.
+#[derive(Debug, thiserror::Error)]
+#[error("not {kind} message: {source}")]
+pub struct DecodeError {
+    /// Which side's messages were expected (`an agent`, `a master`).
+    pub kind: &'static str,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl AgentMessage {
+    /// Parses one text frame the master received. Garbage, truncated or oversized-number frames
+    /// are an error, never a panic (serde_json also bounds nesting at 128 levels).
+    pub fn decode(frame: &str) -> Result<Self, DecodeError> {
+        serde_json::from_str(frame).map_err(|source| DecodeError {
+            kind: "an agent",
+            source,
+        })
+    }
+
+    /// The text frame for this message. Floats must be finite: JSON has no NaN or infinity
+    /// (serde_json writes `null`, which the other side refuses).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl MasterMessage {
+    /// Parses one text frame the agent received; as [`AgentMessage::decode`].
+    pub fn decode(frame: &str) -> Result<Self, DecodeError> {
+        serde_json::from_str(frame).map_err(|source| DecodeError {
+            kind: "a master",
+            source,
+        })
+    }
+
+    /// The text frame for this message; as [`AgentMessage::encode`].
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,21 @@ pub enum Recovered {
 /// Resource usage of one container (the wire type, also sent in heartbeats).
 pub use gantry_proto::Usage;
 
+/// Who a task runs as, for what the agent does on its behalf before the task starts: the fetcher
+/// reads the task's local paths with exactly these permissions, never more.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunAs {
+    /// The agent's own user: the `process` back end runs tasks as the agent itself, so a task
+    /// could read anything the agent reads for it.
+    Agent,
+    /// `user`, whom `helper` (the agent's binary, re-executed as `__gantry_fetch_local`)
+    /// becomes before it opens anything.
+    User {
+        user: native::users::TaskUser,
+        helper: PathBuf,
+    },
+}
+
 /// A failure to launch or manage a container.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -95,6 +110,8 @@ pub enum ContainerError {
 pub trait Containerizer: Send + Sync + 'static {
     /// The back end's name as the agent reports it (Mesos's `--containerizers`): `native`, `process`.
     fn name(&self) -> &'static str;
+    /// Who `task` will run as (the same answer `launch` acts on), for the fetcher.
+    fn run_as(&self, task: &TaskInfo) -> Result<RunAs, ContainerError>;
     /// Starts the task; returns once its init process exists.
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError>;
     /// Resolves when the container has ended, with how it ended.

@@ -3,9 +3,11 @@
 
 use super::procfs;
 use super::{
-    BoxFuture, Checkpoint, ContainerError, Containerizer, LaunchSpec, Recovered, Termination, Usage,
+    BoxFuture, Checkpoint, ContainerError, Containerizer, LaunchSpec, Recovered, RunAs,
+    Termination, Usage,
 };
 use crate::executor::{read_record, shim_command};
+use gantry_proto::TaskInfo;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -98,6 +100,11 @@ fn signal_name(sig: i32) -> String {
 impl Containerizer for ProcessContainerizer {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    /// Tasks run as the agent's own user here (no user switch), so its permissions are theirs.
+    fn run_as(&self, _task: &TaskInfo) -> Result<RunAs, ContainerError> {
+        Ok(RunAs::Agent)
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError> {

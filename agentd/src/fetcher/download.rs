@@ -1,25 +1,20 @@
-//! Getting one URI's bytes into a file: `http://` and `https://` with reqwest (streamed, rustls with
-//! the bundled webpki roots plus the agent's extra CAs), `file://` and absolute local paths by copy.
+//! Getting an `http://` or `https://` URI's bytes into a file of the sandbox with reqwest
+//! (streamed; rustls with the bundled webpki roots plus the agent's extra CAs). Local paths are
+//! `local`'s.
 
 use super::FetchError;
-use std::path::Path;
 use tokio::io::AsyncWriteExt;
 
 /// Writes the content of `uri` to `dest`.
-pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Result<(), FetchError> {
+pub async fn fetch_to(
+    client: &reqwest::Client,
+    uri: &str,
+    dest: &mut tokio::fs::File,
+) -> Result<(), FetchError> {
     let fail = |why: String| FetchError::Source {
         uri: uri.to_string(),
         why,
     };
-    if let Some(local) = uri
-        .strip_prefix("file://")
-        .or_else(|| uri.starts_with('/').then_some(uri))
-    {
-        return tokio::fs::copy(local, dest)
-            .await
-            .map(|_| ())
-            .map_err(|e| fail(format!("cannot copy {local}: {e}")));
-    }
     if !uri.starts_with("http://") && !uri.starts_with("https://") {
         return Err(fail(
             "unsupported scheme (http://, https://, file:// or an absolute path)".into(),
@@ -34,22 +29,17 @@ pub async fn fetch_to(client: &reqwest::Client, uri: &str, dest: &Path) -> Resul
     if !status.is_success() {
         return Err(fail(format!("HTTP {status}")));
     }
-    let mut file = tokio::fs::File::create(dest)
-        .await
-        .map_err(|e| fail(format!("cannot create {}: {e}", dest.display())))?;
     let mut resp = resp;
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|e| fail(format!("download interrupted: {}", describe(&e))))?
     {
-        file.write_all(&chunk)
+        dest.write_all(&chunk)
             .await
-            .map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))?;
+            .map_err(|e| fail(format!("cannot write into the sandbox: {e}")))?;
     }
-    file.flush()
-        .await
-        .map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))
+    Ok(())
 }
 
 /// A request error with its causes (reqwest's own message hides them); an untrusted server

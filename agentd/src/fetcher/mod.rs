@@ -1,22 +1,43 @@
 //! The fetcher (spec §6.2): each of a task's URIs (http, https, file:// or a local path) into its sandbox
-//! before the task starts; archives extracted (refusing entries that escape the sandbox), files
-//! made executable on request, and an LRU cache keyed by URI with a size bound.
+//! before the task starts. Local paths are read as the task's user (`local`); nothing is ever written
+//! through a link (`sandbox`); archives are extracted refusing entries that escape the sandbox
+//! (`extract`); files made executable on request; an LRU cache of downloads keyed by URI.
 
 pub mod cache;
 pub mod download;
 pub mod extract;
+pub mod local;
+pub mod sandbox;
 
+use crate::containerizer::RunAs;
 use cache::FetchCache;
 use gantry_proto::FetchUri;
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 /// Why a fetch failed; the message goes into the task's TASK_FAILED status.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("Failed to fetch '{uri}': {why}")]
     Source { uri: String, why: String },
-    #[error("Failed to extract '{archive}': {why}")]
-    Unsafe { archive: String, why: String },
+    #[error("Failed to fetch '{uri}': {source}")]
+    Local {
+        uri: String,
+        #[source]
+        source: local::LocalError,
+    },
+    #[error("Failed to fetch '{uri}': cannot place it in the sandbox: {source}")]
+    Place {
+        uri: String,
+        #[source]
+        source: sandbox::PathError,
+    },
+    #[error("Failed to extract '{archive}': {source}")]
+    Extract {
+        archive: String,
+        #[source]
+        source: extract::ExtractError,
+    },
     #[error("Failed to fetch '{uri}': I/O error on {path}: {source}")]
     Io {
         uri: String,
@@ -82,54 +103,117 @@ impl Fetcher {
         })
     }
 
-    /// Fetches every URI, in order, into `sandbox`.
-    pub async fn fetch_all(&self, uris: &[FetchUri], sandbox: &Path) -> Result<(), FetchError> {
+    /// Fetches every URI, in order, into `sandbox`; local paths are read as `run_as`.
+    pub async fn fetch_all(
+        &self,
+        uris: &[FetchUri],
+        sandbox: &Path,
+        run_as: &RunAs,
+    ) -> Result<(), FetchError> {
         for u in uris {
-            self.fetch(u, sandbox).await?;
+            self.fetch(u, sandbox, run_as).await?;
         }
         Ok(())
     }
 
-    async fn fetch(&self, u: &FetchUri, sandbox: &Path) -> Result<(), FetchError> {
+    async fn fetch(&self, u: &FetchUri, sandbox: &Path, run_as: &RunAs) -> Result<(), FetchError> {
         let name = dest_name(u)?;
-        let dest = sandbox.join(&name);
-        let io = |path: &Path, source| FetchError::Io {
-            uri: u.uri.clone(),
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
-        let cached = if u.cache {
-            self.cache.get(&u.uri)
-        } else {
-            None
-        };
-        match cached {
-            Some(path) => {
-                std::fs::copy(&path, &dest).map_err(|e| io(&dest, e))?;
-            }
-            None => {
-                download::fetch_to(&self.client, &u.uri, &dest).await?;
-                if u.cache {
-                    self.cache.put(&u.uri, &dest);
+        let (file, dest) =
+            sandbox::create_file(sandbox, Path::new(&name), 0o600).map_err(|source| {
+                FetchError::Place {
+                    uri: u.uri.clone(),
+                    source,
                 }
-            }
+            })?;
+        let mode = if u.executable { 0o755 } else { 0o644 };
+        let filled = self
+            .fill(u, tokio::fs::File::from_std(file), &dest, mode, run_as)
+            .await;
+        if let Err(e) = filled {
+            // Nothing half-fetched stays behind (and nothing of a file the user may not read).
+            let _ = std::fs::remove_file(&dest);
+            return Err(e);
         }
-        if u.executable {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| io(&dest, e))?;
-        } else if u.extract {
+        if !u.executable && u.extract {
             if let Some(kind) = extract::ArchiveKind::of(&name) {
-                extract::extract(kind, &dest, sandbox).map_err(|why| FetchError::Unsafe {
-                    archive: name.clone(),
-                    why,
-                })?;
+                self.extract(u, kind, &name, dest, sandbox).await?;
             }
         }
         Ok(())
+    }
+
+    /// Writes the content of `u` into `file` (at `dest`), then gives it `mode`.
+    async fn fill(
+        &self,
+        u: &FetchUri,
+        mut file: tokio::fs::File,
+        dest: &Path,
+        mode: u32,
+        run_as: &RunAs,
+    ) -> Result<(), FetchError> {
+        let io = |source| FetchError::Io {
+            uri: u.uri.clone(),
+            path: dest.to_owned(),
+            source,
+        };
+        match local::path_of(&u.uri) {
+            // A local path is read as the task's user every time: a cached copy would let one
+            // user's read serve another, so `cache` does not apply to it.
+            Some(path) => {
+                let read = match path {
+                    Ok(path) => local::read_into(run_as, &path, &mut file).await,
+                    Err(e) => Err(e),
+                };
+                read.map_err(|source| FetchError::Local {
+                    uri: u.uri.clone(),
+                    source,
+                })?;
+            }
+            None => match u.cache.then(|| self.cache.get(&u.uri)).flatten() {
+                Some(cached) => {
+                    let mut src = tokio::fs::File::open(&cached).await.map_err(io)?;
+                    tokio::io::copy(&mut src, &mut file).await.map_err(io)?;
+                }
+                None => {
+                    download::fetch_to(&self.client, &u.uri, &mut file).await?;
+                    file.flush().await.map_err(io)?;
+                    if u.cache {
+                        self.cache.put(&u.uri, dest);
+                    }
+                }
+            },
+        }
+        file.flush().await.map_err(io)?;
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .await
+            .map_err(io)
+    }
+
+    /// Extracts the fetched archive `dest` into `sandbox`, on the blocking pool.
+    async fn extract(
+        &self,
+        u: &FetchUri,
+        kind: extract::ArchiveKind,
+        name: &str,
+        dest: PathBuf,
+        sandbox: &Path,
+    ) -> Result<(), FetchError> {
+        let into = sandbox.to_owned();
+        let done = tokio::task::spawn_blocking(move || {
+            extract::extract(kind, &dest, &into, extract::Limits::default())
+        })
+        .await;
+        match done {
+            Ok(r) => r.map_err(|source| FetchError::Extract {
+                archive: name.to_string(),
+                source,
+            }),
+            Err(e) => Err(FetchError::Source {
+                uri: u.uri.clone(),
+                why: format!("the extraction stopped: {e}"),
+            }),
+        }
     }
 }
 

@@ -127,7 +127,7 @@ async fn session(
 
     let heartbeat = loop {
         match rx.next().await {
-            Some(Ok(Message::Text(t))) => match serde_json::from_str::<MasterMessage>(&t) {
+            Some(Ok(Message::Text(t))) => match MasterMessage::decode(&t) {
                 Ok(MasterMessage::Registered {
                     agent_id,
                     heartbeat_interval_ms,
@@ -194,7 +194,7 @@ async fn session(
             msg = rx.next() => {
                 last_heard = tokio::time::Instant::now();
                 match msg {
-                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<MasterMessage>(&t) {
+                    Some(Ok(Message::Text(t))) => match MasterMessage::decode(&t) {
                         Ok(m) => handle(tasks, m)?,
                         Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
                     },
@@ -230,7 +230,7 @@ fn gpu_update(info: &AgentInfo) -> AgentMessage {
 }
 
 fn encode(m: &AgentMessage) -> Message {
-    Message::text(serde_json::to_string(m).unwrap_or_default())
+    Message::text(m.encode())
 }
 
 #[cfg(test)]

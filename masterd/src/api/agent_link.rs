@@ -49,7 +49,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
     let (mut sink, mut stream) = socket.split();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
     let (agent_id, info, tasks) = match first {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<AgentMessage>(&t) {
+        Ok(Some(Ok(Message::Text(t)))) => match AgentMessage::decode(&t) {
             Ok(AgentMessage::Register {
                 protocol_version,
                 agent_id,
@@ -100,7 +100,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
     async {
         while let Some(msg) = stream.next().await {
             match msg {
-                Ok(Message::Text(t)) => match serde_json::from_str::<AgentMessage>(&t) {
+                Ok(Message::Text(t)) => match AgentMessage::decode(&t) {
                     Ok(AgentMessage::Heartbeat { usage }) => core.heartbeat(&id, conn, usage).await,
                     Ok(AgentMessage::StatusUpdate(up)) => {
                         if let Err(e) = core.status_update(&id, conn, up).await {
@@ -130,7 +130,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
 }
 
 fn text(m: &MasterMessage) -> Message {
-    Message::Text(serde_json::to_string(m).unwrap_or_default().into())
+    Message::Text(m.encode().into())
 }
 
 #[cfg(test)]

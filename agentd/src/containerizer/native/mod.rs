@@ -13,7 +13,9 @@ pub mod syscall;
 pub mod users;
 
 use super::process::{task_argv, termination_of};
-use super::{procfs, BoxFuture, Checkpoint, ContainerError, Containerizer, LaunchSpec, Recovered};
+use super::{
+    procfs, BoxFuture, Checkpoint, ContainerError, Containerizer, LaunchSpec, Recovered, RunAs,
+};
 use super::{Termination, Usage};
 use cgroup::{CgroupLayout, ContainerCgroup};
 use gantry_proto::Reason;
@@ -277,6 +279,19 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), ContainerError> {
 impl Containerizer for NativeContainerizer {
     fn name(&self) -> &'static str {
         "native"
+    }
+
+    /// The user the policy picks for the task, reached through the agent's own binary.
+    fn run_as(&self, task: &gantry_proto::TaskInfo) -> Result<RunAs, ContainerError> {
+        let (user, _) = self
+            .cfg
+            .users
+            .resolve(task.command.user.as_deref())
+            .map_err(|e| ContainerError::Launch(e.to_string()))?;
+        Ok(RunAs::User {
+            user,
+            helper: self.cfg.shim_exe.clone(),
+        })
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Checkpoint, ContainerError> {
