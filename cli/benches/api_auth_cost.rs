@@ -83,7 +83,10 @@ fn report(what: &str, mut d: Vec<Duration>) {
 async fn wait_up(http: &reqwest::Client, base: &str) {
     let start = Instant::now();
     while http.get(format!("{base}/version")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "{base} never answered");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{base} never answered"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -112,7 +115,12 @@ fn main() {
     );
     let _auth = Killed(
         Command::new(bin("gantry-masterd"))
-            .args(["--listen", &format!("127.0.0.1:{auth_port}"), "--token", "bench"])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{auth_port}"),
+                "--token",
+                "bench",
+            ])
             .arg("--principals-file")
             .arg(&principals)
             .arg("--state-dir")
@@ -156,13 +164,18 @@ fn main() {
         const M: usize = 500;
         for (what, base, cred) in [
             ("POST+DELETE an app, authentication off", &open, Cred::None),
-            ("POST+DELETE an app, HTTP Basic, audited", &auth, Cred::Basic),
+            (
+                "POST+DELETE an app, HTTP Basic, audited",
+                &auth,
+                Cred::Basic,
+            ),
         ] {
             let mut i = 0u64;
             let d = measure(M, || {
                 i += 1;
                 let id = format!("/bench-{i}");
-                let body = format!(r#"{{"id":"{id}","cmd":"sleep 1","cpus":0.01,"mem":1,"instances":0}}"#);
+                let body =
+                    format!(r#"{{"id":"{id}","cmd":"sleep 1","cpus":0.01,"mem":1,"instances":0}}"#);
                 let post = with(http.post(format!("{base}/v2/apps")), cred)
                     .header("content-type", "application/json")
                     .body(body);

@@ -33,6 +33,21 @@ const SIMPLE_NGINX: &str = r#"{
   }
 }"#;
 
+/// The row of `app` in `gantry apps list` (the table's whole text when there is none).
+fn apps_list_row(c: &Cluster, app: &str) -> String {
+    let list = c
+        .cli()
+        .args(["apps", "list"])
+        .output()
+        .expect("gantry apps list");
+    let out = String::from_utf8_lossy(&list.stdout).into_owned();
+    let prefix = format!("{app} ");
+    out.lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(String::from)
+        .unwrap_or(out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_cannot_start_says_why_and_backs_off() {
     assert!(
@@ -101,19 +116,10 @@ async fn a_task_that_cannot_start_says_why_and_backs_off() {
         launched <= 5.0,
         "relaunches back off (1+2+4 s): {launched} launches in ~8 s"
     );
-    let list = c
-        .cli()
-        .args(["apps", "list"])
-        .output()
-        .expect("gantry apps list");
-    let out = String::from_utf8_lossy(&list.stdout);
-    let row = out
-        .lines()
-        .find(|l| l.starts_with("/noprog"))
-        .unwrap_or_default();
+    let row = apps_list_row(&c, "/noprog");
     assert!(
         row.contains("could not start") || row.contains("launch delayed"),
-        "gantry apps list says why: {out}"
+        "gantry apps list says why: {row}"
     );
 }
 
@@ -159,18 +165,9 @@ async fn a_docker_app_without_a_docker_containerizer_waits_and_says_why() {
     assert_eq!(m["master/messages_launch_tasks"], 0.0, "{m}");
     assert!(c.get("/v2/apps/simple-nginx").await["app"]["lastTaskFailure"].is_null());
 
-    let list = c
-        .cli()
-        .args(["apps", "list"])
-        .output()
-        .expect("gantry apps list");
-    let out = String::from_utf8_lossy(&list.stdout);
-    let row = out
-        .lines()
-        .find(|l| l.starts_with("/simple-nginx"))
-        .unwrap_or_default();
+    let row = apps_list_row(&c, "/simple-nginx");
     assert!(
         row.contains("image nginx:1.11") && row.contains("Docker containerizer"),
-        "gantry apps list shows the image and why it waits: {out}"
+        "gantry apps list shows the image and why it waits: {row}"
     );
 }
