@@ -171,6 +171,10 @@ async fn open(
         // so its refusal arrives as the first read.
         Err(WsError::Io(e)) => match (&cfg.tls, tls::rustls_error(&e)) {
             (Some(t), Some(tls_err)) => Err(SessionError::Tls(t.explain(&host, tls_err))),
+            (Some(t), None) if t.has_client_cert() => Err(SessionError::Tls(format!(
+                "the master closed the connection right after the TLS handshake ({e}); if it has \
+                 --tls-client-ca-file, it may have refused this agent's client certificate"
+            ))),
             _ => Err(WsError::Io(e).into()),
         },
         Err(e) => Err(e.into()),

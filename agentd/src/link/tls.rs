@@ -83,6 +83,11 @@ impl LinkTls {
             })
     }
 
+    /// Whether the agent presents a client certificate.
+    pub fn has_client_cert(&self) -> bool {
+        self.files.client_identity.is_some()
+    }
+
     fn trusted(&self) -> String {
         match &self.files.master_ca_file {
             Some(p) => format!("--master-ca-file {}", p.display()),

@@ -2,6 +2,8 @@
 //! each test in its own temp dir, with every process it started (tasks included) killed at the end.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,13 +65,25 @@ pub struct Cluster {
     http: reqwest::Client,
     /// Extra master flags (heartbeat settings).
     master_flags: Vec<String>,
+    /// `--token-file` for the master instead of `--token`.
+    token_file: Option<PathBuf>,
+    /// `https` once `use_https` was called.
+    scheme: &'static str,
 }
 
 impl Cluster {
     /// A master with fast heartbeats (0.25 s; 8 missed, 2 s, = unreachable: short for the tests,
     /// long enough that a loaded CI machine does not lose agents by accident).
     pub fn new() -> Self {
-        let mut c = Cluster {
+        let mut c = Self::unstarted();
+        c.start_master();
+        c
+    }
+
+    /// The same cluster with its master not started yet: set it up (`add_master_flags`,
+    /// `use_https`, `use_token_file`, files in `dir`), then call `start_master`.
+    pub fn unstarted() -> Self {
+        Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
             token: format!("tok-{}", uuid::Uuid::new_v4().simple()),
@@ -85,13 +99,49 @@ impl Cluster {
                 "--agent-reregister-secs".into(),
                 "5".into(),
             ],
-        };
-        c.start_master();
-        c
+            token_file: None,
+            scheme: "http",
+        }
+    }
+
+    /// More flags for the master (from its next start on).
+    pub fn add_master_flags<S: AsRef<std::ffi::OsStr>>(&mut self, flags: &[S]) {
+        self.master_flags.extend(
+            flags
+                .iter()
+                .map(|f| f.as_ref().to_string_lossy().into_owned()),
+        );
+    }
+
+    /// The master is HTTPS with a certificate `ca_pem` signed: the cluster's URL becomes
+    /// `https://`, and its client (and the agents' `--master`) trust that CA.
+    pub fn use_https(&mut self, ca_pem: &str) {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the test CA is PEM");
+        self.http = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .expect("an HTTPS client");
+        self.scheme = "https";
+    }
+
+    /// The master takes its join tokens from `path` (`--token-file`) instead of `--token`.
+    pub fn use_token_file(&mut self, path: &Path) {
+        self.token_file = Some(path.to_owned());
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// Waits until `name`'s log holds `needle` at least `times` times.
+    pub async fn wait_log(&self, name: &str, needle: &str, times: usize) {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{times} × '{needle}' in {name}"),
+            || async { (self.read_log(name).matches(needle).count() >= times).then_some(()) },
+        )
+        .await
     }
 
     fn log(&self, name: &str) -> std::fs::File {
@@ -108,13 +158,16 @@ impl Cluster {
     }
 
     pub fn start_master(&mut self) {
+        let token: [&std::ffi::OsStr; 2] = match &self.token_file {
+            Some(path) => ["--token-file".as_ref(), path.as_os_str()],
+            None => ["--token".as_ref(), self.token.as_ref()],
+        };
         let child = Command::new(bin("gantry-masterd"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state-dir")
             .arg(self.dir.path().join("master"))
-            .arg("--token")
-            .arg(&self.token)
+            .args(token)
             .args(&self.master_flags)
             .env("RUST_LOG", "info")
             .stdout(self.log("master.log"))
@@ -156,11 +209,27 @@ impl Cluster {
         flags: &[&str],
         env: &[(&str, &str)],
     ) {
+        let with_token: Vec<&str> = ["--token", token]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        self.start_agent_flags(i, resources, &with_token, env);
+    }
+
+    /// Starts agent `i` with `flags` and no `--token` of the harness's: the flags say how it joins
+    /// (`--token-file PATH`, `--token T`).
+    pub fn start_agent_flags<S: AsRef<std::ffi::OsStr>>(
+        &mut self,
+        i: usize,
+        resources: &str,
+        flags: &[S],
+        env: &[(&str, &str)],
+    ) {
         let log = format!("agent{i}.log");
         // By default these tests exercise the master/agent protocol with plain processes (tasks
         // that run as root and write outside their sandbox); a test that wants the native
         // containerizer passes `--containerizer native`.
-        let containerizer: &[&str] = if flags.contains(&"--containerizer") {
+        let containerizer: &[&str] = if flags.iter().any(|f| f.as_ref() == "--containerizer") {
             &[]
         } else {
             &["--containerizer", "process"]
@@ -175,8 +244,6 @@ impl Cluster {
             .arg("127.0.0.1:0")
             .arg("--work-dir")
             .arg(self.agent_dir(i))
-            .arg("--token")
-            .arg(token)
             .arg("--hostname")
             .arg("127.0.0.1")
             .arg("--resources")
