@@ -111,6 +111,11 @@ fn handshake_failed(peer: SocketAddr, e: &io::Error) {
             reason = ?why,
             "refused a TLS client: its certificate does not verify against --tls-client-ca-file"
         ),
+        Some(tls @ rustls::Error::InvalidMessage(_)) => tracing::warn!(
+            %peer,
+            error = %tls,
+            "TLS handshake failed: the client does not speak TLS (http:// to this HTTPS port?)"
+        ),
         Some(tls) => tracing::warn!(%peer, error = %tls, "TLS handshake failed"),
         None => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
     }

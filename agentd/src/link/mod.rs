@@ -103,6 +103,8 @@ enum SessionError {
     Connect(std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    NotHttp(String),
     #[error(transparent)]
     TokenFile(#[from] TokenFileError),
     #[error("the master refused this agent's join token (401); check --token or --token-file")]
@@ -124,6 +126,7 @@ impl SessionError {
         matches!(
             self,
             SessionError::Tls(_)
+                | SessionError::NotHttp(_)
                 | SessionError::TokenFile(_)
                 | SessionError::Unauthorized
                 | SessionError::ClientCertRequired
@@ -140,6 +143,7 @@ async fn open(
     cfg: &LinkConfig,
     req: Request,
 ) -> Result<WebSocketStream<Box<dyn LinkIo>>, SessionError> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     use tokio_tungstenite::tungstenite::Error as WsError;
     let uri = req.uri().clone();
     let secure = uri.scheme_str() == Some("wss");
@@ -177,6 +181,13 @@ async fn open(
             ))),
             _ => Err(WsError::Io(e).into()),
         },
+        // A TLS master answers a plain HTTP request with a TLS alert, which is no HTTP.
+        Err(e @ WsError::Protocol(ProtocolError::HttparseError(_))) if !secure => {
+            Err(SessionError::NotHttp(format!(
+                "the master did not answer in plain HTTP ({e}): if it has --tls-cert-file, \
+                 --master must say https://"
+            )))
+        }
         Err(e) => Err(e.into()),
     }
 }
