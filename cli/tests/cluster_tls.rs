@@ -268,7 +268,7 @@ fn bad_tls_files_stop_the_daemons_with_the_file_named() {
         .arg("127.0.0.1:0")
         .args(["--containerizer", "process"])
         .arg("--master-ca-file")
-        .arg(&cert.with_extension("missing"));
+        .arg(cert.with_extension("missing"));
     let out = exits_with(agent);
     assert!(
         out.contains("--master-ca-file") && out.contains("missing"),
