@@ -41,10 +41,10 @@ pub struct AgentArgs {
     pub master_ca_file: Option<PathBuf>,
     /// The agent's client certificate chain (PEM), for a master with --tls-client-ca-file; needs
     /// --tls-key-file.
-    #[arg(long, env = "GANTRY_TLS_CERT_FILE")]
+    #[arg(long, env = "GANTRY_AGENT_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert-file.
-    #[arg(long, env = "GANTRY_TLS_KEY_FILE")]
+    #[arg(long, env = "GANTRY_AGENT_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
     /// Host name tasks are reachable at (default: this machine's host name).
     #[arg(long, env = "GANTRY_HOSTNAME")]
