@@ -311,22 +311,56 @@ impl Cluster {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Waits until the master answers and `n` agents are registered and connected.
+    /// Waits until the master answers and `n` agents are registered and connected. On a timeout
+    /// the panic shows the end of every log of the test, to tell a master that never started
+    /// (its port taken meanwhile) from agents that could not join.
     pub async fn wait_agents(&self, n: usize) {
-        eventually(
-            Duration::from_secs(20),
-            &format!("{n} connected agents"),
-            || async {
-                let s = self.try_get("/master/slaves").await?;
-                let connected = s["slaves"]
-                    .as_array()?
-                    .iter()
-                    .filter(|a| a["connected"] == true && a["active"] == true)
-                    .count();
-                (connected == n).then_some(())
-            },
-        )
-        .await
+        let timeout = Duration::from_secs(20);
+        let start = Instant::now();
+        loop {
+            let connected = self.try_get("/master/slaves").await.and_then(|s| {
+                let list = s["slaves"].as_array()?.clone();
+                Some(
+                    list.iter()
+                        .filter(|a| a["connected"] == true && a["active"] == true)
+                        .count(),
+                )
+            });
+            if connected == Some(n) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {n} connected agents (now: \
+                     {connected:?})\n{}",
+                    self.log_tails(8)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last `lines` lines of each log of this test.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".log"))
+            .collect();
+        names.sort();
+        let mut out = String::new();
+        for name in names {
+            let text = self.read_log(&name);
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {name} (last {lines} lines)\n"));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The app's tasks as the master lists them.
