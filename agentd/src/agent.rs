@@ -1,7 +1,7 @@
 //! Starting an agent: open the work dir, re-adopt checkpointed tasks, discover the hardware (NUMA
 //! domains, GPUs and their health), serve `/state`, dial the master.
 
-use crate::config::{AgentConfig, ContainerizerKind};
+use crate::config::{is_tls_url, AgentConfig, ContainerizerKind};
 use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
 use crate::containerizer::native::spec::PRIVATE_TMP;
 use crate::containerizer::native::{reach, NativeConfig, NativeContainerizer};
@@ -10,10 +10,13 @@ use crate::containerizer::Containerizer;
 use crate::fetcher::{Fetcher, FetcherSetupError};
 use crate::http::{router, AgentHttp};
 use crate::inventory::{self, InventoryError, HEALTH_POLL_INTERVAL};
+use crate::link::tls::LinkTls;
+use crate::link::token::TokenFileError;
 use crate::link::{self, LinkConfig};
 use crate::recovery::gc::{self, GcPolicy};
 use crate::recovery::{dir_name, RecoveryError, WorkDir};
 use crate::tasks::TaskTable;
+use gantry_daemon::tls_files::TlsFileError;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,10 @@ pub enum AgentError {
     Fetcher(#[from] FetcherSetupError),
     #[error("{0}")]
     Sandboxes(String),
+    #[error(transparent)]
+    TokenFile(#[from] TokenFileError),
+    #[error(transparent)]
+    Tls(#[from] TlsFileError),
 }
 
 /// Can the native containerizer run here? The cgroup layout, or why not.
@@ -153,6 +160,14 @@ pub struct AgentHandle {
 /// Starts an agent on the current tokio runtime. `shim_exe` is the binary that holds the executor
 /// shim (`None`: this process's own executable).
 pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentHandle, AgentError> {
+    // The link's files are checked before anything starts (the token file is read again at every
+    // connection).
+    cfg.token.read()?;
+    let tls = if is_tls_url(&cfg.master) {
+        Some(Arc::new(LinkTls::new(&cfg.link_tls)?))
+    } else {
+        None
+    };
     let wd = WorkDir::open(&cfg.work_dir)?;
     let shim = match shim_exe {
         Some(p) => p,
@@ -210,6 +225,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     let link_cfg = LinkConfig {
         master: cfg.master.clone(),
         token: cfg.token.clone(),
+        tls,
         max_backoff: cfg.max_backoff,
     };
     tokio::spawn(link::run(

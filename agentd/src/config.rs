@@ -2,6 +2,8 @@
 //! order of precedence; then resource detection for whatever was not given.
 
 use crate::containerizer::native::users::UserPolicy;
+use crate::link::tls::LinkTlsFiles;
+use crate::link::token::TokenSource;
 use crate::recovery::gc::GcPolicy;
 use gantry_proto::{AgentInfo, PortRanges, Resources};
 use serde::Deserialize;
@@ -28,6 +30,22 @@ pub struct AgentArgs {
     /// The cluster join token (the master's --token).
     #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the join token (its first line that is not blank or a # comment), read
+    /// again at every (re)connection so the token can be rotated without a restart. Instead of
+    /// --token.
+    #[arg(long, env = "GANTRY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificates (PEM) the master's certificate must be signed by, for an https:// master
+    /// (default: the public webpki roots).
+    #[arg(long, env = "GANTRY_MASTER_CA_FILE")]
+    pub master_ca_file: Option<PathBuf>,
+    /// The agent's client certificate chain (PEM), for a master with --tls-client-ca-file; needs
+    /// --tls-key-file.
+    #[arg(long, env = "GANTRY_AGENT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "GANTRY_AGENT_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Host name tasks are reachable at (default: this machine's host name).
     #[arg(long, env = "GANTRY_HOSTNAME")]
     pub hostname: Option<String>,
@@ -93,6 +111,10 @@ impl AgentArgs {
             listen: self.listen.or(file.listen),
             work_dir: self.work_dir.or(file.work_dir),
             token: self.token.or(file.token),
+            token_file: self.token_file.or(file.token_file),
+            master_ca_file: self.master_ca_file.or(file.master_ca_file),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
             hostname: self.hostname.or(file.hostname),
             resources: self.resources.or(file.resources),
             attributes: self.attributes.or(file.attributes),
@@ -126,10 +148,28 @@ impl AgentArgs {
             key: "master",
             why: "the master's URL is required (--master or GANTRY_MASTER)".into(),
         })?;
-        let token = self.token.ok_or(ConfigError::Invalid {
-            key: "token",
-            why: "the cluster join token is required (--token or GANTRY_TOKEN)".into(),
-        })?;
+        let token = match (self.token, self.token_file) {
+            (Some(t), None) => TokenSource::Value(t),
+            (None, Some(path)) => TokenSource::File(path),
+            (None, None) => {
+                return Err(ConfigError::Invalid {
+                    key: "token",
+                    why: "the cluster join token is required (--token or --token-file)".into(),
+                })
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "token_file",
+                    why: "give the join token with --token or --token-file, not both".into(),
+                })
+            }
+        };
+        let link_tls = resolve_link_tls(
+            &master,
+            self.master_ca_file,
+            self.tls_cert_file,
+            self.tls_key_file,
+        )?;
         let work_dir = self
             .work_dir
             .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/agent"));
@@ -176,6 +216,7 @@ impl AgentArgs {
         Ok(AgentConfig {
             master,
             token,
+            link_tls,
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5051))),
@@ -202,7 +243,9 @@ impl AgentArgs {
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     pub master: String,
-    pub token: String,
+    pub token: TokenSource,
+    /// TLS files for the link, used when `master` is `https://` (or `wss://`).
+    pub link_tls: LinkTlsFiles,
     pub listen: SocketAddr,
     pub work_dir: PathBuf,
     pub hostname: String,
@@ -225,6 +268,51 @@ pub struct AgentConfig {
     pub gc: GcPolicy,
     /// How often ended sandboxes are collected.
     pub disk_watch_interval: Duration,
+}
+
+/// Whether `master` is reached over TLS.
+pub fn is_tls_url(master: &str) -> bool {
+    master.starts_with("https://") || master.starts_with("wss://")
+}
+
+/// The link's TLS files; they only make sense with an `https://` master, and the certificate and
+/// key come together.
+fn resolve_link_tls(
+    master: &str,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<LinkTlsFiles, ConfigError> {
+    let client_identity = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid {
+                key: "tls_key_file",
+                why: "--tls-cert-file needs --tls-key-file".into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: "tls_cert_file",
+                why: "--tls-key-file needs --tls-cert-file".into(),
+            })
+        }
+    };
+    let files = LinkTlsFiles {
+        master_ca_file: ca,
+        client_identity,
+    };
+    if files != LinkTlsFiles::default() && !is_tls_url(master) {
+        return Err(ConfigError::Invalid {
+            key: "master",
+            why: format!(
+                "TLS files are given but the master URL {master} is not https://; the link would \
+                 not use them"
+            ),
+        });
+    }
+    Ok(files)
 }
 
 /// A duration in seconds that must be a positive number.
@@ -436,5 +524,51 @@ mod tests {
         };
         assert!(args("cpus:1;gpus:0").resolve().unwrap().gpus_explicit);
         assert!(!args("cpus:1").resolve().unwrap().gpus_explicit);
+    }
+
+    #[test]
+    fn token_files_and_tls_files_come_in_valid_combinations() {
+        let base = || AgentArgs {
+            master: Some("https://m:5050".into()),
+            work_dir: Some("/tmp".into()),
+            resources: Some("cpus:1;mem:64;disk:64".into()),
+            ..Default::default()
+        };
+        let e = base().resolve().unwrap_err().to_string();
+        assert!(e.starts_with("token") && e.contains("--token-file"), "{e}");
+        let both = AgentArgs {
+            token: Some("t".into()),
+            token_file: Some("/t".into()),
+            ..base()
+        };
+        let e = both.resolve().unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
+        let file: AgentArgs = toml::from_str(
+            "token_file = \"/t\"\nmaster_ca_file = \"/ca.pem\"\ntls_cert_file = \"/c.pem\"\n\
+             tls_key_file = \"/k.pem\"",
+        )
+        .unwrap();
+        let c = base().or(file).resolve().unwrap();
+        assert!(matches!(&c.token, TokenSource::File(p) if p == Path::new("/t")));
+        assert_eq!(c.link_tls.master_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            c.link_tls.client_identity,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+        );
+        let plain = AgentArgs {
+            master: Some("http://m:5050".into()),
+            token: Some("t".into()),
+            master_ca_file: Some("/ca.pem".into()),
+            ..base()
+        };
+        let e = plain.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("master") && e.contains("not https"), "{e}");
+        let half = AgentArgs {
+            token: Some("t".into()),
+            tls_key_file: Some("/k.pem".into()),
+            ..base()
+        };
+        let e = half.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("tls_cert_file"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 use crate::table::render;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `gantry apps run`.
 #[derive(clap::Args)]
@@ -60,13 +60,37 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(master: &str, json: bool, auth: Auth) -> Self {
-        Self {
+    /// A client of `master` with `auth`; with `ca_file`, an https:// master must have a
+    /// certificate signed by a CA in it (and the public roots are not trusted).
+    pub fn new(
+        master: &str,
+        json: bool,
+        auth: Auth,
+        ca_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca-file {}: cannot read the file", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--ca-file {}: not a PEM file", path.display()))?;
+            if certs.is_empty() {
+                bail!(
+                    "--ca-file {}: holds no certificate (no `-----BEGIN CERTIFICATE-----` block)",
+                    path.display()
+                );
+            }
+            http = http.tls_built_in_root_certs(false);
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        Ok(Self {
             base: master.trim_end_matches('/').to_string(),
             json,
-            http: reqwest::Client::new(),
+            http: http.build().context("setting up the HTTP client")?,
             auth,
-        }
+        })
     }
 
     /// A request to the master with the client's credentials.
@@ -84,8 +108,21 @@ impl Client {
             .request(reqwest::Method::GET, path)
             .send()
             .await
-            .with_context(|| format!("cannot reach the master at {}", self.base))?;
+            .with_context(|| self.unreachable())?;
         Self::body(resp).await
+    }
+
+    /// The context of a failed request; for an https:// master it says how to trust a private CA.
+    fn unreachable(&self) -> String {
+        if self.base.starts_with("https://") {
+            format!(
+                "cannot reach the master at {} (a master with a private CA needs --ca-file or \
+                 GANTRY_CA_FILE)",
+                self.base
+            )
+        } else {
+            format!("cannot reach the master at {}", self.base)
+        }
     }
 
     async fn body(resp: reqwest::Response) -> anyhow::Result<Value> {
@@ -142,7 +179,7 @@ impl Client {
             .json(&body)
             .send()
             .await
-            .with_context(|| format!("cannot reach the master at {}", self.base))?;
+            .with_context(|| self.unreachable())?;
         let app = Self::body(resp).await?;
         self.print(&app, || {
             format!("created {}", app["id"].as_str().unwrap_or(""))
@@ -200,7 +237,7 @@ impl Client {
             .request(reqwest::Method::DELETE, &format!("/v2/apps/{id}"))
             .send()
             .await
-            .with_context(|| format!("cannot reach the master at {}", self.base))?;
+            .with_context(|| self.unreachable())?;
         let body = Self::body(resp).await?;
         self.print(&body, || format!("deleted /{id}"));
         Ok(())

@@ -48,7 +48,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             master: Some(format!("http://{}", master.addr)),
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             work_dir: Some(dir.join("agent")),
-            token: Some(master.core.token.clone()),
+            token: Some(master.core.tokens.primary()),
             hostname: Some("127.0.0.1".into()),
             resources: args.resources,
             max_backoff_secs: Some(1.0),

@@ -22,6 +22,10 @@ struct Cli {
         default_value = "http://127.0.0.1:5050"
     )]
     master: String,
+    /// CA certificates (PEM) an https:// master's certificate must be signed by, instead of the
+    /// public webpki roots.
+    #[arg(long, global = true, env = "GANTRY_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -91,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         (None, Some(t)) => client::Auth::Bearer(t),
         (None, None) => client::Auth::None,
     };
-    let c = client::Client::new(&cli.master, cli.json, auth);
+    let c = client::Client::new(&cli.master, cli.json, auth, cli.ca_file.as_deref())?;
     rt.block_on(async move {
         match cli.command {
             Command::Apps(AppsCommand::Run(args)) => c.apps_run(args).await,

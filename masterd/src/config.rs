@@ -2,6 +2,7 @@
 //! order of precedence.
 
 use crate::alloc::{GpuAgentRule, PlaceOptions};
+use crate::tls::TlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,21 @@ pub struct MasterArgs {
     /// to `<state-dir>/join-token`.
     #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file of join tokens, one per line (blank lines and `#` comments skipped), any of which
+    /// agents may present. Re-read every 2 s: add a new token, move the agents to it, remove the
+    /// old one, with no restart. Instead of --token.
+    #[arg(long, env = "GANTRY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Serve HTTPS and WSS on the port with this certificate chain (PEM); needs --tls-key-file.
+    #[arg(long, env = "GANTRY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "GANTRY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) for agents' client certificates: the agent link then requires one
+    /// signed by them; the APIs still accept clients without a certificate.
+    #[arg(long, env = "GANTRY_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
     /// How often agents send heartbeats, seconds.
     #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL_SECS")]
     pub heartbeat_interval_secs: Option<f64>,
@@ -65,6 +81,10 @@ impl MasterArgs {
             listen: self.listen.or(file.listen),
             state_dir: self.state_dir.or(file.state_dir),
             token: self.token.or(file.token),
+            token_file: self.token_file.or(file.token_file),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
+            tls_client_ca_file: self.tls_client_ca_file.or(file.tls_client_ca_file),
             heartbeat_interval_secs: self
                 .heartbeat_interval_secs
                 .or(file.heartbeat_interval_secs),
@@ -140,6 +160,18 @@ impl MasterArgs {
             rate_per_sec: rate,
             max_uri_bytes: 8192,
         };
+        let token = self.token.filter(|t| !t.is_empty());
+        if token.is_some() && self.token_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "token_file",
+                why: "give the join token with --token or --token-file, not both".into(),
+            });
+        }
+        let tls = resolve_tls(
+            self.tls_cert_file,
+            self.tls_key_file,
+            self.tls_client_ca_file,
+        )?;
         Ok(MasterConfig {
             auth: AuthSettings {
                 enabled: true,
@@ -156,7 +188,9 @@ impl MasterArgs {
             state_dir: self
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/master")),
-            token: self.token.filter(|t| !t.is_empty()),
+            token,
+            token_file: self.token_file,
+            tls,
             heartbeat_interval: secs("heartbeat_interval_secs", self.heartbeat_interval_secs, 3.0)?,
             max_missed_heartbeats: max_missed,
             agent_gone_after: secs("agent_gone_secs", self.agent_gone_secs, 600.0)?,
@@ -169,13 +203,45 @@ impl MasterArgs {
     }
 }
 
+/// The TLS files, which come as a certificate and key pair or not at all.
+fn resolve_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(TlsFiles {
+            cert_file,
+            key_file,
+            client_ca_file: client_ca,
+        })),
+        (None, None) if client_ca.is_some() => Err(ConfigError::Invalid {
+            key: "tls_client_ca_file",
+            why: "client certificates need TLS: give --tls-cert-file and --tls-key-file too".into(),
+        }),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            key: "tls_key_file",
+            why: "--tls-cert-file needs --tls-key-file".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            key: "tls_cert_file",
+            why: "--tls-key-file needs --tls-cert-file".into(),
+        }),
+    }
+}
+
 /// The resolved master configuration.
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
-    /// `None`: generate one at start-up.
+    /// `None` (and no `token_file`): generate one at start-up.
     pub token: Option<String>,
+    /// The join tokens' file (re-read while running), instead of `token`.
+    pub token_file: Option<PathBuf>,
+    /// HTTPS/WSS on the port; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub heartbeat_interval: Duration,
     pub max_missed_heartbeats: u32,
     pub agent_gone_after: Duration,
@@ -266,5 +332,39 @@ mod tests {
         };
         let e = bad.resolve().unwrap_err().to_string();
         assert!(e.starts_with("cpu_tasks_on_gpu_agents"), "{e}");
+    }
+
+    #[test]
+    fn tokens_and_tls_files_come_in_valid_combinations() {
+        let both = MasterArgs {
+            token: Some("t".into()),
+            token_file: Some("/etc/gantry/tokens".into()),
+            ..Default::default()
+        };
+        let e = both.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("token_file") && e.contains("not both"), "{e}");
+        let file: MasterArgs = toml::from_str(
+            "token_file = \"/t\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n\
+             tls_client_ca_file = \"/ca.pem\"",
+        )
+        .unwrap();
+        let c = file.resolve().unwrap();
+        assert_eq!(c.token_file, Some(PathBuf::from("/t")));
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.key_file, PathBuf::from("/k.pem"));
+        assert_eq!(tls.client_ca_file, Some(PathBuf::from("/ca.pem")));
+        let half = MasterArgs {
+            tls_cert_file: Some("/c.pem".into()),
+            ..Default::default()
+        };
+        let e = half.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("tls_key_file"), "{e}");
+        let ca_only = MasterArgs {
+            tls_client_ca_file: Some("/ca.pem".into()),
+            ..Default::default()
+        };
+        let e = ca_only.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("tls_client_ca_file"), "{e}");
+        assert!(MasterArgs::default().resolve().unwrap().tls.is_none());
     }
 }

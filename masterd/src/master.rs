@@ -5,11 +5,13 @@ use crate::api::guard::Security;
 use crate::auth::{self, principals, Authenticator};
 use crate::cluster::{AgentEntry, ClusterState, Core, CoreError};
 use crate::config::MasterConfig;
+use crate::join_tokens::{JoinTokenError, JoinTokens, TOKEN_FILE_POLL};
+use crate::listener::{MasterListener, Peer};
 use crate::services::app_definition::AppDefinition;
 use crate::store::records::AgentLifecycle;
 use crate::store::{AsyncStore, SqliteStore, StoreError, Write};
+use gantry_daemon::tls_files::TlsFileError;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -26,12 +28,6 @@ pub enum MasterError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("join token file {path}: {source}")]
-    Token {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Principals(#[from] crate::auth::PrincipalsError),
     #[error("the admin token in {path}: {source}")]
@@ -40,6 +36,10 @@ pub enum MasterError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    JoinToken(#[from] JoinTokenError),
+    #[error(transparent)]
+    Tls(#[from] TlsFileError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -53,41 +53,6 @@ pub struct MasterHandle {
     pub core: Arc<Core>,
     /// Where the API listens.
     pub addr: SocketAddr,
-}
-
-/// The join token: the configured one, else the one in `<state_dir>/join-token`, else a new one
-/// written there (mode 0600).
-fn join_token(cfg: &MasterConfig) -> Result<String, MasterError> {
-    if let Some(t) = &cfg.token {
-        return Ok(t.clone());
-    }
-    let path = cfg.state_dir.join("join-token");
-    let err = |source| MasterError::Token {
-        path: path.clone(),
-        source,
-    };
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        if !t.trim().is_empty() {
-            return Ok(t.trim().to_owned());
-        }
-    }
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    std::fs::create_dir_all(&cfg.state_dir).map_err(err)?;
-    write_private(&path, &token).map_err(err)?;
-    tracing::info!(path = %path.display(), "generated a cluster join token");
-    Ok(token)
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
 }
 
 /// Who may use the APIs: the principals file and `--http-credentials`; with neither, a bootstrap
@@ -182,7 +147,12 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         agents = state.agents.len(),
         "state recovered from the store"
     );
-    let token = join_token(&cfg)?;
+    let tokens = Arc::new(JoinTokens::from_config(&cfg)?);
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| MasterError::Listen {
@@ -195,15 +165,23 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
             addr: cfg.listen,
             source,
         })?;
+    let tls_on = tls.is_some();
+    let listener = MasterListener::new(listener, tls).map_err(|source| MasterError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
     let mut cfg = cfg;
     cfg.listen = addr;
+    let agent_certs = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+    tokens.watch(TOKEN_FILE_POLL);
+    let join_tokens = tokens.len();
     let auth = authenticator(&cfg)?;
     let security = Arc::new(Security::new(auth, cfg.limits, store.clone()));
-    let core = Core::new(cfg, token, master_id, store, state);
+    let core = Core::new(cfg, tokens, master_id, store, state);
 
     let app = crate::api::router(core.clone(), security);
     tokio::spawn(async move {
-        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+        let svc = app.into_make_service_with_connect_info::<Peer>();
         if let Err(e) = axum::serve(listener, svc).await {
             tracing::error!(error = %e, "API server stopped");
         }
@@ -227,6 +205,12 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
             }
         }
     });
-    tracing::info!(%addr, "master listening");
+    tracing::info!(
+        %addr,
+        tls = tls_on,
+        agent_client_certs = agent_certs,
+        join_tokens,
+        "master listening"
+    );
     Ok(MasterHandle { core, addr })
 }

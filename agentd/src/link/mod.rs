@@ -1,9 +1,11 @@
 //! The agent's one long-lived connection to the master: a WebSocket the agent dials (so agents
-//! behind NAT work), authenticated by the cluster join token. Registration, heartbeats and status
-//! updates go up (and `UPDATE_GPUS` when GPU health changes); launches, kills and
-//! acknowledgements come down. Reconnects with backoff.
+//! behind NAT work), over TLS for an `https://` master, authenticated by the cluster join token.
+//! Registration, heartbeats and status updates go up (and `UPDATE_GPUS` when GPU health changes);
+//! launches, kills and acknowledgements come down. Reconnects with backoff.
 
 mod backoff;
+pub mod tls;
+pub mod token;
 
 use crate::tasks::TaskTable;
 use backoff::Backoff;
@@ -11,19 +13,27 @@ use futures_util::{SinkExt, StreamExt};
 use gantry_proto::{AgentInfo, AgentMessage, MasterMessage, StatusUpdate, PROTOCOL_VERSION};
 use std::sync::Arc;
 use std::time::Duration;
+use tls::LinkTls;
+use token::{TokenFileError, TokenSource};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use gantry_proto::messages::AGENT_CONNECT_PATH as CONNECT_PATH;
 
 /// Link settings.
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
-    /// The master's base URL (`http://host:5050` or `ws://host:5050`).
+    /// The master's base URL (`http://host:5050`, `https://host:5050`, or `ws://`, `wss://`).
     pub master: String,
-    pub token: String,
+    /// The join token, or the file it is read from at each connection.
+    pub token: TokenSource,
+    /// For an `https://` master.
+    pub tls: Option<Arc<LinkTls>>,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
 }
@@ -68,6 +78,10 @@ pub async fn run(
         .await
         {
             Ok(()) => tracing::warn!("master closed the connection"),
+            // Retrying will not help until an operator changes something: say so loudly.
+            Err(e) if e.needs_operator() => {
+                tracing::error!(error = %e, "cannot connect to the master")
+            }
             Err(e) => tracing::warn!(error = %e, "link to the master failed"),
         }
         let _ = registered.send(false);
@@ -85,12 +99,97 @@ pub async fn run(
 enum SessionError {
     #[error("websocket: {0}")]
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
-    #[error("the master refused the join token (401); check --token")]
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    NotHttp(String),
+    #[error(transparent)]
+    TokenFile(#[from] TokenFileError),
+    #[error("the master refused this agent's join token (401); check --token or --token-file")]
     Unauthorized,
+    #[error(
+        "the master requires a client certificate on the agent link (403): give --tls-cert-file \
+         and --tls-key-file, signed by a CA in the master's --tls-client-ca-file"
+    )]
+    ClientCertRequired,
     #[error("the master shut this agent down: {0}")]
     Shutdown(String),
     #[error("protocol: {0}")]
     Protocol(String),
+}
+
+impl SessionError {
+    /// Failures that retrying alone cannot fix.
+    fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Tls(_)
+                | SessionError::NotHttp(_)
+                | SessionError::TokenFile(_)
+                | SessionError::Unauthorized
+                | SessionError::ClientCertRequired
+        )
+    }
+}
+
+/// What the link runs over: TCP, or TLS over TCP.
+trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkIo for T {}
+
+/// Dials the master (TCP, then TLS for `wss://`) and makes the WebSocket handshake.
+async fn open(
+    cfg: &LinkConfig,
+    req: Request,
+) -> Result<WebSocketStream<Box<dyn LinkIo>>, SessionError> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let uri = req.uri().clone();
+    let secure = uri.scheme_str() == Some("wss");
+    let host = uri
+        .host()
+        .ok_or_else(|| SessionError::Protocol(format!("no host in the master URL {uri}")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(SessionError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let io: Box<dyn LinkIo> = match (&cfg.tls, secure) {
+        (Some(tls), true) => Box::new(tls.handshake(&host, tcp).await?),
+        (None, true) => {
+            return Err(SessionError::Protocol(
+                "the master URL is https:// but the agent has no TLS set-up".into(),
+            ))
+        }
+        (_, false) => Box::new(tcp),
+    };
+    match tokio_tungstenite::client_async(req, io).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(resp)) if resp.status() == 401 => Err(SessionError::Unauthorized),
+        Err(WsError::Http(resp)) if resp.status() == 403 => Err(SessionError::ClientCertRequired),
+        // TLS 1.3: the master judges the client certificate after the agent's handshake ended,
+        // so its refusal arrives as the first read.
+        Err(WsError::Io(e)) => match (&cfg.tls, tls::rustls_error(&e)) {
+            (Some(t), Some(tls_err)) => Err(SessionError::Tls(t.explain(&host, tls_err))),
+            (Some(t), None) if t.has_client_cert() => Err(SessionError::Tls(format!(
+                "the master closed the connection right after the TLS handshake ({e}); if it has \
+                 --tls-client-ca-file, it may have refused this agent's client certificate"
+            ))),
+            _ => Err(WsError::Io(e).into()),
+        },
+        // A TLS master answers a plain HTTP request with a TLS alert, which is no HTTP.
+        Err(e @ WsError::Protocol(ProtocolError::HttparseError(_))) if !secure => {
+            Err(SessionError::NotHttp(format!(
+                "the master did not answer in plain HTTP ({e}): if it has --tls-cert-file, \
+                 --master must say https://"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn session(
@@ -102,17 +201,12 @@ async fn session(
     backoff: &mut Backoff,
 ) -> Result<(), SessionError> {
     let mut req = connect_url(&cfg.master).into_client_request()?;
-    let auth = HeaderValue::from_str(&format!("Bearer {}", cfg.token))
+    let token = cfg.token.read()?;
+    let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| SessionError::Protocol("the join token holds invalid characters".into()))?;
+    auth.set_sensitive(true);
     req.headers_mut().insert("authorization", auth);
-    let (ws, _) = match tokio_tungstenite::connect_async(req).await {
-        Ok(ok) => ok,
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 401 => {
-            tracing::error!("the master refused this agent's join token");
-            return Err(SessionError::Unauthorized);
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let ws = open(cfg, req).await?;
     let (mut tx, mut rx) = ws.split();
 
     // Updates queued while disconnected are all in the pending set sent below.

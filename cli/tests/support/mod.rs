@@ -2,6 +2,8 @@
 //! each test in its own temp dir, with every process it started (tasks included) killed at the end.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -66,18 +68,33 @@ pub struct Cluster {
     http: reqwest::Client,
     /// Extra master flags (heartbeat settings).
     master_flags: Vec<String>,
+    /// `--token-file` for the master instead of `--token`.
+    token_file: Option<PathBuf>,
+    /// `https` once `use_https` was called.
+    scheme: &'static str,
 }
 
 impl Cluster {
     /// A master with fast heartbeats (0.25 s; 8 missed, 2 s, = unreachable: short for the tests,
     /// long enough that a loaded CI machine does not lose agents by accident).
     pub fn new() -> Self {
-        Self::with_master_flags(&[])
+        let mut c = Self::unstarted();
+        c.start_master();
+        c
     }
 
     /// As [`Cluster::new`], with extra flags for the master (`--principals-file`, limits).
     pub fn with_master_flags(extra: &[&str]) -> Self {
-        let mut c = Cluster {
+        let mut c = Self::unstarted();
+        c.add_master_flags(extra);
+        c.start_master();
+        c
+    }
+
+    /// The same cluster with its master not started yet: set it up (`add_master_flags`,
+    /// `use_https`, `use_token_file`, files in `dir`), then call `start_master`.
+    pub fn unstarted() -> Self {
+        Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
             token: format!("tok-{}", uuid::Uuid::new_v4().simple()),
@@ -93,10 +110,35 @@ impl Cluster {
                 "--agent-reregister-secs".into(),
                 "5".into(),
             ],
-        };
-        c.master_flags.extend(extra.iter().map(|f| f.to_string()));
-        c.start_master();
-        c
+            token_file: None,
+            scheme: "http",
+        }
+    }
+
+    /// More flags for the master (from its next start on).
+    pub fn add_master_flags<S: AsRef<std::ffi::OsStr>>(&mut self, flags: &[S]) {
+        self.master_flags.extend(
+            flags
+                .iter()
+                .map(|f| f.as_ref().to_string_lossy().into_owned()),
+        );
+    }
+
+    /// The master is HTTPS with a certificate `ca_pem` signed: the cluster's URL becomes
+    /// `https://`, and its client (and the agents' `--master`) trust that CA.
+    pub fn use_https(&mut self, ca_pem: &str) {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the test CA is PEM");
+        self.http = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .expect("an HTTPS client");
+        self.scheme = "https";
+    }
+
+    /// The master takes its join tokens from `path` (`--token-file`) instead of `--token`.
+    pub fn use_token_file(&mut self, path: &Path) {
+        self.token_file = Some(path.to_owned());
     }
 
     /// The master's pid.
@@ -105,7 +147,17 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// Waits until `name`'s log holds `needle` at least `times` times.
+    pub async fn wait_log(&self, name: &str, needle: &str, times: usize) {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{times} × '{needle}' in {name}"),
+            || async { (self.read_log(name).matches(needle).count() >= times).then_some(()) },
+        )
+        .await
     }
 
     fn log(&self, name: &str) -> std::fs::File {
@@ -122,13 +174,16 @@ impl Cluster {
     }
 
     pub fn start_master(&mut self) {
+        let token: [&std::ffi::OsStr; 2] = match &self.token_file {
+            Some(path) => ["--token-file".as_ref(), path.as_os_str()],
+            None => ["--token".as_ref(), self.token.as_ref()],
+        };
         let child = Command::new(bin("gantry-masterd"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state-dir")
             .arg(self.dir.path().join("master"))
-            .arg("--token")
-            .arg(&self.token)
+            .args(token)
             .args(["--http-credentials", CREDENTIALS])
             .args(&self.master_flags)
             .env("RUST_LOG", "info")
@@ -171,11 +226,27 @@ impl Cluster {
         flags: &[&str],
         env: &[(&str, &str)],
     ) {
+        let with_token: Vec<&str> = ["--token", token]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        self.start_agent_flags(i, resources, &with_token, env);
+    }
+
+    /// Starts agent `i` with `flags` and no `--token` of the harness's: the flags say how it joins
+    /// (`--token-file PATH`, `--token T`).
+    pub fn start_agent_flags<S: AsRef<std::ffi::OsStr>>(
+        &mut self,
+        i: usize,
+        resources: &str,
+        flags: &[S],
+        env: &[(&str, &str)],
+    ) {
         let log = format!("agent{i}.log");
         // By default these tests exercise the master/agent protocol with plain processes (tasks
         // that run as root and write outside their sandbox); a test that wants the native
         // containerizer passes `--containerizer native`.
-        let containerizer: &[&str] = if flags.contains(&"--containerizer") {
+        let containerizer: &[&str] = if flags.iter().any(|f| f.as_ref() == "--containerizer") {
             &[]
         } else {
             &["--containerizer", "process"]
@@ -190,8 +261,6 @@ impl Cluster {
             .arg("127.0.0.1:0")
             .arg("--work-dir")
             .arg(self.agent_dir(i))
-            .arg("--token")
-            .arg(token)
             .arg("--hostname")
             .arg("127.0.0.1")
             .arg("--resources")
@@ -268,22 +337,56 @@ impl Cluster {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Waits until the master answers and `n` agents are registered and connected.
+    /// Waits until the master answers and `n` agents are registered and connected. On a timeout
+    /// the panic shows the end of every log of the test, to tell a master that never started
+    /// (its port taken meanwhile) from agents that could not join.
     pub async fn wait_agents(&self, n: usize) {
-        eventually(
-            Duration::from_secs(20),
-            &format!("{n} connected agents"),
-            || async {
-                let s = self.try_get("/master/slaves").await?;
-                let connected = s["slaves"]
-                    .as_array()?
-                    .iter()
-                    .filter(|a| a["connected"] == true && a["active"] == true)
-                    .count();
-                (connected == n).then_some(())
-            },
-        )
-        .await
+        let timeout = Duration::from_secs(20);
+        let start = Instant::now();
+        loop {
+            let connected = self.try_get("/master/slaves").await.and_then(|s| {
+                let list = s["slaves"].as_array()?.clone();
+                Some(
+                    list.iter()
+                        .filter(|a| a["connected"] == true && a["active"] == true)
+                        .count(),
+                )
+            });
+            if connected == Some(n) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {n} connected agents (now: \
+                     {connected:?})\n{}",
+                    self.log_tails(8)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last `lines` lines of each log of this test.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".log"))
+            .collect();
+        names.sort();
+        let mut out = String::new();
+        for name in names {
+            let text = self.read_log(&name);
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {name} (last {lines} lines)\n"));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The app's tasks as the master lists them.

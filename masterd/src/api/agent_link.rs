@@ -1,8 +1,10 @@
 //! The agent link's server side: agents dial `/agent/v1/connect` with `Authorization: Bearer
 //! <token>`; the socket then carries registration, heartbeats and status updates up, and launches,
-//! kills and acknowledgements down. A wrong token is refused (401) and logged.
+//! kills and acknowledgements down. A wrong token is refused (401) and logged; with
+//! `--tls-client-ca-file`, so is an agent without a verified client certificate (403).
 
 use crate::cluster::Core;
+use crate::listener::Peer;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,25 +18,38 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-/// Compares in time independent of where the strings differ.
-fn token_matches(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `GET /agent/v1/connect` (WebSocket upgrade).
 pub async fn connect(
     State(core): State<Arc<Core>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer_info): ConnectInfo<Peer>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let peer = peer_info.addr;
+    let certs_required = core
+        .cfg
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca_file.is_some());
+    if certs_required && !peer_info.client_cert {
+        tracing::warn!(
+            %peer,
+            "refused an agent connection: no client certificate (--tls-client-ca-file is set)"
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({
+                "message": "this master requires agents to present a client certificate"
+            })),
+        )
+            .into_response();
+    }
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !token_matches(given, &core.token) {
+    if !core.tokens.accepts(given) {
         tracing::warn!(%peer, "refused an agent connection: wrong or missing join token");
         return (
             StatusCode::UNAUTHORIZED,
@@ -131,17 +146,4 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
 
 fn text(m: &MasterMessage) -> Message {
     Message::Text(m.encode().into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::token_matches;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(token_matches("s3cret", "s3cret"));
-        assert!(!token_matches("s3cre", "s3cret"));
-        assert!(!token_matches("s3creT", "s3cret"));
-        assert!(!token_matches("", "s3cret"));
-    }
 }

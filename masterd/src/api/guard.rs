@@ -7,6 +7,7 @@
 use super::surface::{status_sentence, Surface};
 use crate::auth::{Authenticator, Denied, Need, Principal};
 use crate::config::Limits;
+use crate::listener::Peer;
 use crate::store::records::AuditRecord;
 use crate::store::{AsyncStore, Write};
 use axum::extract::{ConnectInfo, Request, State};
@@ -62,7 +63,7 @@ fn mutating(m: &Method) -> bool {
 /// The middleware (`axum::middleware::from_fn_with_state`).
 pub async fn guard(
     State(sec): State<Arc<Security>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -73,6 +74,7 @@ pub async fn guard(
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let surface = Surface::of(req.uri().path());
+    let peer = peer.addr;
     let (resp, who) = checked(&sec, peer, surface, req, next).await;
     let resp = shape(surface, resp);
     if mutating(&method) {

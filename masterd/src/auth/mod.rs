@@ -168,7 +168,7 @@ pub fn bootstrap_admin(state_dir: &Path) -> std::io::Result<Principal> {
         _ => {
             let t = format!("gantry-{}", uuid::Uuid::new_v4().simple());
             std::fs::create_dir_all(state_dir)?;
-            write_private(&path, &t)?;
+            gantry_daemon::private_file::write_private(&path, &t)?;
             tracing::info!(path = %path.display(), "no principals configured: generated an admin token");
             t
         }
@@ -177,18 +177,6 @@ pub fn bootstrap_admin(state_dir: &Path) -> std::io::Result<Principal> {
         tokens: vec![token],
         ..Principal::admin("admin")
     })
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod state;
 pub mod updates;
 
 use crate::config::MasterConfig;
+use crate::join_tokens::JoinTokens;
 use crate::services::app_definition::AppDefinition;
 use crate::store::records::TaskRecord;
 use crate::store::{AsyncStore, StoreError, Write};
@@ -31,8 +32,8 @@ pub enum CoreError {
 /// The master core, shared by the API handlers, the agent link and the background loops.
 pub struct Core {
     pub cfg: MasterConfig,
-    /// The token agents must present.
-    pub token: String,
+    /// The tokens agents may present.
+    pub tokens: Arc<JoinTokens>,
     /// This master's id (stable across restarts; kept in the store).
     pub master_id: String,
     pub started_at: f64,
@@ -47,14 +48,14 @@ impl Core {
     /// A core over loaded state.
     pub fn new(
         cfg: MasterConfig,
-        token: String,
+        tokens: Arc<JoinTokens>,
         master_id: String,
         store: AsyncStore,
         state: ClusterState,
     ) -> Arc<Self> {
         Arc::new(Self {
             cfg,
-            token,
+            tokens,
             master_id,
             started_at: gantry_proto::time::now_secs(),
             store,
