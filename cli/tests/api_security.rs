@@ -423,3 +423,48 @@ async fn a_stored_app_with_millions_of_instances_does_not_wedge_the_master() {
     let (s, _, _) = send(c.request(Method::DELETE, "/v2/apps/huge")).await;
     assert_eq!(s, 200, "and it can be deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_get_a_503_and_slots_come_back() {
+    let c = Cluster::with_master_flags(&["--max-connections", "2"]);
+    wait_up(&c).await;
+    // Let the harness's pooled connection go, so the two slots are the test's.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", c.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s
+    };
+    let ping = |mut s: std::net::TcpStream| {
+        s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    };
+    // The harness client may still hold one: fill whatever is left, then one more is refused.
+    let mut held = Vec::new();
+    let refused = loop {
+        let s = connect();
+        let probe = s.try_clone().expect("clone");
+        probe
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        match (&probe).read(&mut buf) {
+            Ok(n) if n > 0 => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            _ => held.push(s),
+        }
+        assert!(held.len() <= 2, "more than 2 connections were taken");
+    };
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("Too many connections"), "{refused}");
+    drop(held);
+    let answer = eventually(Duration::from_secs(10), "a free slot again", || async {
+        let a = ping(connect());
+        a.starts_with("HTTP/1.1 200").then_some(a)
+    })
+    .await;
+    assert!(answer.ends_with("pong"), "{answer}");
+}

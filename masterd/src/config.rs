@@ -68,6 +68,10 @@ pub struct MasterArgs {
     /// Requests served at once (default 256); more get 503 until one finishes.
     #[arg(long, env = "GANTRY_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// Connections open at once, agents' included (default 4096); one more is answered 503 and
+    /// closed.
+    #[arg(long, env = "GANTRY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Requests per second each principal may make (default 200), with bursts of twice that;
     /// anonymous requests count per client address. More get 429.
     #[arg(long, env = "GANTRY_RATE_LIMIT")]
@@ -100,6 +104,7 @@ impl MasterArgs {
             max_concurrent_requests: self
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests),
+            max_connections: self.max_connections.or(file.max_connections),
             rate_limit: self.rate_limit.or(file.rate_limit),
         }
     }
@@ -157,6 +162,7 @@ impl MasterArgs {
                 self.max_concurrent_requests,
                 256,
             )?,
+            max_connections: positive("max_connections", self.max_connections, 4096)?,
             rate_per_sec: rate,
             max_uri_bytes: 8192,
         };
@@ -280,6 +286,8 @@ impl std::fmt::Debug for AuthSettings {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_concurrent_requests: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
     /// Requests per second per principal (bursts of twice that).
     pub rate_per_sec: f64,
     /// Longest request target (path and query) accepted; longer gets 414.

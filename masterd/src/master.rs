@@ -166,10 +166,13 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
             source,
         })?;
     let tls_on = tls.is_some();
-    let listener = MasterListener::new(listener, tls).map_err(|source| MasterError::Listen {
-        addr: cfg.listen,
-        source,
-    })?;
+    let listener =
+        MasterListener::new(listener, tls, cfg.limits.max_connections).map_err(|source| {
+            MasterError::Listen {
+                addr: cfg.listen,
+                source,
+            }
+        })?;
     let mut cfg = cfg;
     cfg.listen = addr;
     let agent_certs = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
