@@ -51,11 +51,33 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// No bound (the fetcher's default: the sandbox's disk is the bound).
+    /// No bound.
     fn default() -> Self {
         Self {
             max_bytes: u64::MAX,
         }
+    }
+}
+
+/// What an archive always leaves free on the sandbox's file system: 1 % of it, at most 1 GiB. A
+/// compression bomb fails its task instead of filling the agent's disk.
+pub fn disk_reserve(size: u64) -> u64 {
+    (size / 100).min(1 << 30)
+}
+
+impl Limits {
+    /// What may be written below `dir` now: its file system's free space less [`disk_reserve`]
+    /// (no bound when the file system cannot be read).
+    pub fn for_disk_of(dir: &Path) -> Self {
+        let max_bytes = match nix::sys::statvfs::statvfs(dir) {
+            Ok(s) => {
+                let unit = s.fragment_size().max(1);
+                let size = s.blocks() * unit;
+                (s.blocks_available() * unit).saturating_sub(disk_reserve(size))
+            }
+            Err(_) => u64::MAX,
+        };
+        Self { max_bytes }
     }
 }
 
@@ -519,5 +541,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, ExtractError::TooLarge(1000)), "{e}");
+    }
+
+    #[test]
+    fn the_disk_bound_keeps_the_headroom_free() {
+        assert_eq!(disk_reserve(1000), 10);
+        assert_eq!(disk_reserve(1 << 50), 1 << 30, "at most 1 GiB");
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(Limits::for_disk_of(dir.path()).max_bytes < u64::MAX);
+        assert_eq!(
+            Limits::for_disk_of(Path::new("/no/such/dir")).max_bytes,
+            u64::MAX
+        );
     }
 }

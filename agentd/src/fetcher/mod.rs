@@ -201,7 +201,8 @@ impl Fetcher {
     ) -> Result<(), FetchError> {
         let into = sandbox.to_owned();
         let done = tokio::task::spawn_blocking(move || {
-            extract::extract(kind, &dest, &into, extract::Limits::default())
+            let limits = extract::Limits::for_disk_of(&into);
+            extract::extract(kind, &dest, &into, limits)
         })
         .await;
         match done {
