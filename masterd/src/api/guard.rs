@@ -146,7 +146,8 @@ async fn checked(
         .as_ref()
         .map_or("-", |p| p.name.as_str())
         .to_string();
-    {
+    // Rates are per principal: with authentication off (`gantry dev`) there are none to limit.
+    if sec.auth.enabled() {
         let key = match &principal {
             Some(p) => p.name.clone(),
             None => format!("anonymous@{}", peer.ip()),
