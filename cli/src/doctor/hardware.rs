@@ -163,8 +163,10 @@ mod tests {
             .detail
             .starts_with("no NVIDIA driver: GPUs will not be offered"));
 
-        let mut p = FakeProbes::default();
-        p.nvml = Some(Ok(vec![]));
+        let mut p = FakeProbes {
+            nvml: Some(Ok(vec![])),
+            ..Default::default()
+        };
         assert_eq!(gpus(&h, &p).status, Status::Warn);
 
         p.nvml = Some(Ok(vec![
