@@ -149,32 +149,38 @@ pub enum DoctorCommand {
     Master(MasterArgs),
 }
 
+/// The agent's own flags and environment variables, so that the doctor reads what the agent will.
 #[derive(Args)]
 pub struct AgentArgs {
     /// The join token (as `gantry-agentd --token`).
     #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// A file holding the join token (as `gantry-agentd --token-file`).
-    #[arg(long, conflicts_with = "token")]
+    #[arg(long, env = "GANTRY_TOKEN_FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// The agent's work dir.
-    #[arg(long, default_value = "/var/lib/gantry/agent")]
+    #[arg(long, env = "GANTRY_WORK_DIR", default_value = "/var/lib/gantry/agent")]
     pub work_dir: PathBuf,
     /// The address the agent will listen on.
-    #[arg(long, default_value = "127.0.0.1:5051")]
+    #[arg(long, env = "GANTRY_AGENT_LISTEN", default_value = "127.0.0.1:5051")]
     pub listen: SocketAddr,
     /// The user tasks run as by default (as `gantry-agentd --default-user`).
-    #[arg(long, default_value = "nobody")]
+    #[arg(long, env = "GANTRY_DEFAULT_USER", default_value = "nobody")]
     pub default_user: String,
 }
 
+/// The master's own flags and environment variables.
 #[derive(Args)]
 pub struct MasterArgs {
     /// The master's state dir.
-    #[arg(long, default_value = "/var/lib/gantry/master")]
+    #[arg(
+        long,
+        env = "GANTRY_STATE_DIR",
+        default_value = "/var/lib/gantry/master"
+    )]
     pub state_dir: PathBuf,
     /// The address the master will listen on.
-    #[arg(long, default_value = "127.0.0.1:5050")]
+    #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:5050")]
     pub listen: SocketAddr,
 }
 
