@@ -59,6 +59,29 @@ pub struct Client {
     auth: Auth,
 }
 
+/// An HTTP client; with `ca_file`, an https:// master must have a certificate signed by a CA in it
+/// (and the public roots are not trusted).
+pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut http = reqwest::Client::builder();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--ca-file {}: cannot read the file", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-file {}: not a PEM file", path.display()))?;
+        if certs.is_empty() {
+            bail!(
+                "--ca-file {}: holds no certificate (no `-----BEGIN CERTIFICATE-----` block)",
+                path.display()
+            );
+        }
+        http = http.tls_built_in_root_certs(false);
+        for cert in certs {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    http.build().context("setting up the HTTP client")
+}
+
 impl Client {
     /// A client of `master` with `auth`; with `ca_file`, an https:// master must have a
     /// certificate signed by a CA in it (and the public roots are not trusted).
@@ -68,27 +91,10 @@ impl Client {
         auth: Auth,
         ca_file: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let mut http = reqwest::Client::builder();
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("--ca-file {}: cannot read the file", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("--ca-file {}: not a PEM file", path.display()))?;
-            if certs.is_empty() {
-                bail!(
-                    "--ca-file {}: holds no certificate (no `-----BEGIN CERTIFICATE-----` block)",
-                    path.display()
-                );
-            }
-            http = http.tls_built_in_root_certs(false);
-            for cert in certs {
-                http = http.add_root_certificate(cert);
-            }
-        }
         Ok(Self {
             base: master.trim_end_matches('/').to_string(),
             json,
-            http: http.build().context("setting up the HTTP client")?,
+            http: http_client(ca_file)?,
             auth,
         })
     }

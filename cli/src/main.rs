@@ -1,7 +1,9 @@
-//! `gantry`: a one-process dev cluster (`gantry dev`) and a client for apps, tasks and agents.
+//! `gantry`: a one-process dev cluster (`gantry dev`), a client for apps, tasks and agents, and a
+//! preflight of agent and master hosts (`gantry doctor`).
 
 mod client;
 mod dev;
+mod doctor;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +59,9 @@ enum Command {
     /// Agents.
     #[command(subcommand)]
     Agents(ListOnly),
+    /// Preflight checks of an agent or master host: each ✓/!/✗ with the fix; exit 1 on a failure.
+    #[command(subcommand)]
+    Doctor(doctor::DoctorCommand),
 }
 
 #[derive(Subcommand)]
@@ -80,10 +85,20 @@ enum ListOnly {
 
 fn main() -> anyhow::Result<()> {
     gantry_agentd::executor::run_if_requested();
+    doctor::run_unshare_if_requested();
     let cli = Cli::parse();
-    if let Command::Dev(args) = cli.command {
-        return dev::run(args);
-    }
+    let cmd = match cli.command {
+        Command::Dev(args) => return dev::run(args),
+        Command::Doctor(d) => {
+            let target = doctor::MasterTarget {
+                url: &cli.master,
+                ca_file: cli.ca_file.as_deref(),
+            };
+            let code = doctor::run(d, target, cli.json)?;
+            std::process::exit(code);
+        }
+        other => other,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -97,13 +112,13 @@ fn main() -> anyhow::Result<()> {
     };
     let c = client::Client::new(&cli.master, cli.json, auth, cli.ca_file.as_deref())?;
     rt.block_on(async move {
-        match cli.command {
+        match cmd {
             Command::Apps(AppsCommand::Run(args)) => c.apps_run(args).await,
             Command::Apps(AppsCommand::List) => c.apps_list().await,
             Command::Apps(AppsCommand::Rm { id }) => c.apps_rm(&id).await,
             Command::Tasks(ListOnly::List) => c.tasks_list().await,
             Command::Agents(ListOnly::List) => c.agents_list().await,
-            Command::Dev(_) => Ok(()),
+            Command::Dev(_) | Command::Doctor(_) => Ok(()),
         }
     })
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod join_tokens;
 pub mod listener;
 pub mod master;
+pub mod metrics;
 pub mod services;
 pub mod store;
 pub mod tls;

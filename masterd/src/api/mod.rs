@@ -1,11 +1,13 @@
 //! HTTP surfaces of the master, one module per API, merged into one router on one port, behind
-//! one guard (authentication, limits, error shapes, the audit log).
+//! one guard (authentication, limits, error shapes, the audit log), with every answer counted for
+//! `/metrics`.
 
 pub mod agent_link;
 pub mod audit;
 pub mod guard;
 pub mod marathon;
 pub mod mesos;
+pub mod prometheus;
 pub mod rate_limit;
 pub mod surface;
 
@@ -24,6 +26,7 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
         .merge(marathon::router())
         .merge(mesos::router())
         .route("/gantry/v1/audit", get(audit::list))
+        .route("/metrics", get(prometheus::metrics))
         .route(
             gantry_proto::messages::AGENT_CONNECT_PATH,
             get(agent_link::connect),
@@ -37,5 +40,16 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(security, guard::guard))
+        .layer(axum::middleware::from_fn(count_answer))
         .with_state(core)
+}
+
+/// Counts every answer by status class for `/metrics` (outside the guard: refusals count too).
+async fn count_answer(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let resp = next.run(req).await;
+    crate::metrics::HTTP_ANSWERS.record(resp.status().as_u16());
+    resp
 }

@@ -88,9 +88,14 @@ impl AsyncStore {
             return Ok(());
         }
         let store = self.0.clone();
-        tokio::task::spawn_blocking(move || store.apply(&writes))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let r = store.apply(&writes);
+            crate::metrics::STORE_APPLY.observe(started.elapsed());
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
     /// See [`Store::audit_log`].
