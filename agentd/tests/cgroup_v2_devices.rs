@@ -8,7 +8,7 @@
 use gantry_agentd::containerizer::native::cgroup::devfilter::{self, DeviceFilter};
 use gantry_agentd::containerizer::native::cgroup::{CgroupLayout, Limits};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
