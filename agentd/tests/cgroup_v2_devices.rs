@@ -2,8 +2,9 @@
 //! on this hybrid host `/sys/fs/cgroup/unified`): a shell moved into a test cgroup opens exactly
 //! what the program allows, the program outlives its fd, the mknod test (one NVIDIA minor of 16
 //! opens), and replacing the program 100 times under a tight open loop never lets one open fail.
-//! Every test removes the cgroups it makes (killing their processes first). A host without cgroup2
-//! or root FAILS, saying so.
+//! A last test checks that the kernel and the interpreter agree on 40 random filters. Every test
+//! removes the cgroups it makes (killing their processes first). A host without cgroup2 or root
+//! FAILS, saying so.
 
 use gantry_agentd::containerizer::native::cgroup::devfilter::{self, DeviceFilter};
 use gantry_agentd::containerizer::native::cgroup::{CgroupLayout, Limits};
@@ -247,4 +248,68 @@ fn the_verifier_log_comes_back_on_a_bad_program() {
     let e = gantry_agentd::containerizer::native::cgroup::bpf::load_device_program(&bad)
         .expect_err("an uninitialised r0 must not load");
     assert!(e.to_string().contains("R0"), "{e}");
+}
+
+#[test]
+fn the_kernel_agrees_with_the_interpreter_on_random_filters() {
+    use devfilter::{FilterRule, ACC_MKNOD, ACC_READ, ACC_WRITE, DEV_BLOCK, DEV_CHAR};
+    let cg = TestCgroup::new("agree");
+    // /dev/null, /dev/zero, /dev/full, each opened for reading and for writing.
+    let devices = [("/dev/null", 3u32), ("/dev/zero", 5), ("/dev/full", 7)];
+    let script = r#"for f in "$@"; do
+        if true <"$f"; then echo "$f r ok"; else echo "$f r no"; fi
+        if true >"$f"; then echo "$f w ok"; else echo "$f w no"; fi
+      done 2>/dev/null"#;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut disagreements = Vec::new();
+    for round in 0..40 {
+        let rules: Vec<FilterRule> = (0..next(5))
+            .map(|_| FilterRule {
+                allow: next(3) != 0,
+                kind: [None, Some(DEV_CHAR), Some(DEV_BLOCK)][next(3) as usize],
+                major: [None, Some(1), Some(2)][next(3) as usize],
+                minor: [None, Some(3), Some(5), Some(7)][next(4) as usize],
+                access: [
+                    ACC_READ,
+                    ACC_WRITE,
+                    ACC_READ | ACC_WRITE,
+                    ACC_MKNOD | ACC_WRITE,
+                ][next(4) as usize],
+            })
+            .collect();
+        // /dev/null must stay open for the shell's own `2>/dev/null`: allow writing it first.
+        let mut all = vec![FilterRule {
+            allow: true,
+            kind: Some(DEV_CHAR),
+            major: Some(1),
+            minor: Some(3),
+            access: ACC_WRITE,
+        }];
+        all.extend(rules);
+        let f = DeviceFilter {
+            default_allow: next(2) == 0,
+            rules: all,
+        };
+        cg.install(&f);
+        let args: Vec<&str> = devices.iter().map(|(p, _)| *p).collect();
+        let (out, _) = cg.run(script, &args);
+        for (path, minor) in devices {
+            for (mode, acc) in [("r", ACC_READ), ("w", ACC_WRITE)] {
+                let want = f.verdict(DEV_CHAR, 1, minor, acc);
+                let prog = devfilter::interpret(&f.assemble(), (acc << 16) | DEV_CHAR, 1, minor);
+                assert_eq!(prog, Some(u64::from(want)), "interpreter, round {round}");
+                let line = format!("{path} {mode} {}", if want { "ok" } else { "no" });
+                if !out.lines().any(|l| l == line) {
+                    disagreements.push(format!("round {round}: want {line:?}; {f:?}"));
+                }
+            }
+        }
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
