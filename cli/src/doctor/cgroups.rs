@@ -76,8 +76,7 @@ pub fn version(layout: &Result<CgroupLayout, String>) -> Check {
                 Check::ok(
                     NAME,
                     format!(
-                        "{}; controllers {} (v2 has no device filter: GPU isolation needs v1 or \
-                         hybrid)",
+                        "{}; controllers {} (devices: eBPF device programs)",
                         layout.describe(),
                         V2_CONTROLLERS.join(" ")
                     ),

@@ -2,6 +2,8 @@
 //! the task's limits, and read back for usage, OOM and the processes inside. File writes go through
 //! [`fs`], rooted wherever the [`CgroupLayout`] says, so unit tests run against a fixture tree.
 
+pub mod bpf;
+pub mod devfilter;
 pub mod fs;
 pub mod layout;
 pub mod limits;
@@ -25,6 +27,8 @@ pub enum CgroupError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    DeviceFilter(#[from] devfilter::FilterError),
 }
 
 /// CPU and memory figures read from a container's cgroup.

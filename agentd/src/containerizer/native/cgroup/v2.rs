@@ -1,7 +1,8 @@
 //! cgroup v2 (unified hosts): one directory per container with cpu.max/cpu.weight, memory.max,
-//! pids.max and cpuset, frozen through `cgroup.freeze`. The v2 devices controller is an eBPF
-//! program, which Gantry does not implement: a task that needs device isolation fails at launch.
+//! pids.max and cpuset, frozen through `cgroup.freeze`. Device rules (the v1 ones) become an eBPF
+//! device program attached to the directory ([`super::devfilter`]) before any process joins.
 
+use super::devfilter::{self, DeviceFilter};
 use super::fs;
 use super::{CgroupError, CgroupLayout, CgroupStats, Limits};
 use std::path::Path;
@@ -10,18 +11,17 @@ use std::time::{Duration, Instant};
 /// Controllers enabled for children on the way down.
 const CONTROLLERS: [&str; 4] = ["cpu", "memory", "pids", "cpuset"];
 
-/// Why a task needing device rules cannot run on a v2 host.
-pub const NO_DEVICE_FILTER: &str = "GPU/device isolation on a cgroup v2 (unified) host needs an eBPF device filter, which Gantry does not implement yet; run the agent on a v1 or hybrid host (systemd.unified_cgroup_hierarchy=0) to give tasks GPUs";
-
 /// `cpu.weight` from v1 shares (the kernel's and runc's conversion).
 pub fn weight_from_shares(shares: u64) -> u64 {
     1 + (shares.saturating_sub(2) * 9999) / 262_142
 }
 
 pub fn create(layout: &CgroupLayout, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
-    if limits.devices.is_some() {
-        return Err(CgroupError::Unsupported(NO_DEVICE_FILTER.into()));
-    }
+    // Built first: a bad rule fails before anything is created.
+    let filter = match limits.devices {
+        Some(_) => Some(DeviceFilter::for_limits(limits)?),
+        None => None,
+    };
     let root = layout.unified_root();
     let mut dir = root.to_path_buf();
     for comp in rel.components() {
@@ -63,6 +63,10 @@ pub fn create(layout: &CgroupLayout, rel: &Path, limits: &Limits) -> Result<(), 
     }
     if let Some(m) = &limits.cpuset_mems {
         fs::write(&dir, "cpuset.mems", m)?;
+    }
+    if let Some(f) = filter {
+        // The fd is dropped: the attachment holds the program while the cgroup exists.
+        devfilter::install(&dir, &f)?;
     }
     Ok(())
 }
@@ -139,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn device_rules_are_refused_with_a_reason() {
+    fn device_rules_go_to_a_bpf_program_on_the_cgroup_directory() {
         let t = tempfile::tempdir().expect("tempdir");
         let layout = CgroupLayout::v2_at(t.path());
         let limits = Limits {
@@ -149,8 +153,14 @@ mod tests {
             }),
             ..Default::default()
         };
+        // A fixture directory is no cgroup: the attach is what fails, naming the directory.
         let e = create(&layout, Path::new("gantry/t1"), &limits).unwrap_err();
-        assert!(e.to_string().contains("eBPF"), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("device filter for") && msg.contains("gantry/t1"),
+            "{msg}"
+        );
+        assert!(msg.contains("BPF_PROG"), "{msg}");
     }
 
     #[test]
