@@ -93,13 +93,16 @@ pub struct Records {
     names: HashMap<String, Entry>,
 }
 
+/// Host names looked up, with when and what was found.
+type HostCache = HashMap<String, (Instant, Option<IpAddr>)>;
+
 /// The IP of a host as Mesos-DNS takes it: the literal, or the host name resolved (IPv4 first).
 /// Lookups are remembered for a minute.
 pub fn host_ip(host: &str) -> Option<IpAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(ip);
     }
-    static CACHE: OnceLock<Mutex<HashMap<String, (Instant, Option<IpAddr>)>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HostCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Ok(c) = cache.lock() {
         if let Some((at, ip)) = c.get(host) {
