@@ -2,6 +2,7 @@
 //! order of precedence.
 
 use crate::alloc::{GpuAgentRule, PlaceOptions};
+use crate::dns::DnsSettings;
 use crate::tls::TlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -76,6 +77,24 @@ pub struct MasterArgs {
     /// anonymous requests count per client address. More get 429.
     #[arg(long, env = "GANTRY_RATE_LIMIT")]
     pub rate_limit: Option<f64>,
+    /// Serve Mesos-DNS's names over DNS (UDP and TCP) on this address, e.g. `0.0.0.0:53` or
+    /// `127.0.0.1:8053`. Off by default. See docs/dns.md.
+    #[arg(long, env = "GANTRY_DNS_LISTEN")]
+    pub dns_listen: Option<SocketAddr>,
+    /// The DNS domain of the names (default `mesos`: `web.marathon.mesos`).
+    #[arg(long, env = "GANTRY_DNS_DOMAIN")]
+    pub dns_domain: Option<String>,
+    /// TTL of DNS answers, seconds (default 60, as Mesos-DNS).
+    #[arg(long, env = "GANTRY_DNS_TTL")]
+    pub dns_ttl: Option<u32>,
+    /// Upstream resolvers for names outside the domain, `IP[:PORT]` comma-separated (default: the
+    /// nameservers in /etc/resolv.conf; empty: none, such names are REFUSED).
+    #[arg(long, env = "GANTRY_DNS_RESOLVERS")]
+    pub dns_resolvers: Option<String>,
+    /// Labels under RFC 952 (at most 24 characters, starting with a letter) instead of RFC 1123
+    /// (Mesos-DNS's `EnforceRFC952`).
+    #[arg(long, env = "GANTRY_DNS_ENFORCE_RFC952")]
+    pub dns_enforce_rfc952: Option<bool>,
 }
 
 impl MasterArgs {
@@ -106,6 +125,11 @@ impl MasterArgs {
                 .or(file.max_concurrent_requests),
             max_connections: self.max_connections.or(file.max_connections),
             rate_limit: self.rate_limit.or(file.rate_limit),
+            dns_listen: self.dns_listen.or(file.dns_listen),
+            dns_domain: self.dns_domain.or(file.dns_domain),
+            dns_ttl: self.dns_ttl.or(file.dns_ttl),
+            dns_resolvers: self.dns_resolvers.or(file.dns_resolvers),
+            dns_enforce_rfc952: self.dns_enforce_rfc952.or(file.dns_enforce_rfc952),
         }
     }
 
@@ -173,6 +197,13 @@ impl MasterArgs {
                 why: "give the join token with --token or --token-file, not both".into(),
             });
         }
+        let dns = resolve_dns(
+            self.dns_listen,
+            self.dns_domain,
+            self.dns_ttl,
+            self.dns_resolvers,
+            self.dns_enforce_rfc952,
+        )?;
         let tls = resolve_tls(
             self.tls_cert_file,
             self.tls_key_file,
@@ -185,6 +216,7 @@ impl MasterArgs {
                 http_credentials: self.http_credentials,
             },
             limits,
+            dns,
             place_options: PlaceOptions {
                 cpu_tasks_on_gpu_agents: rule,
             },
@@ -207,6 +239,50 @@ impl MasterArgs {
             )?,
         })
     }
+}
+
+/// The DNS settings, checked: a domain of valid labels, resolvers as `IP[:PORT]`.
+fn resolve_dns(
+    listen: Option<SocketAddr>,
+    domain: Option<String>,
+    ttl: Option<u32>,
+    resolvers: Option<String>,
+    rfc952: Option<bool>,
+) -> Result<DnsSettings, ConfigError> {
+    let domain = domain
+        .map(|d| d.trim_matches('.').to_lowercase())
+        .unwrap_or_else(|| "mesos".into());
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !domain.split('.').all(label_ok) {
+        return Err(ConfigError::Invalid {
+            key: "dns_domain",
+            why: format!("'{domain}' is not a domain of letters, digits and '-' labels"),
+        });
+    }
+    let resolvers = resolvers
+        .map(|r| crate::dns::parse_resolvers(&r))
+        .transpose()
+        .map_err(|why| ConfigError::Invalid {
+            key: "dns_resolvers",
+            why,
+        })?;
+    Ok(DnsSettings {
+        listen,
+        domain,
+        ttl: ttl.unwrap_or(60),
+        resolvers,
+        labels: if rfc952.unwrap_or(false) {
+            crate::dns::names::LabelSpec::Rfc952
+        } else {
+            crate::dns::names::LabelSpec::Rfc1123
+        },
+    })
 }
 
 /// The TLS files, which come as a certificate and key pair or not at all.
@@ -256,6 +332,8 @@ pub struct MasterConfig {
     pub place_options: PlaceOptions,
     pub auth: AuthSettings,
     pub limits: Limits,
+    /// The built-in Mesos-DNS (`--dns-*`).
+    pub dns: DnsSettings,
 }
 
 /// Who may use the HTTP APIs. `Debug` hides the credentials.
@@ -374,5 +452,30 @@ mod tests {
         let e = ca_only.resolve().unwrap_err().to_string();
         assert!(e.starts_with("tls_client_ca_file"), "{e}");
         assert!(MasterArgs::default().resolve().unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn dns_flags_default_as_mesos_dns_and_are_checked() {
+        let d = MasterArgs::default().resolve().unwrap().dns;
+        assert_eq!((d.listen, d.domain.as_str(), d.ttl), (None, "mesos", 60));
+        assert_eq!(d.resolvers, None);
+        let file: MasterArgs = toml::from_str(
+            "dns_listen = \"127.0.0.1:8053\"\ndns_domain = \"Gantry.Lan.\"\ndns_ttl = 5\n\
+             dns_resolvers = \"10.0.0.1, 10.0.0.2:5353\"",
+        )
+        .unwrap();
+        let d = file.resolve().unwrap().dns;
+        assert_eq!(d.listen.unwrap().port(), 8053);
+        assert_eq!((d.domain.as_str(), d.ttl), ("gantry.lan", 5));
+        assert_eq!(d.resolvers.unwrap().len(), 2);
+        for (bad, key) in [
+            ("dns_domain = \"a..b\"", "dns_domain"),
+            ("dns_domain = \"a_b\"", "dns_domain"),
+            ("dns_resolvers = \"x\"", "dns_resolvers"),
+        ] {
+            let a: MasterArgs = toml::from_str(bad).unwrap();
+            let e = a.resolve().unwrap_err().to_string();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod dns;
 pub mod join_tokens;
 pub mod listener;
 pub mod master;

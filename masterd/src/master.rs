@@ -40,6 +40,8 @@ pub enum MasterError {
     JoinToken(#[from] JoinTokenError),
     #[error(transparent)]
     Tls(#[from] TlsFileError),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -53,6 +55,8 @@ pub struct MasterHandle {
     pub core: Arc<Core>,
     /// Where the API listens.
     pub addr: SocketAddr,
+    /// Where the DNS server listens (UDP and TCP), when it is on.
+    pub dns_addr: Option<SocketAddr>,
 }
 
 /// Who may use the APIs: the principals file and `--http-credentials`; with neither, a bootstrap
@@ -189,6 +193,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
             tracing::error!(error = %e, "API server stopped");
         }
     });
+    let dns_addr = crate::dns::start(core.clone()).await?;
     tokio::spawn(crate::services::controller::run(core.clone()));
     let checker = core.clone();
     tokio::spawn(async move {
@@ -215,5 +220,9 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         join_tokens,
         "master listening"
     );
-    Ok(MasterHandle { core, addr })
+    Ok(MasterHandle {
+        core,
+        addr,
+        dns_addr,
+    })
 }

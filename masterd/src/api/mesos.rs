@@ -29,7 +29,7 @@ pub fn router() -> Router<Arc<Core>> {
 /// The address others reach this master at: the listen address, or when that is a wildcard
 /// (`0.0.0.0`, `::`), the first address this host's name resolves to (Mesos-DNS derives
 /// `leader.mesos` from it).
-fn advertised(core: &Core) -> std::net::SocketAddr {
+pub(crate) fn advertised(core: &Core) -> std::net::SocketAddr {
     let listen = core.cfg.listen;
     if !listen.ip().is_unspecified() {
         return listen;

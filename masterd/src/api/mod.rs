@@ -25,6 +25,7 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
     Router::new()
         .merge(marathon::router())
         .merge(mesos::router())
+        .merge(crate::dns::http::router())
         .route("/gantry/v1/audit", get(audit::list))
         .route("/metrics", get(prometheus::metrics))
         .route(
