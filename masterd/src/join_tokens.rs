@@ -50,9 +50,7 @@ fn token_matches(given: &str, expected: &str) -> bool {
 
 /// The tokens in a token file's text: one per line, trimmed; blank lines and `#` comments skipped.
 fn parse(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    gantry_daemon::token_file::tokens(text)
         .map(String::from)
         .collect()
 }

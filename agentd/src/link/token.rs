@@ -37,9 +37,7 @@ impl std::fmt::Debug for TokenSource {
 
 /// The first line of `text` that is neither blank nor a `#` comment, trimmed.
 fn first_token(text: &str) -> Option<&str> {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
+    gantry_daemon::token_file::tokens(text).next()
 }
 
 impl TokenSource {
