@@ -212,6 +212,14 @@ impl Client {
                             .as_str()
                             .map(String::from)
                             .or_else(|| {
+                                let args: Vec<&str> = a["args"]
+                                    .as_array()?
+                                    .iter()
+                                    .filter_map(Value::as_str)
+                                    .collect();
+                                (!args.is_empty()).then(|| args.join(" "))
+                            })
+                            .or_else(|| {
                                 let image = a["container"]["docker"]["image"].as_str()?;
                                 Some(format!("image {image}"))
                             })
