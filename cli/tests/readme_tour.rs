@@ -37,6 +37,12 @@ impl Drop for Cleanup {
         if self.made_state_dir {
             let _ = std::fs::remove_dir_all(DEFAULT_STATE_DIR);
             let _ = std::fs::remove_dir("/var/lib/gantry");
+            // The dev agent's cgroup parent in each hierarchy, once its containers are gone
+            // (rmdir refuses a cgroup that still has children).
+            for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(h.path().join("gantry"));
+            }
+            let _ = std::fs::remove_dir("/sys/fs/cgroup/gantry");
         }
     }
 }
