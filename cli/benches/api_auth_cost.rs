@@ -5,35 +5,12 @@
 //! and p99 per request for each.
 //! Run: `cargo build --release --bins && cargo bench -p gantry-cli --bench api_auth_cost`
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use support::{bin, free_port, Killed};
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_gantry"));
-    let path = dir.parent().map(|d| d.join(name)).unwrap_or_default();
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --release --bins` first",
-        path.display()
-    );
-    path
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 #[derive(Clone, Copy)]
 enum Cred {

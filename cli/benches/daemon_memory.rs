@@ -3,20 +3,12 @@
 //! 100 running tasks, and prints RSS and PSS (from /proc) and what each container's init adds.
 //! Run (as root): `cargo build --release --bins && cargo bench -p gantry-cli --bench daemon_memory`
 
-use std::path::PathBuf;
+mod support;
+
+use support::{bin, free_port, Killed};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_gantry"));
-    let path = dir.parent().map(|d| d.join(name)).unwrap_or_default();
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --release --bins` first",
-        path.display()
-    );
-    path
-}
 
 /// (VmRSS, Pss) in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
@@ -31,20 +23,9 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("status", "VmRSS:"), field("smaps_rollup", "Pss:"))
 }
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     let master = Killed(
         Command::new(bin("gantry-masterd"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--token", "bench"])

@@ -39,7 +39,11 @@ impl Drop for Cleanup {
             let _ = std::fs::remove_dir("/var/lib/gantry");
             // The dev agent's cgroup parent in each hierarchy, once its containers are gone
             // (rmdir refuses a cgroup that still has children).
-            for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            for h in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let _ = std::fs::remove_dir(h.path().join("gantry"));
             }
             let _ = std::fs::remove_dir("/sys/fs/cgroup/gantry");

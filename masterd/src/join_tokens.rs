@@ -10,21 +10,8 @@ use std::time::Duration;
 /// How often `--token-file` is read again.
 pub const TOKEN_FILE_POLL: Duration = Duration::from_secs(2);
 
-/// A join token file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum JoinTokenError {
-    #[error("join token file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "join token file {path} holds no token (one token per line; blank lines and lines \
-         starting with # are skipped)"
-    )]
-    Empty { path: PathBuf },
-}
+/// A join token file that cannot be used (the same errors as the agent's).
+pub use gantry_daemon::token_file::TokenFileError as JoinTokenError;
 
 /// The tokens the master accepts now.
 pub struct JoinTokens {
@@ -42,31 +29,8 @@ impl std::fmt::Debug for JoinTokens {
     }
 }
 
-/// Compares in time independent of where the strings differ.
-fn token_matches(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The tokens in a token file's text: one per line, trimmed; blank lines and `#` comments skipped.
-fn parse(text: &str) -> Vec<String> {
-    gantry_daemon::token_file::tokens(text)
-        .map(String::from)
-        .collect()
-}
-
 fn read_file(path: &Path) -> Result<Vec<String>, JoinTokenError> {
-    let text = std::fs::read_to_string(path).map_err(|source| JoinTokenError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let tokens = parse(&text);
-    if tokens.is_empty() {
-        return Err(JoinTokenError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    Ok(tokens)
+    gantry_daemon::token_file::read(path)
 }
 
 impl JoinTokens {
@@ -120,7 +84,7 @@ impl JoinTokens {
     pub fn accepts(&self, given: &str) -> bool {
         self.tokens()
             .iter()
-            .fold(false, |ok, t| ok | token_matches(given, t))
+            .fold(false, |ok, t| ok | crate::auth::same_secret(given, t))
     }
 
     /// The first token (what `gantry dev` gives its own agent).
@@ -204,10 +168,10 @@ mod tests {
 
     #[test]
     fn tokens_compare_exactly() {
-        assert!(token_matches("s3cret", "s3cret"));
-        assert!(!token_matches("s3cre", "s3cret"));
-        assert!(!token_matches("s3creT", "s3cret"));
-        assert!(!token_matches("", "s3cret"));
+        assert!(crate::auth::same_secret("s3cret", "s3cret"));
+        assert!(!crate::auth::same_secret("s3cre", "s3cret"));
+        assert!(!crate::auth::same_secret("s3creT", "s3cret"));
+        assert!(!crate::auth::same_secret("", "s3cret"));
     }
 
     #[test]

@@ -10,20 +10,7 @@ pub enum TokenSource {
     File(PathBuf),
 }
 
-/// The token file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenFileError {
-    #[error("join token file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "join token file {path} holds no token (the first line that is not blank or a # comment)"
-    )]
-    Empty { path: PathBuf },
-}
+pub use gantry_daemon::token_file::TokenFileError;
 
 /// Never shows the token itself.
 impl std::fmt::Debug for TokenSource {
@@ -33,11 +20,6 @@ impl std::fmt::Debug for TokenSource {
             TokenSource::File(p) => f.debug_tuple("TokenSource::File").field(p).finish(),
         }
     }
-}
-
-/// The first line of `text` that is neither blank nor a `#` comment, trimmed.
-fn first_token(text: &str) -> Option<&str> {
-    gantry_daemon::token_file::tokens(text).next()
 }
 
 impl TokenSource {
@@ -50,16 +32,12 @@ impl TokenSource {
     }
 }
 
+/// The first token of the file (one per line; blank lines and `#` comments skipped).
 fn read_file(path: &Path) -> Result<String, TokenFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Io {
+    let first = gantry_daemon::token_file::read(path)?.into_iter().next();
+    first.ok_or_else(|| TokenFileError::Empty {
         path: path.to_owned(),
-        source,
-    })?;
-    first_token(&text)
-        .map(String::from)
-        .ok_or_else(|| TokenFileError::Empty {
-            path: path.to_owned(),
-        })
+    })
 }
 
 #[cfg(test)]
