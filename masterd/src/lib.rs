@@ -11,5 +11,6 @@ pub mod listener;
 pub mod master;
 pub mod metrics;
 pub mod services;
+pub mod state;
 pub mod store;
 pub mod tls;

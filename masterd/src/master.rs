@@ -3,11 +3,12 @@
 
 use crate::api::guard::Security;
 use crate::auth::{self, principals, Authenticator};
-use crate::cluster::{AgentEntry, ClusterState, Core, CoreError};
+use crate::cluster::{AgentEntry, Core, CoreError};
 use crate::config::MasterConfig;
 use crate::join_tokens::{JoinTokenError, JoinTokens, TOKEN_FILE_POLL};
 use crate::listener::{MasterListener, Peer};
 use crate::services::app_definition::AppDefinition;
+use crate::state::MasterState;
 use crate::store::records::AgentLifecycle;
 use crate::store::{AsyncStore, SqliteStore, StoreError, Write};
 use gantry_daemon::tls_files::TlsFileError;
@@ -92,19 +93,25 @@ fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
 }
 
 /// Rebuilds the in-memory state from the store. Agents known there must re-register.
-async fn load(store: &AsyncStore) -> Result<(ClusterState, Option<String>), MasterError> {
+async fn load(store: &AsyncStore) -> Result<(MasterState, Option<String>), MasterError> {
     let snap = store.load().await?;
-    let mut st = ClusterState::default();
+    let mut state = MasterState::default();
     for (id, json) in snap.apps {
         let app: AppDefinition =
             serde_json::from_value(json).map_err(|source| MasterError::CorruptApp {
                 id: id.clone(),
                 source,
             })?;
-        st.apps.insert(id, app);
+        state.services.apps.insert(id, app);
     }
+    let st = &mut state.cluster;
     for t in snap.tasks {
-        st.tasks.insert(t.info.task_id.clone(), t);
+        if t.state.is_terminal() {
+            // An end its owner had not recorded yet (see `TaskOwner::keeps_end`).
+            st.ended.push(t);
+        } else {
+            st.tasks.insert(t.info.task_id.clone(), t);
+        }
     }
     for a in snap.agents {
         let recovering = a.lifecycle == AgentLifecycle::Active;
@@ -124,7 +131,7 @@ async fn load(store: &AsyncStore) -> Result<(ClusterState, Option<String>), Mast
             }
         }
     }
-    Ok((st, master_id))
+    Ok((state, master_id))
 }
 
 /// Starts a master on the current runtime and returns once it listens.
@@ -146,9 +153,9 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         }
     };
     tracing::info!(
-        apps = state.apps.len(),
-        tasks = state.tasks.len(),
-        agents = state.agents.len(),
+        apps = state.services.apps.len(),
+        tasks = state.cluster.tasks.len(),
+        agents = state.cluster.agents.len(),
         "state recovered from the store"
     );
     let tokens = Arc::new(JoinTokens::from_config(&cfg)?);

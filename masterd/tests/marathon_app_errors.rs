@@ -10,7 +10,10 @@ use serde_json::{json, Value};
 fn refuse(body: &str) -> (u16, Value) {
     match AppDefinition::parse(body.as_bytes()) {
         Ok(app) => panic!("accepted {body}: {app:?}"),
-        Err(e) => (e.status().as_u16(), e.body()),
+        Err(e) => {
+            let e = MarathonError::from(e);
+            (e.status().as_u16(), e.body())
+        }
     }
 }
 
@@ -447,7 +450,7 @@ fn errors_answer_as_application_json() {
     let Err(err) = AppDefinition::parse(b"{\"id\": 5}") else {
         panic!("accepted")
     };
-    let resp = err.into_response();
+    let resp = MarathonError::from(err).into_response();
     assert_eq!(resp.status().as_u16(), 422);
     let ct = resp
         .headers()

@@ -34,6 +34,7 @@ fn without_a_policy_nothing_is_emitted_and_gpus_decide_the_default() {
 fn an_unknown_policy_is_a_422_in_marathons_format() {
     let e = AppDefinition::parse(br#"{"id": "/a", "cmd": "x", "numaPolicy": "strict"}"#)
         .expect_err("refused");
+    let e = gantry_masterd::api::marathon::error::MarathonError::from(e);
     assert_eq!(e.status().as_u16(), 422);
     let body: Value = e.body();
     assert_eq!(

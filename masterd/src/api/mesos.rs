@@ -132,7 +132,8 @@ fn task_json(st: &ClusterState, t: &TaskRecord) -> Value {
 }
 
 async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
-    let st = core.state().await;
+    let guard = core.state().await;
+    let st = &guard.cluster;
     let used = st.used_by_agent();
     let pid = master_pid(&core);
     let agents = agents_json(&st);
@@ -210,12 +211,14 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
 }
 
 async fn slaves(State(core): State<Arc<Core>>) -> Json<Value> {
-    let st = core.state().await;
+    let guard = core.state().await;
+    let st = &guard.cluster;
     Json(json!({ "slaves": agents_json(&st), "recovered_slaves": [] }))
 }
 
 async fn metrics(State(core): State<Arc<Core>>) -> Json<Value> {
-    let st = core.state().await;
+    let guard = core.state().await;
+    let st = &guard.cluster;
     let mut m = Map::new();
     let mut put = |k: &str, v: f64| {
         m.insert(k.to_owned(), json!(v));

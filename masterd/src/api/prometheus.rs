@@ -4,8 +4,9 @@
 //! The Mesos names stay on `/metrics/snapshot`; every metric here is documented in
 //! docs/operations.md.
 
-use crate::cluster::{ClusterState, Core};
+use crate::cluster::Core;
 use crate::metrics::{HistogramSnapshot, HTTP_ANSWERS, STORE_APPLY};
+use crate::state::MasterState;
 use crate::store::records::AgentLifecycle;
 use axum::extract::State;
 use axum::http::header;
@@ -99,7 +100,7 @@ fn lifecycle_name(l: AgentLifecycle) -> &'static str {
 }
 
 /// Renders every metric from `st` and `f`.
-pub fn render(st: &ClusterState, f: &Figures) -> String {
+pub fn render(st: &MasterState, f: &Figures) -> String {
     let mut e = Exposition(String::with_capacity(8192));
     e.one(
         "gantry_master_uptime_seconds",
@@ -119,20 +120,26 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
         AgentLifecycle::Gone,
     ] {
         let n = st
+            .cluster
             .agents
             .values()
             .filter(|a| a.record.lifecycle == l)
             .count();
         e.sample("gantry_agents", &[("state", lifecycle_name(l))], n as f64);
     }
-    let connected = st.agents.values().filter(|a| a.conn.is_some()).count();
+    let connected = st
+        .cluster
+        .agents
+        .values()
+        .filter(|a| a.conn.is_some())
+        .count();
     e.one(
         "gantry_agents_connected",
         "gauge",
         "Agents with a live connection to this master.",
         connected as f64,
     );
-    let c = &st.counters;
+    let c = &st.cluster.counters;
     e.one(
         "gantry_agent_registrations_total",
         "counter",
@@ -153,7 +160,7 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
     );
 
     let mut live = std::collections::HashMap::<TaskState, u64>::new();
-    for t in st.tasks.values() {
+    for t in st.cluster.tasks.values() {
         *live.entry(t.state).or_default() += 1;
     }
     e.family(
@@ -166,7 +173,7 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
         e.sample("gantry_tasks", &[("state", s.name())], n as f64);
     }
     let mut ended = std::collections::HashMap::<TaskState, u64>::new();
-    for t in &st.completed {
+    for t in &st.cluster.completed {
         *ended.entry(t.state).or_default() += 1;
     }
     e.family(
@@ -204,9 +211,9 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
         "gantry_apps",
         "gauge",
         "Marathon apps defined.",
-        st.apps.len() as f64,
+        st.services.apps.len() as f64,
     );
-    let waiting: usize = st.waiting.values().map(|w| w.count).sum();
+    let waiting: usize = st.services.waiting.values().map(|w| w.count).sum();
     e.one(
         "gantry_app_instances_waiting",
         "gauge",
@@ -214,6 +221,7 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
         waiting as f64,
     );
     let delayed: Vec<_> = st
+        .services
         .launch_delays
         .iter()
         .filter(|(_, d)| d.until > f.now)
@@ -229,7 +237,7 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
         "gauge",
         "The current backoff delay of each app that has one.",
     );
-    let mut delays: Vec<_> = st.launch_delays.iter().collect();
+    let mut delays: Vec<_> = st.services.launch_delays.iter().collect();
     delays.sort_by(|a, b| a.0.cmp(b.0));
     for (app, d) in delays {
         e.sample(
@@ -248,6 +256,7 @@ pub fn render(st: &ClusterState, f: &Figures) -> String {
         "GPUs each agent reports, by health (unhealthy GPUs are not offered).",
     );
     for a in st
+        .cluster
         .agents
         .values()
         .filter(|a| a.record.lifecycle != AgentLifecycle::Gone)
@@ -292,8 +301,9 @@ fn store_latency(e: &mut Exposition, h: &HistogramSnapshot) {
     e.sample(&format!("{name}_count"), &[], h.count as f64);
 }
 
-fn resources(e: &mut Exposition, st: &ClusterState) {
+fn resources(e: &mut Exposition, st: &MasterState) {
     let total = st
+        .cluster
         .agents
         .values()
         .filter(|a| a.record.lifecycle == AgentLifecycle::Active)
@@ -301,6 +311,7 @@ fn resources(e: &mut Exposition, st: &ClusterState) {
             acc.plus(&a.record.info.resources)
         });
     let used = st
+        .cluster
         .tasks
         .values()
         .fold(Resources::default(), |acc, t| acc.plus(&t.info.resources));
@@ -333,7 +344,7 @@ fn resources(e: &mut Exposition, st: &ClusterState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::state::LaunchDelay;
+    use crate::services::state::LaunchDelay;
 
     fn figures() -> Figures {
         let h = crate::metrics::LatencyHistogram::new();
@@ -348,7 +359,7 @@ mod tests {
 
     #[test]
     fn an_empty_master_renders_every_family_with_zeros() {
-        let text = render(&ClusterState::default(), &figures());
+        let text = render(&MasterState::default(), &figures());
         for line in [
             "gantry_master_uptime_seconds 12.5",
             "gantry_agents{state=\"active\"} 0",
@@ -371,15 +382,15 @@ mod tests {
 
     #[test]
     fn launch_delays_count_only_when_in_force_and_labels_are_escaped() {
-        let mut st = ClusterState::default();
-        st.launch_delays.insert(
+        let mut st = MasterState::default();
+        st.services.launch_delays.insert(
             "/a\"b".into(),
             LaunchDelay {
                 delay_secs: 1.15,
                 until: 2000.0,
             },
         );
-        st.launch_delays.insert(
+        st.services.launch_delays.insert(
             "/old".into(),
             LaunchDelay {
                 delay_secs: 1.0,

@@ -28,7 +28,7 @@ impl Core {
         let now = now_secs();
         let conn_id = self.new_conn_id();
         let mut guard = self.state().await;
-        let st = &mut *guard;
+        let st = &mut guard.cluster;
         let id = agent_id.unwrap_or_else(|| {
             AgentId(format!(
                 "{}-S{}",
@@ -53,11 +53,7 @@ impl Core {
                 .iter()
                 .map(|t| Write::PutTask(Box::new(t.clone()))),
         );
-        writes.extend(
-            plan.ended
-                .iter()
-                .map(|t| Write::DeleteTask(t.info.task_id.0.clone())),
-        );
+        writes.extend(plan.ended.iter().map(ClusterState::end_write));
         self.store().apply(writes).await?;
 
         // Stored: now change memory and talk to the agent.
@@ -66,8 +62,7 @@ impl Core {
         }
         for t in plan.ended {
             tracing::warn!(agent = %id, task = %t.info.task_id, state = t.state.name(), "task ended while the agent was away");
-            st.tasks.remove(&t.info.task_id);
-            st.push_completed(t);
+            st.task_ended(t);
         }
         if rereg {
             st.counters.slave_reregistrations += 1;
@@ -105,7 +100,7 @@ impl Core {
         total_gpus: u32,
     ) -> Result<(), CoreError> {
         let mut guard = self.state().await;
-        let st = &mut *guard;
+        let st = &mut guard.cluster;
         let Some(a) = st.agents.get_mut(agent) else {
             return Ok(());
         };
@@ -133,7 +128,7 @@ impl Core {
     /// A heartbeat arrived on connection `conn_id`, with the usage of the agent's running tasks.
     pub async fn heartbeat(&self, agent: &AgentId, conn_id: u64, usage: Vec<TaskUsage>) {
         let mut guard = self.state().await;
-        let st = &mut *guard;
+        let st = &mut guard.cluster;
         let Some(a) = st.agents.get_mut(agent) else {
             return;
         };
@@ -161,7 +156,7 @@ impl Core {
             "the master stalled; restarting agents' heartbeat clocks"
         );
         let mut st = self.state().await;
-        for a in st.agents.values_mut() {
+        for a in st.cluster.agents.values_mut() {
             a.last_seen = Instant::now();
         }
     }
@@ -169,7 +164,7 @@ impl Core {
     /// Connection `conn_id` closed. The agent stays registered until its heartbeats are missed.
     pub async fn disconnected(&self, agent: &AgentId, conn_id: u64) {
         let mut guard = self.state().await;
-        let st = &mut *guard;
+        let st = &mut guard.cluster;
         if let Some(a) = st.agents.get_mut(agent) {
             if a.conn.as_ref().is_some_and(|c| c.id == conn_id) {
                 a.conn = None;
@@ -184,7 +179,7 @@ impl Core {
     pub async fn check_agents(&self) -> Result<(), CoreError> {
         let now = now_secs();
         let mut guard = self.state().await;
-        let st = &mut *guard;
+        let st = &mut guard.cluster;
         let mut agents: Vec<AgentRecord> = Vec::new();
         let mut unreachable: Vec<TaskRecord> = Vec::new();
         let mut gone: Vec<TaskRecord> = Vec::new();
@@ -246,10 +241,7 @@ impl Core {
                 .iter()
                 .map(|t| Write::PutTask(Box::new(t.clone()))),
         );
-        writes.extend(
-            gone.iter()
-                .map(|t| Write::DeleteTask(t.info.task_id.0.clone())),
-        );
+        writes.extend(gone.iter().map(ClusterState::end_write));
         self.store().apply(writes).await?;
 
         for r in agents {
@@ -270,8 +262,7 @@ impl Core {
             st.tasks.insert(t.info.task_id.clone(), t);
         }
         for t in gone {
-            st.tasks.remove(&t.info.task_id);
-            st.push_completed(t);
+            st.task_ended(t);
         }
         drop(guard);
         self.wake();
@@ -317,9 +308,9 @@ fn reconcile_reports(
                 t.status = Some(rep.status.clone());
                 plan.ended.push(t);
             }
-            Some(rec)
-                if rec.expunged || rec.kill_requested || !st.apps.contains_key(&rec.app_id) =>
-            {
+            // Tasks their owner no longer wants (an app deleted meanwhile) are killed by the
+            // owner's controller on its next run.
+            Some(rec) if rec.expunged || rec.kill_requested => {
                 let mut t = rec.clone();
                 t.kill_requested = true;
                 plan.kills

@@ -1,33 +1,20 @@
-//! The in-memory cluster state the core guards: apps, tasks, agents, and what the service controller
-//! remembers between runs (launch delays, why an app waits). Pure queries live here.
+//! The in-memory cluster state the core guards: agents and tasks (each tagged with its owner), the
+//! tasks that ended and wait for their owner to read them, and counters. No controller's types:
+//! each controller keeps its own state beside this one. Pure queries live here.
 
 use crate::alloc::{AgentSnapshot, ClusterSnapshot, NodeTopology, TopologyUse};
-use crate::services::app_definition::AppDefinition;
-use crate::store::records::{AgentLifecycle, AgentRecord, TaskRecord};
+use crate::store::records::{AgentLifecycle, AgentRecord, TaskOwner, TaskRecord};
+use crate::store::Write;
 use gantry_proto::{AgentId, MasterMessage, Resources, TaskId, TaskState};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// The meta key under which an app's last failed task is stored (Marathon keeps `lastTaskFailure`
-/// across restarts).
-pub fn last_failure_key(app_id: &str) -> String {
-    format!("last_failure:{app_id}")
-}
-
-/// The range service ports are assigned from (Marathon's `local_port_min`..`local_port_max`).
-pub const SERVICE_PORTS: std::ops::RangeInclusive<u32> = 10000..=20000;
-
-/// Too few free service ports for an app.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "no free service ports: the app asks for {needed} (port 0) and {free} of 10000-20000 are \
-     free; give fixed ports, or delete apps that hold service ports"
-)]
-pub struct PortsExhausted {
-    pub needed: usize,
-    pub free: usize,
+/// The meta key under which an owner's last failed task is stored (Marathon keeps
+/// `lastTaskFailure` across restarts).
+pub fn last_failure_key(owner: &TaskOwner) -> String {
+    format!("last_failure:{}", owner.key())
 }
 
 /// How many ended tasks the master remembers for `/master/state` and `lastTaskFailure`.
@@ -70,21 +57,6 @@ impl AgentEntry {
     }
 }
 
-/// The launch delay of an app after failures (Marathon's backoff).
-#[derive(Clone, Debug)]
-pub struct LaunchDelay {
-    pub delay_secs: f64,
-    pub until: f64,
-}
-
-/// Why an app has instances that are not placed.
-#[derive(Clone, Debug)]
-pub struct Waiting {
-    pub since: f64,
-    pub reason: String,
-    pub count: usize,
-}
-
 /// Counters for `/metrics/snapshot`.
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
@@ -99,19 +71,46 @@ pub struct Counters {
 /// Everything the master holds in memory.
 #[derive(Debug, Default)]
 pub struct ClusterState {
-    pub apps: BTreeMap<String, AppDefinition>,
     /// Non-terminal tasks (terminal ones move to `completed`).
     pub tasks: BTreeMap<TaskId, TaskRecord>,
     pub agents: BTreeMap<AgentId, AgentEntry>,
     pub completed: VecDeque<TaskRecord>,
-    pub launch_delays: HashMap<String, LaunchDelay>,
-    pub waiting: BTreeMap<String, Waiting>,
+    /// Tasks that ended and whose owner has not read the end yet (see [`ClusterState::take_ended`]).
+    /// A job run's entry is also kept in the store until its owner releases it.
+    pub ended: Vec<TaskRecord>,
     pub counters: Counters,
     /// The latest usage of each running task, from the agents' heartbeats (not stored).
     pub usage: HashMap<TaskId, gantry_proto::TaskUsage>,
 }
 
 impl ClusterState {
+    /// The store write that records a task's end: owners that keep ends (job runs) keep the
+    /// terminal record until they release it; other tasks are deleted.
+    pub fn end_write(rec: &TaskRecord) -> Write {
+        if rec.owner.keeps_end() {
+            Write::PutTask(Box::new(rec.clone()))
+        } else {
+            Write::DeleteTask(rec.info.task_id.0.clone())
+        }
+    }
+
+    /// A task ended (its end is stored): it leaves the live tasks, is remembered among the
+    /// completed ones, and waits in `ended` for its owner.
+    pub fn task_ended(&mut self, rec: TaskRecord) {
+        self.tasks.remove(&rec.info.task_id);
+        self.ended.push(rec.clone());
+        self.push_completed(rec);
+    }
+
+    /// Removes and returns the ended tasks whose owner `mine` accepts, oldest first.
+    pub fn take_ended(&mut self, mine: impl Fn(&TaskOwner) -> bool) -> Vec<TaskRecord> {
+        let (taken, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ended)
+            .into_iter()
+            .partition(|t| mine(&t.owner));
+        self.ended = rest;
+        taken
+    }
+
     /// Remembers an ended task (bounded).
     pub fn push_completed(&mut self, rec: TaskRecord) {
         self.usage.remove(&rec.info.task_id);
@@ -152,7 +151,7 @@ impl ClusterState {
             *groups
                 .entry(t.info.agent_id.clone())
                 .or_default()
-                .entry(t.app_id.clone())
+                .entry(t.owner.key())
                 .or_default() += 1;
         }
         ClusterSnapshot {
@@ -175,9 +174,11 @@ impl ClusterState {
         }
     }
 
-    /// The tasks of one app.
+    /// The live tasks of one app.
     pub fn app_tasks<'a>(&'a self, app_id: &'a str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
-        self.tasks.values().filter(move |t| t.app_id == app_id)
+        self.tasks
+            .values()
+            .filter(move |t| t.app_id() == Some(app_id))
     }
 
     /// (staged, running) counts of an app's tasks, as Marathon reports them.
@@ -192,35 +193,6 @@ impl ClusterState {
             }
         }
         (staged, running)
-    }
-
-    /// Gives every port definition asking for port 0 a service port from 10000-20000 (Marathon's
-    /// default `local_port_min`/`max`), unique across apps. When the range has too few free ports
-    /// nothing is assigned and the error says how many were needed and free.
-    pub fn assign_service_ports(&self, app: &mut AppDefinition) -> Result<(), PortsExhausted> {
-        let taken: HashSet<u32> = self
-            .apps
-            .values()
-            .filter(|a| a.id != app.id)
-            .flat_map(|a| a.port_definitions.iter().map(|p| p.port))
-            .chain(app.port_definitions.iter().map(|p| p.port))
-            .collect();
-        let needed = app.port_definitions.iter().filter(|p| p.port == 0).count();
-        let free: Vec<u32> = SERVICE_PORTS
-            .filter(|p| !taken.contains(p))
-            .take(needed)
-            .collect();
-        if free.len() < needed {
-            return Err(PortsExhausted {
-                needed,
-                free: free.len(),
-            });
-        }
-        let mut free = free.into_iter();
-        for pd in app.port_definitions.iter_mut().filter(|p| p.port == 0) {
-            pd.port = free.next().unwrap_or_default();
-        }
-        Ok(())
     }
 
     /// Number of tasks in each state, for metrics.

@@ -2,7 +2,8 @@
 //! acknowledged, so that delivery is at least once and handling idempotent.
 
 use super::{Core, CoreError};
-use crate::cluster::state::{last_failure_key, LaunchDelay};
+use crate::cluster::state::last_failure_key;
+use crate::cluster::ClusterState;
 use crate::store::Write;
 use gantry_proto::time::now_secs;
 use gantry_proto::{AgentId, MasterMessage, StatusUpdate, TaskState};
@@ -19,7 +20,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         let now = now_secs();
         let mut guard = self.state().await;
-        let st = &mut *guard;
+        let st = &mut guard.cluster;
         let current = st
             .agents
             .get(agent)
@@ -74,13 +75,13 @@ impl Core {
         rec.status = Some(up.status.clone());
         let terminal = up.status.state.is_terminal();
         let mut writes = vec![if terminal {
-            Write::DeleteTask(tid.0.clone())
+            ClusterState::end_write(&rec)
         } else {
             Write::PutTask(Box::new(rec.clone()))
         }];
         if rec.state == TaskState::TaskFailed {
             writes.push(Write::PutMeta {
-                key: last_failure_key(&rec.app_id),
+                key: last_failure_key(&rec.owner),
                 value: serde_json::to_string(&rec).unwrap_or_default(),
             });
         }
@@ -93,27 +94,9 @@ impl Core {
         tracing::info!(task = %tid, agent = %agent, state = rec.state.name(), "status update");
         st.counters.valid_status_updates += 1;
         if terminal {
-            st.tasks.remove(&tid);
-            let failed = matches!(rec.state, TaskState::TaskFailed | TaskState::TaskFinished)
-                && !rec.kill_requested;
-            if failed {
-                if let Some(app) = st.apps.get(&rec.app_id) {
-                    let (base, factor, max) = (
-                        app.backoff_seconds as f64,
-                        app.backoff_factor,
-                        app.max_launch_delay_seconds as f64,
-                    );
-                    let d = next_delay(st.launch_delays.get(&rec.app_id), base, factor, max, now);
-                    st.launch_delays.insert(
-                        rec.app_id.clone(),
-                        LaunchDelay {
-                            delay_secs: d,
-                            until: now + d,
-                        },
-                    );
-                }
-            }
-            st.push_completed(rec);
+            // Its owner's controller reads the end (a failed app instance delays the next launch;
+            // a job run records its outcome).
+            st.task_ended(rec);
         } else {
             st.tasks.insert(tid, rec);
         }
@@ -123,42 +106,5 @@ impl Core {
             self.wake();
         }
         Ok(())
-    }
-}
-
-/// The launch delay after a failure: `base` at first, then multiplied by `factor` up to `max`.
-/// A failure after a quiet period (no failure for `max` seconds since the last delay ended) starts
-/// again from `base`, as Marathon forgets old failures.
-pub fn next_delay(prev: Option<&LaunchDelay>, base: f64, factor: f64, max: f64, now: f64) -> f64 {
-    match prev {
-        Some(p) if now - p.until < max => (p.delay_secs * factor).min(max),
-        _ => base.min(max),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_grow_to_the_cap_and_reset_after_quiet() {
-        let d1 = next_delay(None, 1.0, 2.0, 5.0, 100.0);
-        assert_eq!(d1, 1.0);
-        let p = LaunchDelay {
-            delay_secs: d1,
-            until: 101.0,
-        };
-        let d2 = next_delay(Some(&p), 1.0, 2.0, 5.0, 102.0);
-        assert_eq!(d2, 2.0);
-        let p = LaunchDelay {
-            delay_secs: 4.0,
-            until: 110.0,
-        };
-        assert_eq!(next_delay(Some(&p), 1.0, 2.0, 5.0, 111.0), 5.0, "capped");
-        assert_eq!(
-            next_delay(Some(&p), 1.0, 2.0, 5.0, 116.0),
-            1.0,
-            "quiet for max seconds: reset"
-        );
     }
 }

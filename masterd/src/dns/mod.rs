@@ -105,7 +105,8 @@ pub enum DnsError {
 pub async fn current(core: &Arc<Core>) -> Records {
     let leader = crate::api::mesos::advertised(core);
     let snap = {
-        let st = core.state().await;
+        let guard = core.state().await;
+        let st = &guard.cluster;
         Snapshot::take(&st, leader, nameserver(core))
     };
     let dns = core.cfg.dns.clone();
@@ -138,7 +139,8 @@ pub async fn start(core: Arc<Core>) -> Result<Option<SocketAddr>, DnsError> {
     let leader = crate::api::mesos::advertised(&core);
     let ns = nameserver(&core);
     let first = {
-        let st = core.state().await;
+        let guard = core.state().await;
+        let st = &guard.cluster;
         Snapshot::take(&st, leader, ns)
     };
     let dns = core.cfg.dns.clone();
@@ -175,7 +177,8 @@ async fn refresh(
     loop {
         tick.tick().await;
         let snap = {
-            let st = core.state().await;
+            let guard = core.state().await;
+            let st = &guard.cluster;
             Snapshot::take(&st, leader, ns)
         };
         if snap == last {

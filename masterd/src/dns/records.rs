@@ -60,9 +60,11 @@ impl Snapshot {
             .tasks
             .values()
             .filter(|t| t.state == TaskState::TaskRunning)
-            .map(|t| TaskView {
+            // Marathon's tasks (the `marathon` framework); job runs are not named.
+            .filter_map(|t| Some((t, t.app_id()?)))
+            .map(|(t, app_id)| TaskView {
                 task_id: t.info.task_id.to_string(),
-                app_id: t.app_id.clone(),
+                app_id: app_id.to_owned(),
                 agent_id: t.info.agent_id.to_string(),
                 ports: t.info.ports.clone(),
             })

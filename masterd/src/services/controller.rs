@@ -5,10 +5,11 @@
 use super::app_definition::KillSelection;
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use super::requirements::{self, all_met, unmet_reason};
+use super::state::Waiting;
 use crate::alloc::{self, ClusterSnapshot, PlaceOptions, Plan, TaskDemand};
-use crate::cluster::state::Waiting;
 use crate::cluster::{Core, CoreError};
-use crate::store::records::TaskRecord;
+use crate::state::MasterState;
+use crate::store::records::{TaskOwner, TaskRecord};
 use crate::store::Write;
 use gantry_proto::time::now_secs;
 use gantry_proto::{AgentId, MasterMessage, TaskId, TaskState};
@@ -23,12 +24,13 @@ pub const MAX_NEW_TASKS_PER_RUN: usize = 2048;
 
 /// Runs the controller until the process ends.
 pub async fn run(core: Arc<Core>) {
+    let mut changes = core.subscribe();
     loop {
         if let Err(e) = reconcile(&core).await {
             tracing::error!(error = %e, "service controller run failed");
         }
         tokio::select! {
-            _ = core.woken() => {}
+            _ = changes.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
@@ -51,8 +53,14 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let now = now_secs();
     let (snapshot, demands, apps_demanded, versions, only_on, more) = {
         let mut guard = core.state().await;
-        let st = &mut *guard;
+        let MasterState {
+            cluster: st,
+            services: svc,
+            ..
+        } = &mut *guard;
         let mut writes: Vec<Write> = Vec::new();
+        let ended = st.take_ended(|o| matches!(o, TaskOwner::App { .. }));
+        super::backoff::record_ends(svc, &ended, now);
 
         // Expunge unreachable tasks whose app gave up on them.
         let expunge: Vec<TaskId> = st
@@ -60,7 +68,10 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .values()
             .filter(|t| t.state == TaskState::TaskUnreachable && !t.expunged)
             .filter(|t| {
-                let after = st.apps.get(&t.app_id).and_then(unreachable_after);
+                let after = t
+                    .app_id()
+                    .and_then(|a| svc.apps.get(a))
+                    .and_then(unreachable_after);
                 match (t.unreachable_since, after) {
                     (Some(since), Some((_, expunge))) => now - since >= expunge,
                     _ => false,
@@ -82,7 +93,8 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let mut to_kill: Vec<TaskId> = st
             .tasks
             .values()
-            .filter(|t| !t.kill_requested && !st.apps.contains_key(&t.app_id))
+            .filter(|t| !t.kill_requested)
+            .filter(|t| t.app_id().is_some_and(|a| !svc.apps.contains_key(a)))
             .map(|t| t.info.task_id.clone())
             .collect();
         let mut demands = Vec::new();
@@ -94,7 +106,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         // New instances planned this run, and the apps left for the next run once it is spent.
         let mut budget = MAX_NEW_TASKS_PER_RUN;
         let mut deferred: Vec<String> = Vec::new();
-        for app in st.apps.values() {
+        for app in svc.apps.values() {
             let inactive_after = unreachable_after(app).map(|(i, _)| i);
             let mut active: Vec<&TaskRecord> = st
                 .app_tasks(&app.id)
@@ -120,7 +132,10 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         .map(|t| t.info.task_id.clone()),
                 );
             } else if active.len() < want {
-                let delayed = st.launch_delays.get(&app.id).is_some_and(|d| d.until > now);
+                let delayed = svc
+                    .launch_delays
+                    .get(&app.id)
+                    .is_some_and(|d| d.until > now);
                 if delayed {
                     continue;
                 }
@@ -178,7 +193,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 });
             }
         }
-        let satisfied: Vec<String> = st
+        let satisfied: Vec<String> = svc
             .waiting
             .keys()
             .filter(|a| {
@@ -189,11 +204,11 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .cloned()
             .collect();
         for a in satisfied {
-            st.waiting.remove(&a);
+            svc.waiting.remove(&a);
         }
         for (app, reason, count) in unmet {
-            let since = st.waiting.get(&app).map_or(now, |w| w.since);
-            st.waiting.insert(
+            let since = svc.waiting.get(&app).map_or(now, |w| w.since);
+            svc.waiting.insert(
                 app,
                 Waiting {
                     since,
@@ -217,7 +232,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         }
         let versions: HashMap<String, String> = apps_demanded
             .keys()
-            .filter_map(|a| Some((a.clone(), st.apps.get(a)?.version.clone())))
+            .filter_map(|a| Some((a.clone(), svc.apps.get(a)?.version.clone())))
             .collect();
         let more = !deferred.is_empty() || budget == 0;
         (
@@ -237,7 +252,11 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let plan = place_restricted(&snapshot, &demands, &only_on, core.cfg.place_options);
     let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
     let mut guard = core.state().await;
-    let st = &mut *guard;
+    let MasterState {
+        cluster: st,
+        services: svc,
+        ..
+    } = &mut *guard;
     let current = st.snapshot();
     let mut plan = plan;
     let conflicts = alloc::check(&current, &plan, &demands);
@@ -252,7 +271,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let Some(d) = by_task.get(&p.task_id) else {
             continue;
         };
-        let Some(app) = st.apps.get(&d.group) else {
+        let Some(app) = svc.apps.get(&d.group) else {
             continue; // deleted meanwhile
         };
         if versions.get(&d.group) != Some(&app.version) {
@@ -267,8 +286,10 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         );
         let rec = TaskRecord {
             info: info.clone(),
-            app_id: app.id.clone(),
-            app_version: app.version.clone(),
+            owner: TaskOwner::App {
+                id: app.id.clone(),
+                version: app.version.clone(),
+            },
             state: TaskState::TaskStaging,
             status: None,
             last_seq: 0,
@@ -305,8 +326,8 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         if let Some(d) = by_task.get(&u.task_id) {
             let missing = apps_demanded.get(&d.group).copied().unwrap_or(0);
             let left = missing.saturating_sub(placed.get(&d.group).copied().unwrap_or(0));
-            let since = st.waiting.get(&d.group).map_or(now, |w| w.since);
-            st.waiting.insert(
+            let since = svc.waiting.get(&d.group).map_or(now, |w| w.since);
+            svc.waiting.insert(
                 d.group.clone(),
                 Waiting {
                     since,
@@ -318,7 +339,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     }
     for (app, n) in &apps_demanded {
         if placed.get(app).copied().unwrap_or(0) >= *n {
-            st.waiting.remove(app);
+            svc.waiting.remove(app);
         }
     }
     Ok(())
@@ -365,14 +386,16 @@ fn place_restricted(
 #[cfg(test)]
 mod tests {
     use super::counts_as_active;
-    use crate::store::records::TaskRecord;
+    use crate::store::records::{TaskOwner, TaskRecord};
     use gantry_proto::{TaskInfo, TaskState};
 
     fn task(state: TaskState, unreachable_since: Option<f64>) -> TaskRecord {
         TaskRecord {
             info: TaskInfo::default(),
-            app_id: "/a".into(),
-            app_version: "v".into(),
+            owner: TaskOwner::App {
+                id: "/a".into(),
+                version: "v".into(),
+            },
             state,
             status: None,
             last_seq: 0,

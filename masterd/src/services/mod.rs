@@ -1,8 +1,11 @@
 //! The Marathon-style service controller: app definitions and keeping each app at its instance count.
 
+pub mod actions;
 pub mod app;
 pub mod app_definition;
+pub mod backoff;
 pub mod controller;
 pub mod launch;
 pub mod path_id;
 pub mod requirements;
+pub mod state;

@@ -3,14 +3,65 @@
 use gantry_proto::{AgentId, AgentInfo, TaskInfo, TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
 
+/// Who a task belongs to. The core tracks tasks for their owners and never reads an owner's
+/// definitions: each controller finds its own tasks by this tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskOwner {
+    /// An instance of a service (the services controller): the app and the version it runs.
+    App { id: String, version: String },
+    /// One run of a batch job (the batch controller): the job and the run's id.
+    JobRun { job: String, run: u64 },
+}
+
+impl TaskOwner {
+    /// The app's id or the job's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TaskOwner::App { id, .. } => id,
+            TaskOwner::JobRun { job, .. } => job,
+        }
+    }
+
+    /// The app id, for an app's task.
+    pub fn app_id(&self) -> Option<&str> {
+        match self {
+            TaskOwner::App { id, .. } => Some(id),
+            TaskOwner::JobRun { .. } => None,
+        }
+    }
+
+    /// The framework the task belongs to, as `/master/state` names it.
+    pub fn framework(&self) -> &'static str {
+        match self {
+            TaskOwner::App { .. } => "marathon",
+            TaskOwner::JobRun { .. } => "chronos",
+        }
+    }
+
+    /// A key unique per app or job (apps keep their bare id, as stored before owners existed).
+    pub fn key(&self) -> String {
+        match self {
+            TaskOwner::App { id, .. } => id.clone(),
+            TaskOwner::JobRun { job, .. } => format!("job:{job}"),
+        }
+    }
+
+    /// Does the owner read a task's end from the store? A job run's end is kept (as a terminal
+    /// record) until the batch controller has recorded it, so that no run's outcome is lost in a
+    /// crash; an app's ended task is forgotten at once (its app just starts another).
+    pub fn keeps_end(&self) -> bool {
+        matches!(self, TaskOwner::JobRun { .. })
+    }
+}
+
 /// What the master knows about one task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredTask")]
 pub struct TaskRecord {
     pub info: TaskInfo,
-    /// The Marathon app the task belongs to.
-    pub app_id: String,
-    /// The app version the task runs.
-    pub app_version: String,
+    /// Who the task belongs to.
+    pub owner: TaskOwner,
     pub state: TaskState,
     /// The latest status received (or synthesized by the master).
     pub status: Option<TaskStatus>,
@@ -35,6 +86,56 @@ pub struct TaskRecord {
 impl TaskRecord {
     pub fn agent_id(&self) -> &AgentId {
         &self.info.agent_id
+    }
+
+    /// The app the task is an instance of, for a service task.
+    pub fn app_id(&self) -> Option<&str> {
+        self.owner.app_id()
+    }
+}
+
+/// A task record as stored: records written before owners existed carry `app_id` and
+/// `app_version` instead of `owner`.
+#[derive(Deserialize)]
+struct StoredTask {
+    info: TaskInfo,
+    #[serde(default)]
+    owner: Option<TaskOwner>,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    app_version: Option<String>,
+    state: TaskState,
+    status: Option<TaskStatus>,
+    last_seq: u64,
+    staged_at: f64,
+    started_at: Option<f64>,
+    #[serde(default)]
+    unreachable_since: Option<f64>,
+    #[serde(default)]
+    expunged: bool,
+    #[serde(default)]
+    kill_requested: bool,
+}
+
+impl From<StoredTask> for TaskRecord {
+    fn from(s: StoredTask) -> Self {
+        let owner = s.owner.unwrap_or_else(|| TaskOwner::App {
+            id: s.app_id.unwrap_or_default(),
+            version: s.app_version.unwrap_or_default(),
+        });
+        TaskRecord {
+            info: s.info,
+            owner,
+            state: s.state,
+            status: s.status,
+            last_seq: s.last_seq,
+            staged_at: s.staged_at,
+            started_at: s.started_at,
+            unreachable_since: s.unreachable_since,
+            expunged: s.expunged,
+            kill_requested: s.kill_requested,
+        }
     }
 }
 
@@ -80,4 +181,39 @@ pub struct AuditRecord {
     pub status: u16,
     /// The client's address.
     pub remote: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_stored_before_owners_existed_read_as_app_tasks() {
+        let old = serde_json::json!({
+            "info": serde_json::to_value(TaskInfo::default()).unwrap(),
+            "app_id": "/web", "app_version": "v1", "state": "TASK_RUNNING", "status": null,
+            "last_seq": 3, "staged_at": 1.0, "started_at": null,
+        });
+        let rec: TaskRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            rec.owner,
+            TaskOwner::App {
+                id: "/web".into(),
+                version: "v1".into()
+            }
+        );
+        let again: TaskRecord =
+            serde_json::from_value(serde_json::to_value(&rec).unwrap()).unwrap();
+        assert_eq!(again, rec, "written with an owner, read back the same");
+        let run = TaskRecord {
+            owner: TaskOwner::JobRun {
+                job: "etl".into(),
+                run: 7,
+            },
+            ..rec
+        };
+        let back: TaskRecord = serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
+        assert_eq!(back.owner, run.owner);
+        assert!(back.owner.keeps_end() && back.app_id().is_none());
+    }
 }

@@ -104,7 +104,7 @@ impl Store for SqliteStore {
                 Write::PutTask(t) => {
                     tx.execute(
                         "INSERT OR REPLACE INTO tasks (id, app_id, body) VALUES (?1, ?2, ?3)",
-                        params![t.info.task_id.as_str(), t.app_id, to_json(t)],
+                        params![t.info.task_id.as_str(), t.owner.key(), to_json(t)],
                     )?;
                 }
                 Write::DeleteTask(id) => {
@@ -206,8 +206,10 @@ mod tests {
                 kill_grace_period_secs: 3.0,
                 ..TaskInfo::default()
             },
-            app_id: "/app".into(),
-            app_version: "v1".into(),
+            owner: crate::store::records::TaskOwner::App {
+                id: "/app".into(),
+                version: "v1".into(),
+            },
             state: TaskState::TaskStaging,
             status: None,
             last_seq: 0,

@@ -5,9 +5,11 @@ use super::error::MarathonError;
 use super::query::{flag, Query};
 use super::render::{app_info, embeds_waiting, iso, task, waiting};
 use crate::api::guard::Caller;
-use crate::cluster::{ClusterState, Core, CoreError};
+use crate::cluster::Core;
+use crate::services::actions::{self, ServiceError};
 use crate::services::app_definition::AppDefinition;
 use crate::services::path_id;
+use crate::state::MasterState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,13 +19,13 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-impl From<CoreError> for MarathonError {
-    fn from(e: CoreError) -> Self {
+impl From<ServiceError> for MarathonError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            CoreError::AppExists(_) => MarathonError::Conflict(e.to_string()),
-            CoreError::AppNotFound(_) => MarathonError::NotFound(e.to_string()),
-            CoreError::PortsExhausted(_) => MarathonError::Unprocessable(e.to_string()),
-            CoreError::Store(_) => MarathonError::Internal(e.to_string()),
+            ServiceError::AppExists(_) => MarathonError::Conflict(e.to_string()),
+            ServiceError::AppNotFound(_) => MarathonError::NotFound(e.to_string()),
+            ServiceError::PortsExhausted(_) => MarathonError::Unprocessable(e.to_string()),
+            ServiceError::Store(_) => MarathonError::Internal(e.to_string()),
         }
     }
 }
@@ -49,7 +51,7 @@ pub async fn create(
         )));
     }
     app.stamp_config_change(&iso(gantry_proto::time::now_secs()));
-    let app = core.create_app(app).await?;
+    let app = actions::create_app(&core, app).await?;
     let deployment = uuid::Uuid::new_v4().to_string();
     let st = core.state().await;
     let mut info = app_info(&st, &app, false);
@@ -80,6 +82,7 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
     let embed_waiting = embeds_waiting(q.all("embed"));
     let st = core.state().await;
     let apps: Vec<Value> = st
+        .services
         .apps
         .values()
         .filter(|a| {
@@ -103,7 +106,7 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
 }
 
 /// Adds the `waiting` extension to an AppInfo when something waits.
-fn add_waiting(st: &ClusterState, app: &AppDefinition, info: &mut Value) {
+fn add_waiting(st: &MasterState, app: &AppDefinition, info: &mut Value) {
     let now = gantry_proto::time::now_secs();
     if let (Some(w), Some(obj)) = (waiting(st, app, now), info.as_object_mut()) {
         obj.insert("waiting".into(), w);
@@ -140,6 +143,7 @@ pub async fn get(
     match parse_path(&rest) {
         AppPath::App(id) => {
             let app = st
+                .services
                 .apps
                 .get(&id)
                 .ok_or_else(|| MarathonError::NotFound(format!("App '{id}' does not exist")))?;
@@ -150,12 +154,16 @@ pub async fn get(
             Ok(Json(json!({ "app": info })))
         }
         AppPath::Tasks(id) => {
-            if !st.apps.contains_key(&id) {
+            if !st.services.apps.contains_key(&id) {
                 return Err(MarathonError::NotFound(format!(
                     "App '{id}' does not exist"
                 )));
             }
-            let tasks: Vec<Value> = st.app_tasks(&id).map(|t| task(&st, t, false)).collect();
+            let tasks: Vec<Value> = st
+                .cluster
+                .app_tasks(&id)
+                .map(|t| task(&st, t, false))
+                .collect();
             Ok(Json(json!({ "tasks": tasks })))
         }
         // Marathon has no GET for one task: the path names no app.
@@ -178,7 +186,7 @@ pub async fn delete(
         AppPath::App(id) => {
             // `force` defaults to true here; with no deployments to override it changes nothing.
             let _force = flag(q.first("force"), true);
-            core.delete_app(&id).await?;
+            actions::delete_app(&core, &id).await?;
             return Ok(deployment_result());
         }
         AppPath::Tasks(app) => (app, None),
@@ -196,9 +204,11 @@ pub async fn delete(
         (None, Some(host)) => {
             let st = core.state().await;
             let ids = st
+                .cluster
                 .app_tasks(&app)
                 .filter(|t| {
-                    st.agents
+                    st.cluster
+                        .agents
                         .get(&t.info.agent_id)
                         .is_some_and(|a| a.record.info.hostname == host)
                 })
@@ -213,9 +223,7 @@ pub async fn delete(
         .filter(|ids| ids.len() == 1 && q.first("host").is_none())
         .map(|ids| ids[0].clone());
     let now = iso(gantry_proto::time::now_secs());
-    let killed = core
-        .kill_app_tasks(&app, only.as_deref(), scale, &now)
-        .await?;
+    let killed = actions::kill_app_tasks(&core, &app, only.as_deref(), scale, &now).await?;
     if let Some(id) = &single {
         if killed.is_empty() {
             return Err(MarathonError::NotFound(format!(

@@ -1,43 +1,11 @@
 //! Marathon's error bodies and status codes (spec §3.9), as one error type that renders itself as
 //! an `application/json` response.
 
+pub use crate::services::app::{AppError, FieldErrors};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use serde_json::{json, Value};
-
-/// The errors found at one JSON path: one entry of a 422 body's `details` array.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldErrors {
-    /// JSON-pointer-like path with array indexes written `(0)`: `/container/volumes(0)/hostPath`.
-    /// Errors about the whole object use `/`.
-    pub path: String,
-    /// Play-JSON codes (`error.expected.jsstring`) or sentences (`is greater than 1`).
-    pub errors: Vec<String>,
-}
-
-impl FieldErrors {
-    /// Groups `(path, error)` pairs by path, keeping the order in which paths first appear and
-    /// dropping repeated errors at one path (as Marathon does).
-    pub fn group(pairs: Vec<(String, String)>) -> Vec<FieldErrors> {
-        let mut grouped: Vec<FieldErrors> = Vec::new();
-        for (path, error) in pairs {
-            match grouped.iter_mut().find(|g| g.path == path) {
-                Some(g) => {
-                    if !g.errors.contains(&error) {
-                        g.errors.push(error);
-                    }
-                }
-                None => grouped.push(FieldErrors {
-                    path,
-                    errors: vec![error],
-                }),
-            }
-        }
-        grouped
-    }
-}
 
 fn describe(details: &[FieldErrors]) -> String {
     details
@@ -87,6 +55,18 @@ pub enum MarathonError {
     /// 500: something failed inside Gantry.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<AppError> for MarathonError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::InvalidJson(d) => MarathonError::InvalidJson(d),
+            AppError::EmptyBody(d) => MarathonError::EmptyBody(d),
+            AppError::InvalidFields(d) => MarathonError::InvalidFields(d),
+            AppError::InvalidObject(d) => MarathonError::InvalidObject(d),
+            AppError::Unprocessable(d) => MarathonError::Unprocessable(d),
+        }
+    }
 }
 
 impl MarathonError {

@@ -1,9 +1,9 @@
 //! Marathon's response shapes (spec §3.1, §3.2): AppInfo with counts, tasks and lastTaskFailure,
 //! and Task, with timestamps as ISO-8601 UTC with milliseconds and `Z`.
 
-use crate::cluster::ClusterState;
 use crate::services::app_definition::AppDefinition;
-use crate::store::records::TaskRecord;
+use crate::state::MasterState;
+use crate::store::records::{TaskOwner, TaskRecord};
 use gantry_proto::TaskState;
 use serde_json::{json, Map, Value};
 
@@ -16,15 +16,16 @@ pub fn iso(secs: f64) -> String {
 }
 
 /// A task as Marathon returns it.
-pub fn task(st: &ClusterState, t: &TaskRecord, with_service_ports: bool) -> Value {
+pub fn task(st: &MasterState, t: &TaskRecord, with_service_ports: bool) -> Value {
     let host = st
+        .cluster
         .agents
         .get(&t.info.agent_id)
         .map(|a| a.record.info.hostname.clone())
         .unwrap_or_default();
     let service_ports: Vec<u32> = if with_service_ports {
-        st.apps
-            .get(&t.app_id)
+        t.app_id()
+            .and_then(|a| st.services.apps.get(a))
             .map(|a| a.port_definitions.iter().map(|p| p.port).collect())
             .unwrap_or_default()
     } else {
@@ -32,12 +33,12 @@ pub fn task(st: &ClusterState, t: &TaskRecord, with_service_ports: bool) -> Valu
     };
     let mut v = json!({
         "id": t.info.task_id,
-        "appId": t.app_id,
+        "appId": t.owner.name(),
         "host": host,
         "slaveId": t.info.agent_id,
         "state": t.state.name(),
         "stagedAt": iso(t.staged_at),
-        "version": t.app_version,
+        "version": app_version(t),
         "ports": t.info.ports,
         "servicePorts": service_ports,
         "ipAddresses": ip_addresses(&host),
@@ -47,6 +48,14 @@ pub fn task(st: &ClusterState, t: &TaskRecord, with_service_ports: bool) -> Valu
         obj.insert("startedAt".into(), json!(iso(started)));
     }
     v
+}
+
+/// The app version a task runs (empty for tasks that are not an app's).
+fn app_version(t: &TaskRecord) -> &str {
+    match &t.owner {
+        TaskOwner::App { version, .. } => version,
+        TaskOwner::JobRun { .. } => "",
+    }
 }
 
 fn ip_addresses(host: &str) -> Value {
@@ -60,9 +69,9 @@ fn ip_addresses(host: &str) -> Value {
 }
 
 /// An AppInfo: the app plus counts and deployments; with `full`, also tasks and lastTaskFailure.
-pub fn app_info(st: &ClusterState, app: &AppDefinition, full: bool) -> Value {
+pub fn app_info(st: &MasterState, app: &AppDefinition, full: bool) -> Value {
     let mut v = serde_json::to_value(app).unwrap_or_else(|_| Value::Object(Map::new()));
-    let (staged, running) = st.app_counts(&app.id);
+    let (staged, running) = st.cluster.app_counts(&app.id);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("tasksStaged".into(), json!(staged));
         obj.insert("tasksRunning".into(), json!(running));
@@ -70,7 +79,11 @@ pub fn app_info(st: &ClusterState, app: &AppDefinition, full: bool) -> Value {
         obj.insert("tasksUnhealthy".into(), json!(0));
         obj.insert("deployments".into(), json!([]));
         if full {
-            let tasks: Vec<Value> = st.app_tasks(&app.id).map(|t| task(st, t, false)).collect();
+            let tasks: Vec<Value> = st
+                .cluster
+                .app_tasks(&app.id)
+                .map(|t| task(st, t, false))
+                .collect();
             obj.insert("tasks".into(), Value::Array(tasks));
             if let Some(f) = last_failure(st, &app.id) {
                 obj.insert("lastTaskFailure".into(), f);
@@ -82,7 +95,7 @@ pub fn app_info(st: &ClusterState, app: &AppDefinition, full: bool) -> Value {
 
 /// Adds the app's `lastTaskFailure` to an AppInfo that lacks it (queue items: the app's own
 /// failure is why it is delayed).
-pub fn add_last_failure(st: &ClusterState, app_id: &str, info: &mut Value) {
+pub fn add_last_failure(st: &MasterState, app_id: &str, info: &mut Value) {
     if let (Some(f), Some(obj)) = (last_failure(st, app_id), info.as_object_mut()) {
         obj.insert("lastTaskFailure".into(), f);
     }
@@ -90,8 +103,9 @@ pub fn add_last_failure(st: &ClusterState, app_id: &str, info: &mut Value) {
 
 /// Instances of `app` that are missing: its instance count less its tasks that are not being
 /// killed.
-pub fn missing_instances(st: &ClusterState, app: &AppDefinition) -> usize {
+pub fn missing_instances(st: &MasterState, app: &AppDefinition) -> usize {
     let have = st
+        .cluster
         .app_tasks(&app.id)
         .filter(|t| !t.kill_requested && !t.expunged)
         .count();
@@ -102,9 +116,13 @@ pub fn missing_instances(st: &ClusterState, app: &AppDefinition) -> usize {
 /// with `embed=app.waiting` / `embed=apps.waiting`, since strict clients reject unknown keys):
 /// the placement reason (what no agent offers), the launch delay after failures and the last
 /// failure's message. `None` when nothing waits.
-pub fn waiting(st: &ClusterState, app: &AppDefinition, now: f64) -> Option<Value> {
-    let delay = st.launch_delays.get(&app.id).filter(|d| d.until > now);
-    let w = st.waiting.get(&app.id);
+pub fn waiting(st: &MasterState, app: &AppDefinition, now: f64) -> Option<Value> {
+    let delay = st
+        .services
+        .launch_delays
+        .get(&app.id)
+        .filter(|d| d.until > now);
+    let w = st.services.waiting.get(&app.id);
     if delay.is_none() && w.is_none() {
         return None;
     }
@@ -136,21 +154,22 @@ pub fn embeds_waiting<'a>(mut embeds: impl Iterator<Item = &'a str>) -> bool {
     embeds.any(|e| e == "app.waiting" || e == "apps.waiting")
 }
 
-fn last_failure(st: &ClusterState, app_id: &str) -> Option<Value> {
+fn last_failure(st: &MasterState, app_id: &str) -> Option<Value> {
     let t = st
+        .cluster
         .completed
         .iter()
         .rev()
-        .find(|t| t.app_id == app_id && t.state == TaskState::TaskFailed)?;
+        .find(|t| t.app_id() == Some(app_id) && t.state == TaskState::TaskFailed)?;
     let status = t.status.as_ref();
     Some(json!({
         "appId": app_id,
-        "host": st.agents.get(&t.info.agent_id).map(|a| a.record.info.hostname.clone()).unwrap_or_default(),
+        "host": st.cluster.agents.get(&t.info.agent_id).map(|a| a.record.info.hostname.clone()).unwrap_or_default(),
         "message": status.and_then(|s| s.message.clone()).unwrap_or_default(),
         "state": t.state.name(),
         "taskId": t.info.task_id,
         "timestamp": iso(status.map_or(t.staged_at, |s| s.timestamp)),
-        "version": t.app_version,
+        "version": app_version(t),
         "slaveId": t.info.agent_id,
     }))
 }

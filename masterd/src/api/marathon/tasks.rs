@@ -23,8 +23,10 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
         .collect();
     let st = core.state().await;
     let tasks: Vec<Value> = st
+        .cluster
         .tasks
         .values()
+        .filter(|t| t.app_id().is_some())
         .filter(|t| wanted.is_empty() || wanted.contains(&t.state))
         .map(|t| task(&st, t, true))
         .collect();
@@ -36,9 +38,13 @@ pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
     let now = gantry_proto::time::now_secs();
     let st = core.state().await;
     let mut items = Vec::new();
-    for (app_id, app) in &st.apps {
-        let delay = st.launch_delays.get(app_id).filter(|d| d.until > now);
-        let waiting = st.waiting.get(app_id);
+    for (app_id, app) in &st.services.apps {
+        let delay = st
+            .services
+            .launch_delays
+            .get(app_id)
+            .filter(|d| d.until > now);
+        let waiting = st.services.waiting.get(app_id);
         if delay.is_none() && waiting.is_none() {
             continue;
         }

@@ -5,6 +5,7 @@
 mod checks;
 mod constraints;
 mod container;
+mod error;
 mod json_output;
 mod json_reader;
 pub mod limits;
@@ -17,16 +18,16 @@ mod validate;
 pub use checks::{CommandCheck, HealthCheck, HealthCheckProtocol, ReadinessCheck};
 pub use constraints::{Constraint, ConstraintOperator};
 pub use container::{Container, ContainerKind, DockerContainer, DockerParameter, PortMapping};
+pub use error::{AppError, FieldErrors};
 pub use model::{AppDefinition, FetchUri, Network, NetworkMode, PortDefinition};
 pub use read::parse_body;
 pub use strategies::{KillSelection, UnreachableStrategy, UpgradeStrategy, VersionInfo};
 
-use crate::api::marathon::error::{FieldErrors, MarathonError};
 use serde_json::Value;
 
 impl AppDefinition {
     /// Parses and validates a `POST /v2/apps` body; relative ids resolve against `/`.
-    pub fn parse(body: &[u8]) -> Result<AppDefinition, MarathonError> {
+    pub fn parse(body: &[u8]) -> Result<AppDefinition, AppError> {
         Self::from_json(&parse_body(body)?, "/")
     }
 
@@ -36,7 +37,7 @@ impl AppDefinition {
     /// Errors, in Marathon's order: wrong types or schema constraints (422 `Invalid JSON`, every
     /// error), conflicting deprecated fields (422 `{"message"}`), then semantic rules (422 `Object
     /// is not valid`, every error).
-    pub fn from_json(value: &Value, base: &str) -> Result<AppDefinition, MarathonError> {
+    pub fn from_json(value: &Value, base: &str) -> Result<AppDefinition, AppError> {
         let input = read::read_app(value)?;
         let normalized = normalize::normalize(input, base)?;
         let mut problems = normalized.issues;
@@ -44,7 +45,7 @@ impl AppDefinition {
         if problems.is_empty() {
             Ok(normalized.app)
         } else {
-            Err(MarathonError::InvalidObject(FieldErrors::group(problems)))
+            Err(AppError::InvalidObject(FieldErrors::group(problems)))
         }
     }
 

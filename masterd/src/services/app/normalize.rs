@@ -4,12 +4,12 @@
 //! Conflicting forms answer 422 `{"message":...}`.
 
 use super::container::{Container, ContainerKind, PortMapping};
+use super::error::AppError;
 use super::model::{
     default_networks, default_role, AppDefinition, FetchUri, Network, NetworkMode, PortDefinition,
 };
 use super::read::{AppInput, DockerNetwork};
 use super::strategies::{UnreachableStrategy, UpgradeStrategy};
-use crate::api::marathon::error::MarathonError;
 use crate::services::path_id;
 
 /// Archive extensions that make a deprecated `uris` entry `extract: true`.
@@ -24,12 +24,12 @@ pub(super) struct Normalized {
     pub issues: Vec<(String, String)>,
 }
 
-fn conflict(msg: &str) -> MarathonError {
-    MarathonError::Unprocessable(msg.to_string())
+fn conflict(msg: &str) -> AppError {
+    AppError::Unprocessable(msg.to_string())
 }
 
 /// Builds the canonical app from what was sent; relative ids resolve against the group `base`.
-pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, MarathonError> {
+pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, AppError> {
     let mut issues: Vec<(String, String)> = Vec::new();
     let AppInput {
         id,

@@ -4,10 +4,10 @@
 
 use super::checks::{CommandCheck, HealthCheck, HealthCheckProtocol, ReadinessCheck};
 use super::container::{ContainerKind, DockerContainer, DockerParameter, PortMapping};
+use super::error::{AppError, FieldErrors};
 use super::json_reader::{child, JsonReader};
 use super::model::{FetchUri, Network, NetworkMode, PortDefinition};
 use super::strategies::{KillSelection, UnreachableStrategy, UpgradeStrategy};
-use crate::api::marathon::error::{FieldErrors, MarathonError};
 use crate::services::path_id;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -91,17 +91,17 @@ pub(super) struct AppInput {
 
 /// Parses the raw body into JSON: 400 `Please specify data in JSON format` when empty, 400
 /// `Invalid JSON` with the parser's message when it is not JSON.
-pub fn parse_body(body: &[u8]) -> Result<Value, MarathonError> {
+pub fn parse_body(body: &[u8]) -> Result<Value, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(MarathonError::EmptyBody(
+        return Err(AppError::EmptyBody(
             "The request body is empty: send the app definition as a JSON object".into(),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| MarathonError::InvalidJson(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| AppError::InvalidJson(e.to_string()))
 }
 
 /// Reads every field of an app body, or answers 422 `Invalid JSON` with all errors found.
-pub(super) fn read_app(value: &Value) -> Result<AppInput, MarathonError> {
+pub(super) fn read_app(value: &Value) -> Result<AppInput, AppError> {
     let mut r = JsonReader::default();
     let input = match r.object(value, "") {
         Some(obj) => read_fields(&mut r, obj),
@@ -110,7 +110,7 @@ pub(super) fn read_app(value: &Value) -> Result<AppInput, MarathonError> {
     if r.errors.is_empty() {
         Ok(input)
     } else {
-        Err(MarathonError::InvalidFields(FieldErrors::group(r.errors)))
+        Err(AppError::InvalidFields(FieldErrors::group(r.errors)))
     }
 }
 

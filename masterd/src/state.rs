@@ -1,0 +1,15 @@
+//! Everything the master holds in memory, behind its one lock: the core's cluster state (agents,
+//! tasks) and, beside it, each controller's own state. The core's code reads and writes only
+//! `cluster`; a controller reads `cluster` and its own part, so one run sees a consistent whole.
+
+use crate::cluster::ClusterState;
+use crate::services::state::ServiceState;
+
+/// The master's in-memory state.
+#[derive(Debug, Default)]
+pub struct MasterState {
+    /// Agents and tasks: the core's.
+    pub cluster: ClusterState,
+    /// Apps, launch delays, waiting reasons: the services controller's.
+    pub services: ServiceState,
+}
