@@ -1,4 +1,5 @@
-//! The master's durable state behind the `Store` trait: apps, tasks, agents and metadata.
+//! The master's durable state behind the `Store` trait: apps, jobs and their runs, tasks, agents
+//! and metadata.
 //! Every API answer that acknowledges a change is sent only after `apply` returned.
 
 pub mod records;
@@ -42,6 +43,20 @@ pub enum Write {
     PutTask(Box<TaskRecord>),
     DeleteTask(String),
     PutAgent(Box<AgentRecord>),
+    /// Create or replace a batch job (the batch controller's JSON: definition and progress).
+    PutJob {
+        name: String,
+        job: serde_json::Value,
+    },
+    /// Delete a job and every run of it.
+    DeleteJob(String),
+    /// Create or replace one run of a job (the batch controller's JSON).
+    PutRun {
+        id: u64,
+        job: String,
+        run: serde_json::Value,
+    },
+    DeleteRun(u64),
     PutMeta {
         key: String,
         value: String,
@@ -61,6 +76,8 @@ pub struct Snapshot {
     pub tasks: Vec<TaskRecord>,
     pub agents: Vec<AgentRecord>,
     pub meta: Vec<(String, String)>,
+    pub jobs: Vec<(String, serde_json::Value)>,
+    pub runs: Vec<(u64, serde_json::Value)>,
 }
 
 /// Durable master state. Implementations are synchronous; `AsyncStore` runs them off the runtime.

@@ -16,6 +16,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: the audit log of mutations.
     "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);",
+    // 3: batch jobs and their runs (history included).
+    "CREATE TABLE jobs (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+     CREATE TABLE runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, body TEXT NOT NULL);
+     CREATE INDEX runs_by_job ON runs(job);",
 ];
 
 /// A SQLite database file (or an in-memory one for tests).
@@ -119,6 +123,25 @@ impl Store for SqliteStore {
                 Write::DeleteMeta(key) => {
                     tx.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
                 }
+                Write::PutJob { name, job } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO jobs (name, body) VALUES (?1, ?2)",
+                        params![name, to_json(job)],
+                    )?;
+                }
+                Write::DeleteJob(name) => {
+                    tx.execute("DELETE FROM jobs WHERE name = ?1", params![name])?;
+                    tx.execute("DELETE FROM runs WHERE job = ?1", params![name])?;
+                }
+                Write::PutRun { id, job, run } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO runs (id, job, body) VALUES (?1, ?2, ?3)",
+                        params![*id as i64, job, to_json(run)],
+                    )?;
+                }
+                Write::DeleteRun(id) => {
+                    tx.execute("DELETE FROM runs WHERE id = ?1", params![*id as i64])?;
+                }
                 Write::PutMeta { key, value } => {
                     tx.execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -161,11 +184,26 @@ impl Store for SqliteStore {
             .map(|(id, body)| from_json::<AgentRecord>(&id, &body))
             .collect::<Result<_, _>>()?;
         let meta = rows("SELECT key, value FROM meta ORDER BY key")?;
+        let jobs = rows("SELECT name, body FROM jobs ORDER BY name")?
+            .into_iter()
+            .map(|(name, body)| Ok((name.clone(), from_json(&name, &body)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let runs = {
+            let mut stmt = conn.prepare("SELECT id, body FROM runs ORDER BY id")?;
+            let out = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.into_iter()
+                .map(|(id, body)| Ok((id as u64, from_json(&format!("run {id}"), &body)?)))
+                .collect::<Result<_, StoreError>>()?
+        };
         Ok(Snapshot {
             apps,
             tasks,
             agents,
             meta,
+            jobs,
+            runs,
         })
     }
 
