@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod cluster;
 pub mod config;
 pub mod dns;
