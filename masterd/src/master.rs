@@ -30,6 +30,8 @@ pub enum MasterError {
         source: serde_json::Error,
     },
     #[error(transparent)]
+    Batch(#[from] crate::batch::state::LoadError),
+    #[error(transparent)]
     Principals(#[from] crate::auth::PrincipalsError),
     #[error("the admin token in {path}: {source}")]
     AdminToken {
@@ -118,6 +120,12 @@ async fn load(store: &AsyncStore) -> Result<(MasterState, Option<String>), Maste
         st.agents
             .insert(a.id.clone(), AgentEntry::new(a, None, recovering));
     }
+    state.batch = crate::batch::state::BatchState::load(
+        snap.jobs,
+        snap.runs,
+        &snap.meta,
+        crate::batch::state::DEFAULT_HISTORY,
+    )?;
     let mut master_id = None;
     for (k, v) in snap.meta {
         if k == "master_id" {
@@ -202,6 +210,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     });
     let dns_addr = crate::dns::start(core.clone()).await?;
     tokio::spawn(crate::services::controller::run(core.clone()));
+    tokio::spawn(crate::batch::controller::run(core.clone()));
     let checker = core.clone();
     tokio::spawn(async move {
         let every = (checker.cfg.heartbeat_interval / 2).max(std::time::Duration::from_millis(50));

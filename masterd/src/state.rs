@@ -2,6 +2,7 @@
 //! tasks) and, beside it, each controller's own state. The core's code reads and writes only
 //! `cluster`; a controller reads `cluster` and its own part, so one run sees a consistent whole.
 
+use crate::batch::state::BatchState;
 use crate::cluster::ClusterState;
 use crate::services::state::ServiceState;
 
@@ -12,4 +13,6 @@ pub struct MasterState {
     pub cluster: ClusterState,
     /// Apps, launch delays, waiting reasons: the services controller's.
     pub services: ServiceState,
+    /// Jobs, runs and their history: the batch controller's.
+    pub batch: BatchState,
 }

@@ -9,8 +9,8 @@ use crate::metrics::{HistogramSnapshot, HTTP_ANSWERS, STORE_APPLY};
 use crate::state::MasterState;
 use crate::store::records::AgentLifecycle;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use gantry_proto::{Resources, TaskState};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -18,8 +18,24 @@ use std::sync::Arc;
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// `GET /metrics`.
-pub async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus's text format for scrapers (which ask for `text/plain` or
+/// OpenMetrics), Chronos's Codahale JSON for everyone else (chronos-python sends no `Accept`).
+pub async fn metrics(State(core): State<Arc<Core>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let wants_text = accept.contains("text/plain")
+        || accept.contains("openmetrics")
+        || (accept.contains("*/*") && !accept.contains("application/json"));
+    if !wants_text {
+        return axum::Json(crate::api::chronos::graph::codahale(&core).await).into_response();
+    }
+    prometheus_text(&core).await.into_response()
+}
+
+/// The Prometheus text of `/metrics`.
+async fn prometheus_text(core: &Core) -> impl IntoResponse {
     let now = gantry_proto::time::now_secs();
     let text = {
         let st = core.state().await;

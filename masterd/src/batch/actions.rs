@@ -255,7 +255,7 @@ pub async fn delete(core: &Core, job: &str) -> Result<(), BatchError> {
         let Some(mut child) = b.jobs.get(&c).cloned() else {
             continue;
         };
-        rewire(&mut child.def, &gone);
+        rewire(&mut child.def, &gone.def);
         if !child.def.is_dependent() {
             child.schedule = gone.schedule.clone();
             child.progress = gone.progress;
@@ -269,8 +269,8 @@ pub async fn delete(core: &Core, job: &str) -> Result<(), BatchError> {
     for c in &rewired {
         next.insert(c.def.name.clone(), c.clone());
     }
-    let graph = gantry_jobs::JobGraph::new(next.values().map(|j| j.def.job_spec()))
-        .map_err(dag_error)?;
+    let graph =
+        gantry_jobs::JobGraph::new(next.values().map(|j| j.def.job_spec())).map_err(dag_error)?;
     let old_jobs = std::mem::replace(&mut b.jobs, next);
     let mut dag = b.dag.clone();
     dag.forget(job);
@@ -285,7 +285,8 @@ pub async fn delete(core: &Core, job: &str) -> Result<(), BatchError> {
     }
     b.graph = graph;
     b.history.remove(job);
-    b.active.retain(|_, r| r.job != job || r.state == RunState::Launched);
+    b.active
+        .retain(|_, r| r.job != job || r.state == RunState::Launched);
     send_kills(st, killed);
     drop(guard);
     core.wake();
@@ -303,10 +304,17 @@ fn rewire(child: &mut JobDefinition, gone: &JobDefinition) {
     else {
         return;
     };
-    let mut parents: Vec<String> = parents.iter().filter(|p| **p != gone.name).cloned().collect();
-    let deps = dependencies
-        .as_ref()
-        .map(|d| d.iter().filter(|d| d.job != gone.name).cloned().collect::<Vec<_>>());
+    let mut parents: Vec<String> = parents
+        .iter()
+        .filter(|p| **p != gone.name)
+        .cloned()
+        .collect();
+    let deps = dependencies.as_ref().map(|d| {
+        d.iter()
+            .filter(|d| d.job != gone.name)
+            .cloned()
+            .collect::<Vec<_>>()
+    });
     if let JobTrigger::Dependent { parents: gp, .. } = &gone.trigger {
         for p in gp {
             if !parents.contains(p) {

@@ -65,9 +65,7 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
         st.ended.extend(replay);
         match core.store().load().await {
             Ok(snap) => {
-                if let Ok(fresh) =
-                    BatchState::load(snap.jobs, snap.runs, &snap.meta, b.retention)
-                {
+                if let Ok(fresh) = BatchState::load(snap.jobs, snap.runs, &snap.meta, b.retention) {
                     *b = fresh;
                 }
             }

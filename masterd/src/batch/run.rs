@@ -39,7 +39,10 @@ pub enum RunState {
 impl RunState {
     /// Still going: queued, launched or running.
     pub fn is_active(self) -> bool {
-        matches!(self, RunState::Queued | RunState::Launched | RunState::Running)
+        matches!(
+            self,
+            RunState::Queued | RunState::Launched | RunState::Running
+        )
     }
 
     /// The name shown in history and the CLI.

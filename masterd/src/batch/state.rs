@@ -2,7 +2,9 @@
 //! parsed schedule, schedule progress), the dependency graph and its durable progress, the active
 //! runs and a bounded history of ended ones. Rebuilt from the store at start-up.
 
-use super::job::{job_json, read_job, Endpoint, JobDefinition, JobError, Mode, ReadContext, RenderOptions};
+use super::job::{
+    job_json, read_job, Endpoint, JobDefinition, JobError, Mode, ReadContext, RenderOptions,
+};
 use super::run::RunRecord;
 use chrono::{DateTime, Utc};
 use gantry_jobs::{DagProgress, JobGraph, JobRecord, Schedule, ScheduleProgress};
@@ -53,8 +55,8 @@ struct StoredJob {
 impl JobEntry {
     /// The stored JSON of this job, with its dependency progress `dag`.
     pub fn to_store(&self, dag: Option<&JobRecord>) -> Value {
-        let definition = serde_json::to_value(job_json(&self.def, RenderOptions::default()))
-            .unwrap_or_default();
+        let definition =
+            serde_json::to_value(job_json(&self.def, RenderOptions::default())).unwrap_or_default();
         serde_json::to_value(StoredJob {
             definition,
             progress: self.progress,
@@ -67,8 +69,8 @@ impl JobEntry {
 
     /// A job read back from the store, with its dependency progress.
     pub fn from_store(v: Value) -> Result<(JobEntry, Option<JobRecord>), JobError> {
-        let s: StoredJob = serde_json::from_value(v)
-            .map_err(|e| JobError::new("stored job", e.to_string()))?;
+        let s: StoredJob =
+            serde_json::from_value(v).map_err(|e| JobError::new("stored job", e.to_string()))?;
         let submitted = DateTime::<Utc>::from_timestamp_millis((s.submitted_at * 1000.0) as i64)
             .unwrap_or_default();
         let ctx = ReadContext {
@@ -78,9 +80,10 @@ impl JobEntry {
             default_user: super::job::AGENT_DEFAULT_USER,
         };
         let def = read_job(&s.definition, &ctx)?;
-        let schedule = def.schedule(submitted).transpose().map_err(|e| {
-            JobError::new("schedule", e.to_string())
-        })?;
+        let schedule = def
+            .schedule(submitted)
+            .transpose()
+            .map_err(|e| JobError::new("schedule", e.to_string()))?;
         Ok((
             JobEntry {
                 def,
@@ -156,11 +159,10 @@ impl BatchState {
             ..BatchState::default()
         };
         for (name, v) in jobs {
-            let (entry, dag) =
-                JobEntry::from_store(v).map_err(|source| LoadError::Job {
-                    name: name.clone(),
-                    source,
-                })?;
+            let (entry, dag) = JobEntry::from_store(v).map_err(|source| LoadError::Job {
+                name: name.clone(),
+                source,
+            })?;
             if let Some(d) = dag {
                 st.dag.jobs.insert(name.clone(), d);
             }
@@ -174,7 +176,10 @@ impl BatchState {
             if run.state.is_active() {
                 st.active.insert(id, run);
             } else {
-                st.history.entry(run.job.clone()).or_default().push_back(run);
+                st.history
+                    .entry(run.job.clone())
+                    .or_default()
+                    .push_back(run);
             }
         }
         for (k, v) in meta {
@@ -189,7 +194,14 @@ impl BatchState {
             .dag
             .jobs
             .values()
-            .flat_map(|r| [Some(r.registered), r.last_started, r.last_success, r.last_failure])
+            .flat_map(|r| {
+                [
+                    Some(r.registered),
+                    r.last_started,
+                    r.last_success,
+                    r.last_failure,
+                ]
+            })
             .flatten()
             .max()
             .unwrap_or(0);
@@ -223,13 +235,22 @@ impl BatchState {
         id
     }
 
+    /// Every job but `name` (a graph without it, before deleting it).
+    pub fn clone_jobs_without(&self, name: &str) -> BTreeMap<String, JobEntry> {
+        self.jobs
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .map(|(n, j)| (n.clone(), j.clone()))
+            .collect()
+    }
+
     /// The active runs of one job.
     pub fn active_of<'a>(&'a self, job: &'a str) -> impl Iterator<Item = &'a RunRecord> + 'a {
         self.active.values().filter(move |r| r.job == job)
     }
 
     /// Every run of a job: history then active, oldest first.
-    pub fn runs_of(&self, job: &str) -> Vec<&RunRecord> {
+    pub fn runs_of<'a>(&'a self, job: &'a str) -> Vec<&'a RunRecord> {
         let mut out: Vec<&RunRecord> = self.history.get(job).into_iter().flatten().collect();
         out.extend(self.active_of(job));
         out
