@@ -4,6 +4,7 @@
 
 pub mod agent_link;
 pub mod audit;
+pub mod files;
 pub mod guard;
 pub mod marathon;
 pub mod mesos;
@@ -25,6 +26,7 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
     Router::new()
         .merge(marathon::router())
         .merge(mesos::router())
+        .merge(files::router())
         .merge(crate::dns::http::router())
         .route("/gantry/v1/audit", get(audit::list))
         .route("/metrics", get(prometheus::metrics))
