@@ -88,6 +88,16 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
 }
 
+/// A refusal before anything is forwarded: its status and message.
+#[derive(Debug)]
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
 /// The client for agents: plain HTTP (the agents' endpoint has no TLS), no proxy from the
 /// environment, bounded connect and read waits.
 fn agent_client() -> Result<&'static reqwest::Client, String> {
@@ -107,17 +117,17 @@ fn agent_client() -> Result<&'static reqwest::Client, String> {
 
 /// The agent's path for `rel` (relative to the sandbox `dir`); `..` and absolute paths are
 /// refused here already (the agent refuses them too).
-fn agent_file_path(dir: &str, rel: &str) -> Result<String, Response> {
+fn agent_file_path(dir: &str, rel: &str) -> Result<String, Refused> {
     if rel.starts_with('/') {
-        return Err(error(
+        return Err(Refused(
             StatusCode::FORBIDDEN,
-            &format!("'{rel}' is absolute: give a path relative to the task's sandbox"),
+            format!("'{rel}' is absolute: give a path relative to the task's sandbox"),
         ));
     }
     if rel.split('/').any(|c| c == "..") {
-        return Err(error(
+        return Err(Refused(
             StatusCode::FORBIDDEN,
-            &format!("'{rel}' leaves the task's sandbox ('..' is not allowed)"),
+            format!("'{rel}' leaves the task's sandbox ('..' is not allowed)"),
         ));
     }
     let rel = rel.trim_start_matches("./").trim_end_matches('/');
@@ -134,16 +144,16 @@ struct Located {
     state: gantry_proto::TaskState,
 }
 
-async fn locate(core: &Core, id: &TaskId) -> Result<Located, Response> {
+async fn locate(core: &Core, id: &TaskId) -> Result<Located, Refused> {
     let st = core.state().await;
     let rec = st
         .tasks
         .get(id)
         .or_else(|| st.completed.iter().rev().find(|r| &r.info.task_id == id))
         .ok_or_else(|| {
-            error(
+            Refused(
                 StatusCode::NOT_FOUND,
-                &format!("Task '{id}' does not exist (or ended too long ago)"),
+                format!("Task '{id}' does not exist (or ended too long ago)"),
             )
         })?;
     let agent_id = &rec.info.agent_id;
@@ -152,9 +162,9 @@ async fn locate(core: &Core, id: &TaskId) -> Result<Located, Response> {
         .get(agent_id)
         .filter(|a| a.record.lifecycle != AgentLifecycle::Gone)
         .ok_or_else(|| {
-            error(
+            Refused(
                 StatusCode::NOT_FOUND,
-                &format!("the agent '{agent_id}' that ran task '{id}' is gone"),
+                format!("the agent '{agent_id}' that ran task '{id}' is gone"),
             )
         })?;
     let info = &agent.record.info;
@@ -188,11 +198,11 @@ async fn proxy(
     }
     let file = match agent_file_path(&dir, rel) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let located = match locate(&core, &id).await {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut resp = forward(&located.base, op, &dir, &file, &q).await;
     let h = resp.headers_mut();
@@ -352,7 +362,7 @@ mod tests {
         assert_eq!(ok("sub/").as_deref(), Some("t1/sub"));
         assert_eq!(ok("a..b").as_deref(), Some("t1/a..b"));
         for bad in ["/etc/passwd", "../t2/stdout", "sub/../../x", ".."] {
-            let r = agent_file_path("t1", bad).err().map(|r| r.status());
+            let r = agent_file_path("t1", bad).err().map(|r| r.0);
             assert_eq!(r, Some(StatusCode::FORBIDDEN), "{bad}");
         }
     }
