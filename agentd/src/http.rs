@@ -1,6 +1,7 @@
 //! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6, plus the NUMA
 //! domains, GPUs with their health, and topology warnings), `GET /health` and
-//! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape).
+//! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape), and Mesos's `/files`
+//! endpoints over the sandboxes ([`crate::files`]).
 
 use crate::tasks::TaskTable;
 use axum::extract::State;
@@ -25,6 +26,7 @@ pub struct AgentHttp {
 
 /// The agent's router.
 pub fn router(state: AgentHttp) -> Router {
+    let sandboxes = state.tasks.work_dir().sandboxes_dir();
     Router::new()
         .route("/state", get(agent_state))
         .route("/state.json", get(agent_state))
@@ -32,6 +34,7 @@ pub fn router(state: AgentHttp) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/monitor/statistics", get(statistics))
         .route("/monitor/statistics.json", get(statistics))
+        .merge(crate::files::router(sandboxes))
         .with_state(state)
 }
 
@@ -50,6 +53,8 @@ async fn agent_state(State(s): State<AgentHttp>) -> Json<Value> {
             "state": state.name(),
             "resources": info.resources,
             "placement": info.placement,
+            // Mesos puts it on the executor; one task per executor here.
+            "directory": s.tasks.work_dir().sandbox(&info.task_id).display().to_string(),
         });
         if state.is_terminal() {
             completed.push(t);

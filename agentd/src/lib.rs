@@ -5,6 +5,7 @@ pub mod config;
 pub mod containerizer;
 pub mod executor;
 pub mod fetcher;
+pub mod files;
 pub mod http;
 pub mod inventory;
 pub mod link;

@@ -131,7 +131,22 @@ impl Client {
         }
     }
 
-    async fn body(resp: reqwest::Response) -> anyhow::Result<Value> {
+    /// A GET of `path` with `query`; the answer as it came (for endpoints that are not JSON
+    /// everywhere, or whose headers matter).
+    pub(crate) async fn get_with_query(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<reqwest::Response> {
+        self.request(reqwest::Method::GET, path)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| self.unreachable())
+    }
+
+    /// The JSON body of an answer; an error (with the API's message) for a status other than 2xx.
+    pub(crate) async fn body(resp: reqwest::Response) -> anyhow::Result<Value> {
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

@@ -4,6 +4,7 @@
 mod client;
 mod dev;
 mod doctor;
+mod logs;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -53,9 +54,9 @@ enum Command {
     /// Marathon apps (long-running services).
     #[command(subcommand)]
     Apps(AppsCommand),
-    /// Tasks.
-    #[command(subcommand)]
-    Tasks(ListOnly),
+    /// Tasks: list them, print their output.
+    #[command(subcommand, alias = "task")]
+    Tasks(TasksCommand),
     /// Agents.
     #[command(subcommand)]
     Agents(ListOnly),
@@ -75,6 +76,14 @@ enum AppsCommand {
         /// The app id, e.g. /web.
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum TasksCommand {
+    /// List them.
+    List,
+    /// Print a task's stdout (or --stderr) through the master; --follow until it ends.
+    Log(logs::LogArgs),
 }
 
 #[derive(Subcommand)]
@@ -116,7 +125,10 @@ fn main() -> anyhow::Result<()> {
             Command::Apps(AppsCommand::Run(args)) => c.apps_run(args).await,
             Command::Apps(AppsCommand::List) => c.apps_list().await,
             Command::Apps(AppsCommand::Rm { id }) => c.apps_rm(&id).await,
-            Command::Tasks(ListOnly::List) => c.tasks_list().await,
+            Command::Tasks(TasksCommand::List) => c.tasks_list().await,
+            Command::Tasks(TasksCommand::Log(args)) => {
+                logs::print_task_log(&c, args.task_id(), args.options()).await
+            }
             Command::Agents(ListOnly::List) => c.agents_list().await,
             Command::Dev(_) | Command::Doctor(_) => Ok(()),
         }

@@ -46,3 +46,23 @@ string_id!(
     /// A task's id. For Marathon apps: `<safeAppId>.instance-<uuid>._app.<incarnation>`.
     TaskId
 );
+
+impl TaskId {
+    /// A file-system-safe name for this id (ids from frameworks may hold any character): the
+    /// name of the task's sandbox directory under the agent's `sandboxes/`, and of its metadata
+    /// directory. Bytes other than `[A-Za-z0-9._-]` become `%XX`; a leading `.` gets a `_` before
+    /// it, so that no name is `.`, `..` or hidden.
+    pub fn dir_name(&self) -> String {
+        let mut out = String::with_capacity(self.0.len());
+        for b in self.0.bytes() {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => out.push(b as char),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        if out.starts_with('.') {
+            out.insert(0, '_');
+        }
+        out
+    }
+}

@@ -56,19 +56,10 @@ pub struct WorkDir {
     root: PathBuf,
 }
 
-/// A file-system-safe name for a task id (ids from frameworks may hold any character).
+/// A file-system-safe name for a task id (ids from frameworks may hold any character); the
+/// master computes the same name ([`TaskId::dir_name`]) to find a task's sandbox.
 pub fn dir_name(id: &TaskId) -> String {
-    let mut out = String::with_capacity(id.as_str().len());
-    for b in id.as_str().bytes() {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    if out.starts_with('.') {
-        out.insert(0, '_');
-    }
-    out
+    id.dir_name()
 }
 
 /// What a checkpoint write must survive.

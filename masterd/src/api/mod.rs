@@ -5,6 +5,7 @@
 pub mod agent_link;
 pub mod audit;
 pub mod chronos;
+pub mod files;
 pub mod guard;
 pub mod marathon;
 pub mod mesos;
@@ -27,6 +28,7 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
         .merge(marathon::router())
         .merge(mesos::router())
         .merge(chronos::router())
+        .merge(files::router())
         .merge(crate::dns::http::router())
         .route("/gantry/v1/audit", get(audit::list))
         .route("/metrics", get(prometheus::metrics))

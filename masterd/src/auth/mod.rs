@@ -39,10 +39,15 @@ impl Need {
         if open.contains(&path) {
             return Need::Nothing;
         }
+        let reads = method == Method::GET || method == Method::HEAD || method == Method::OPTIONS;
+        // A task's sandbox files are read like the rest of its state.
+        if reads && crate::api::files::is_files_path(path) {
+            return Need::Permission(Permission::Read);
+        }
         if path.starts_with("/gantry/") {
             return Need::Permission(Permission::Admin);
         }
-        if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+        if reads {
             return Need::Permission(Permission::Read);
         }
         let p = if path.starts_with("/v1/scheduler") || path.starts_with("/scheduler") {
@@ -261,6 +266,18 @@ mod tests {
         );
         assert_eq!(
             Need::of(&Method::GET, "/gantry/v1/audit"),
+            Need::Permission(Permission::Admin)
+        );
+        assert_eq!(
+            Need::of(&Method::GET, "/gantry/v1/tasks/web.1/files/read"),
+            Need::Permission(Permission::Read)
+        );
+        assert_eq!(
+            Need::of(&post, "/gantry/v1/tasks/web.1/files/read"),
+            Need::Permission(Permission::Admin)
+        );
+        assert_eq!(
+            Need::of(&Method::GET, "/gantry/v1/tasks/web.1/other"),
             Need::Permission(Permission::Admin)
         );
         let a = auth();
