@@ -145,18 +145,37 @@ struct Located {
 }
 
 async fn locate(core: &Core, id: &TaskId) -> Result<Located, Refused> {
-    let st = core.state().await;
+    let guard = core.state().await;
+    let st = &guard.cluster;
     let rec = st
         .tasks
         .get(id)
         .or_else(|| st.completed.iter().rev().find(|r| &r.info.task_id == id))
-        .ok_or_else(|| {
-            Refused(
-                StatusCode::NOT_FOUND,
-                format!("Task '{id}' does not exist (or ended too long ago)"),
-            )
-        })?;
-    let agent_id = &rec.info.agent_id;
+        .map(|r| (r.info.agent_id.clone(), r.state));
+    // A job run's task is found in its run history long after the core forgot it.
+    let from_history = || {
+        guard
+            .batch
+            .history
+            .values()
+            .flatten()
+            .find(|r| r.task_id.as_deref() == Some(id.as_str()))
+            .and_then(|r| {
+                let state = r.task_state.as_deref().and_then(|n| {
+                    gantry_proto::TaskState::ALL
+                        .into_iter()
+                        .find(|s| s.name() == n)
+                })?;
+                Some((gantry_proto::AgentId(r.agent_id.clone()?), state))
+            })
+    };
+    let (agent_id, state) = rec.or_else(from_history).ok_or_else(|| {
+        Refused(
+            StatusCode::NOT_FOUND,
+            format!("Task '{id}' does not exist (or ended too long ago)"),
+        )
+    })?;
+    let agent_id = &agent_id;
     let agent = st
         .agents
         .get(agent_id)
@@ -175,7 +194,7 @@ async fn locate(core: &Core, id: &TaskId) -> Result<Located, Refused> {
     };
     Ok(Located {
         base: format!("http://{host}:{}", info.port),
-        state: rec.state,
+        state,
     })
 }
 
