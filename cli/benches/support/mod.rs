@@ -1,6 +1,8 @@
 //! What the CLI's benchmarks share: the release binaries next to `gantry`, a daemon killed when
-//! dropped, and a free loopback port.
+//! dropped, a free loopback port, and Slurm as a peer to compare with (`slurm`).
 #![allow(dead_code)]
+
+pub mod slurm;
 
 use std::path::PathBuf;
 use std::process::Child;
