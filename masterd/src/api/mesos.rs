@@ -136,7 +136,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
     let st = &guard.cluster;
     let used = st.used_by_agent();
     let pid = master_pid(&core);
-    let agents = agents_json(&st);
+    let agents = agents_json(st);
     let (unreachable, running): (Vec<&TaskRecord>, Vec<&TaskRecord>) = st
         .tasks
         .values()
@@ -166,9 +166,9 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
         "registered_time": core.started_at,
         "used_resources": used.values().fold(Resources::default(), |a, b| a.plus(b)),
         "offered_resources": Resources::default(),
-        "tasks": running.iter().map(|t| task_json(&st, t)).collect::<Vec<_>>(),
-        "unreachable_tasks": unreachable.iter().map(|t| task_json(&st, t)).collect::<Vec<_>>(),
-        "completed_tasks": st.completed.iter().map(|t| task_json(&st, t)).collect::<Vec<_>>(),
+        "tasks": running.iter().map(|t| task_json(st, t)).collect::<Vec<_>>(),
+        "unreachable_tasks": unreachable.iter().map(|t| task_json(st, t)).collect::<Vec<_>>(),
+        "completed_tasks": st.completed.iter().map(|t| task_json(st, t)).collect::<Vec<_>>(),
         "offers": [],
         "executors": [],
         "labels": [],
@@ -213,7 +213,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
 async fn slaves(State(core): State<Arc<Core>>) -> Json<Value> {
     let guard = core.state().await;
     let st = &guard.cluster;
-    Json(json!({ "slaves": agents_json(&st), "recovered_slaves": [] }))
+    Json(json!({ "slaves": agents_json(st), "recovered_slaves": [] }))
 }
 
 async fn metrics(State(core): State<Arc<Core>>) -> Json<Value> {

@@ -134,7 +134,7 @@ pub fn verdict(b: &BatchState, job: &str, occurrence: u64) -> Option<RunOutcome>
     let states: Vec<RunState> = last.values().map(|r| r.state).collect();
     if states.iter().all(|s| *s == RunState::Succeeded) {
         Some(RunOutcome::Succeeded)
-    } else if states.iter().any(|s| *s == RunState::Failed) {
+    } else if states.contains(&RunState::Failed) {
         Some(RunOutcome::Failed)
     } else {
         None // killed or discarded: neither

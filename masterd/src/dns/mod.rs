@@ -107,7 +107,7 @@ pub async fn current(core: &Arc<Core>) -> Records {
     let snap = {
         let guard = core.state().await;
         let st = &guard.cluster;
-        Snapshot::take(&st, leader, nameserver(core))
+        Snapshot::take(st, leader, nameserver(core))
     };
     let dns = core.cfg.dns.clone();
     tokio::task::spawn_blocking(move || Records::build(&snap, &dns.domain, dns.labels))
@@ -141,7 +141,7 @@ pub async fn start(core: Arc<Core>) -> Result<Option<SocketAddr>, DnsError> {
     let first = {
         let guard = core.state().await;
         let st = &guard.cluster;
-        Snapshot::take(&st, leader, ns)
+        Snapshot::take(st, leader, ns)
     };
     let dns = core.cfg.dns.clone();
     published.set(Records::build(&first, &dns.domain, dns.labels));
@@ -179,7 +179,7 @@ async fn refresh(
         let snap = {
             let guard = core.state().await;
             let st = &guard.cluster;
-            Snapshot::take(&st, leader, ns)
+            Snapshot::take(st, leader, ns)
         };
         if snap == last {
             continue;
