@@ -134,7 +134,6 @@ fn task_json(st: &ClusterState, t: &TaskRecord) -> Value {
 async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
     let guard = core.state().await;
     let st = &guard.cluster;
-    let used = st.used_by_agent();
     let pid = master_pid(&core);
     let agents = agents_json(st);
     let (unreachable, running): (Vec<&TaskRecord>, Vec<&TaskRecord>) = st
@@ -148,31 +147,39 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
             .count()
     };
     let host = advertised(&core).ip().to_string();
-    let framework = json!({
-        "id": "marathon",
-        "name": "marathon",
-        "pid": pid,
-        "hostname": host,
-        "webui_url": "",
-        "user": "root",
-        "role": "*",
-        "roles": ["*"],
-        "failover_timeout": 604800.0,
-        "checkpoint": true,
-        "capabilities": ["PARTITION_AWARE", "TASK_KILLING_STATE", "GPU_RESOURCES"],
-        "active": true,
-        "connected": true,
-        "recovered": false,
-        "registered_time": core.started_at,
-        "used_resources": used.values().fold(Resources::default(), |a, b| a.plus(b)),
-        "offered_resources": Resources::default(),
-        "tasks": running.iter().map(|t| task_json(st, t)).collect::<Vec<_>>(),
-        "unreachable_tasks": unreachable.iter().map(|t| task_json(st, t)).collect::<Vec<_>>(),
-        "completed_tasks": st.completed.iter().map(|t| task_json(st, t)).collect::<Vec<_>>(),
-        "offers": [],
-        "executors": [],
-        "labels": [],
-    });
+    // One framework per owner kind: Marathon's apps and Chronos's job runs.
+    let framework = |name: &str| {
+        let mine = |t: &&&TaskRecord| t.owner.framework() == name;
+        let used = running
+            .iter()
+            .filter(mine)
+            .fold(Resources::default(), |a, t| a.plus(&t.info.resources));
+        json!({
+            "id": name,
+            "name": name,
+            "pid": pid,
+            "hostname": host,
+            "webui_url": "",
+            "user": "root",
+            "role": "*",
+            "roles": ["*"],
+            "failover_timeout": 604800.0,
+            "checkpoint": true,
+            "capabilities": ["PARTITION_AWARE", "TASK_KILLING_STATE", "GPU_RESOURCES"],
+            "active": true,
+            "connected": true,
+            "recovered": false,
+            "registered_time": core.started_at,
+            "used_resources": used,
+            "offered_resources": Resources::default(),
+            "tasks": running.iter().filter(mine).map(|t| task_json(st, t)).collect::<Vec<_>>(),
+            "unreachable_tasks": unreachable.iter().filter(mine).map(|t| task_json(st, t)).collect::<Vec<_>>(),
+            "completed_tasks": st.completed.iter().filter(|t| t.owner.framework() == name).map(|t| task_json(st, t)).collect::<Vec<_>>(),
+            "offers": [],
+            "executors": [],
+            "labels": [],
+        })
+    };
     let leader_info = json!({
         "id": core.master_id,
         "pid": pid,
@@ -203,7 +210,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
         "flags": {"state_dir": core.cfg.state_dir.display().to_string()},
         "slaves": agents,
         "recovered_slaves": st.agents.values().filter(|a| a.recovering).map(|a| json!({"id": a.record.id})).collect::<Vec<_>>(),
-        "frameworks": [framework],
+        "frameworks": [framework("marathon"), framework("chronos")],
         "completed_frameworks": [],
         "orphan_tasks": [],
         "unregistered_frameworks": [],

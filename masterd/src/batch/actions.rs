@@ -333,3 +333,27 @@ fn rewire(child: &mut JobDefinition, gone: &JobDefinition) {
         }
     };
 }
+
+/// `DELETE /v1/scheduler/jobs`: deletes every job (children first, so no rewiring is needed),
+/// killing their runs.
+pub async fn delete_all(core: &Core) -> Result<(), BatchError> {
+    let order: Vec<String> = {
+        let st = core.state().await;
+        let mut o: Vec<String> = st
+            .batch
+            .graph
+            .topological_order()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        o.reverse();
+        o
+    };
+    for name in order {
+        match delete(core, &name).await {
+            Ok(()) | Err(BatchError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -191,6 +191,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `DELETE /v1/scheduler/jobs`: every job.
+pub async fn delete_all(State(core): State<Arc<Core>>) -> Result<StatusCode, ChronosError> {
+    actions::delete_all(&core).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `DELETE /v1/scheduler/task/kill/{name}`.
 pub async fn kill(
     State(core): State<Arc<Core>>,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// The Chronos routes under one prefix.
 fn scheduler() -> Router<Arc<Core>> {
     Router::new()
-        .route("/jobs", get(jobs::list))
+        .route("/jobs", get(jobs::list).delete(jobs::delete_all))
         .route("/jobs/search", get(jobs::search))
         .route("/jobs/summary", get(jobs::summary))
         .route(
