@@ -111,7 +111,11 @@ async fn preprocess_train_evaluate_each_on_its_gpus_of_one_numa_node() {
             .collect()
     };
     let cpu_step = gpus_of("preprocess");
-    assert_eq!(cpu_step, ["void"], "the CPU step sees no GPU (NVIDIA's void)");
+    assert_eq!(
+        cpu_step,
+        ["void"],
+        "the CPU step sees no GPU (NVIDIA's void)"
+    );
     let nodes = gpu_nodes();
     for (name, n) in [("train", 2), ("evaluate", 1)] {
         let g = gpus_of(name);

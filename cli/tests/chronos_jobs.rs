@@ -272,3 +272,46 @@ async fn a_run_whose_agent_is_killed_and_comes_back_finishes_once() {
     );
     assert_eq!(runs(&c, "survivor").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_max_completion_time_is_killed_and_counts_as_a_failure() {
+    let mut c = Cluster::new();
+    c.start_agent(0, AGENT);
+    c.wait_agents(1).await;
+    let job = json!({"name": "walltime", "owner": "", "cpus": 0.1, "mem": 16, "retries": 0,
+        "maxCompletionTime": 1, "schedule": "R/2099-01-01T00:00:00Z/P1D", "command": "sleep 60"});
+    assert_eq!(
+        send(
+            &c,
+            Method::POST,
+            "/v1/scheduler/iso8601",
+            Some(&job.to_string())
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        send(&c, Method::PUT, "/v1/scheduler/job/walltime", None)
+            .await
+            .0,
+        204
+    );
+    let j = eventually(Duration::from_secs(30), "the failure", || async {
+        let j = c.get("/v1/scheduler/job/walltime").await;
+        (j["errorCount"] == 1).then_some(j)
+    })
+    .await;
+    assert_eq!(j["successCount"], 0);
+    assert!(j["lastError"].as_str().is_some_and(|t| !t.is_empty()));
+    let r = runs(&c, "walltime").await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["state"], "failed");
+    assert!(
+        r[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("maxCompletionTime")),
+        "{}",
+        r[0]
+    );
+}

@@ -95,6 +95,10 @@ pub struct MasterArgs {
     /// (Mesos-DNS's `EnforceRFC952`).
     #[arg(long, env = "GANTRY_DNS_ENFORCE_RFC952")]
     pub dns_enforce_rfc952: Option<bool>,
+    /// Ended runs kept per batch job, with exit codes and times (default 100; an array job keeps
+    /// at least its size plus 10). Older ones are deleted from the store.
+    #[arg(long, env = "GANTRY_JOB_HISTORY")]
+    pub job_history: Option<usize>,
 }
 
 impl MasterArgs {
@@ -130,6 +134,7 @@ impl MasterArgs {
             dns_ttl: self.dns_ttl.or(file.dns_ttl),
             dns_resolvers: self.dns_resolvers.or(file.dns_resolvers),
             dns_enforce_rfc952: self.dns_enforce_rfc952.or(file.dns_enforce_rfc952),
+            job_history: self.job_history.or(file.job_history),
         }
     }
 
@@ -209,7 +214,9 @@ impl MasterArgs {
             self.tls_key_file,
             self.tls_client_ca_file,
         )?;
+        let job_history = positive("job_history", self.job_history, 100)?;
         Ok(MasterConfig {
+            job_history,
             auth: AuthSettings {
                 enabled: true,
                 principals_file: self.principals_file,
@@ -334,6 +341,8 @@ pub struct MasterConfig {
     pub limits: Limits,
     /// The built-in Mesos-DNS (`--dns-*`).
     pub dns: DnsSettings,
+    /// Ended runs kept per batch job.
+    pub job_history: usize,
 }
 
 /// Who may use the HTTP APIs. `Debug` hides the credentials.

@@ -95,7 +95,10 @@ fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
 }
 
 /// Rebuilds the in-memory state from the store. Agents known there must re-register.
-async fn load(store: &AsyncStore) -> Result<(MasterState, Option<String>), MasterError> {
+async fn load(
+    store: &AsyncStore,
+    job_history: usize,
+) -> Result<(MasterState, Option<String>), MasterError> {
     let snap = store.load().await?;
     let mut state = MasterState::default();
     for (id, json) in snap.apps {
@@ -120,12 +123,8 @@ async fn load(store: &AsyncStore) -> Result<(MasterState, Option<String>), Maste
         st.agents
             .insert(a.id.clone(), AgentEntry::new(a, None, recovering));
     }
-    state.batch = crate::batch::state::BatchState::load(
-        snap.jobs,
-        snap.runs,
-        &snap.meta,
-        crate::batch::state::DEFAULT_HISTORY,
-    )?;
+    state.batch =
+        crate::batch::state::BatchState::load(snap.jobs, snap.runs, &snap.meta, job_history)?;
     let mut master_id = None;
     for (k, v) in snap.meta {
         if k == "master_id" {
@@ -146,7 +145,7 @@ async fn load(store: &AsyncStore) -> Result<(MasterState, Option<String>), Maste
 pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     let sqlite = SqliteStore::open(&cfg.state_dir)?;
     let store = AsyncStore::new(Arc::new(sqlite));
-    let (state, master_id) = load(&store).await?;
+    let (state, master_id) = load(&store, cfg.job_history).await?;
     let master_id = match master_id {
         Some(id) => id,
         None => {

@@ -85,7 +85,7 @@ fn simulate(
                 due.push(DateTime::from_timestamp_millis(r.due_ms).expect("due"));
             }
         }
-        let (writes, _) = pass.finish(&b);
+        let (writes, _, _) = pass.finish(&b);
         if now >= halfway && !restarted_once {
             b = restarted(&b, &writes);
             restarted_once = true;

@@ -153,7 +153,7 @@ pub async fn kill_tasks(core: &Core, job: &str) -> Result<(), BatchError> {
     }
     let mut pass = Pass::default();
     let killed = kill_runs(b, st, &mut pass, job, now);
-    let (writes, _) = pass.finish(b);
+    let (writes, _, _) = pass.finish(b);
     store_or_reload(core, b, writes).await?;
     send_kills(st, killed);
     drop(guard);
@@ -198,7 +198,7 @@ pub async fn run_now(core: &Core, job: &str, arguments: Option<String>) -> Resul
         arguments,
         now,
     );
-    let (writes, _) = pass.finish(b);
+    let (writes, _, _) = pass.finish(b);
     store_or_reload(core, b, writes).await?;
     drop(guard);
     core.wake();
@@ -224,7 +224,7 @@ pub async fn mark_success(core: &Core, job: &str) -> Result<bool, BatchError> {
         now_dt,
         now,
     );
-    let (writes, _) = pass.finish(b);
+    let (writes, _, _) = pass.finish(b);
     store_or_reload(core, b, writes).await?;
     drop(guard);
     core.wake();
@@ -275,7 +275,7 @@ pub async fn delete(core: &Core, job: &str) -> Result<(), BatchError> {
     let mut dag = b.dag.clone();
     dag.forget(job);
     let old_dag = std::mem::replace(&mut b.dag, dag);
-    let (mut writes, _) = pass.finish(b);
+    let (mut writes, _, _) = pass.finish(b);
     // The history goes with the job.
     writes.retain(|w| !matches!(w, Write::PutRun { job: j, .. } if j == job));
     if let Err(e) = core.store().apply(writes).await {

@@ -4,7 +4,7 @@
 //! something changed (a task ended, an agent came, a job was submitted), when the next slot or
 //! retry is due, and at least once a second.
 
-use super::ends::{record_ends, sweep_lost};
+use super::ends::{enforce_deadlines, record_ends, sweep_lost};
 use super::launch::launch_queued;
 use super::pass::Pass;
 use super::schedule::queue_due;
@@ -56,9 +56,10 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
     let replay = ended.clone();
     record_ends(b, &mut pass, ended, now, now_dt);
     sweep_lost(b, st, &mut pass, now, now_dt);
+    enforce_deadlines(b, st, &mut pass, now);
     let next_slot = queue_due(b, &mut pass, now, now_dt);
     let more = launch_queued(b, st, &mut pass, core.cfg.place_options, now);
-    let (writes, launches) = pass.finish(b);
+    let (writes, launches, kills) = pass.finish(b);
     if let Err(e) = core.store().apply(writes).await {
         // Memory ran ahead of the store within this pass: put it back as stored.
         tracing::error!(error = %e, "storing a batch pass failed; reloading the batch state");
@@ -82,6 +83,14 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
         st.tasks.insert(rec.info.task_id.clone(), rec);
         st.counters.tasks_launched += 1;
         Core::send(st, &agent, msg);
+    }
+    for t in kills {
+        let msg = MasterMessage::KillTask {
+            task_id: t.info.task_id.clone(),
+            grace_period_secs: Some(t.info.kill_grace_period_secs),
+        };
+        Core::send(st, &t.info.agent_id, msg);
+        st.tasks.insert(t.info.task_id.clone(), t);
     }
     // When to look again: the next slot, the next retry, or the tick.
     let retry_at = b

@@ -51,7 +51,13 @@ pub fn record_ends(
         r.task_state = Some(t.state.name().to_owned());
         r.exit_code = status.and_then(|s| s.exit_code);
         r.message = status.and_then(|s| s.message.clone());
-        end_attempt(b, pass, r, task_end(t.state), now, now_dt);
+        let mut end = task_end(t.state);
+        if r.timed_out {
+            let limit = b.jobs.get(&r.job).map_or(0, |j| j.def.max_completion_time);
+            r.message = Some(format!("killed after its maxCompletionTime of {limit} s"));
+            end = TaskEnd::Failed;
+        }
+        end_attempt(b, pass, r, end, now, now_dt);
     }
 }
 
@@ -83,6 +89,36 @@ pub fn sweep_lost(
             r.message = Some("the master has no record of the run's task".into());
             end_attempt(b, pass, r, TaskEnd::Lost, now, now_dt);
         }
+    }
+}
+
+/// Kills the runs that passed their job's `maxCompletionTime` (counted from TASK_RUNNING, or
+/// from the launch). Their end is a failure, retried by policy, as Mesos's
+/// `max_completion_time`.
+pub fn enforce_deadlines(b: &mut BatchState, cluster: &ClusterState, pass: &mut Pass, now: f64) {
+    for r in b.active.values_mut() {
+        if r.state != RunState::Launched || r.timed_out {
+            continue;
+        }
+        let limit = b.jobs.get(&r.job).map_or(0, |j| j.def.max_completion_time);
+        let Some(t) = r
+            .task_id
+            .as_ref()
+            .and_then(|t| cluster.tasks.get(&gantry_proto::TaskId(t.clone())))
+        else {
+            continue;
+        };
+        let since = t.started_at.or(r.launched_at).unwrap_or(now);
+        if limit == 0 || now - since < limit as f64 || t.kill_requested {
+            continue;
+        }
+        tracing::warn!(job = %r.job, run = r.id, limit, "run passed its maxCompletionTime: killing it");
+        r.timed_out = true;
+        pass.put_run(r);
+        pass.kills.push(TaskRecord {
+            kill_requested: true,
+            ..t.clone()
+        });
     }
 }
 

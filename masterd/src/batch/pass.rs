@@ -24,6 +24,8 @@ pub struct Pass {
     pub jobs: BTreeSet<String>,
     /// Task records to create (launches), with the run each belongs to.
     pub launches: Vec<TaskRecord>,
+    /// Tasks to kill once the pass is stored (runs past their `maxCompletionTime`).
+    pub kills: Vec<TaskRecord>,
     /// The run id or dependency counter moved.
     pub counters: bool,
 }
@@ -39,7 +41,7 @@ impl Pass {
     }
 
     /// The pass's writes, completed with the jobs and counters it changed.
-    pub fn finish(mut self, b: &BatchState) -> (Vec<Write>, Vec<TaskRecord>) {
+    pub fn finish(mut self, b: &BatchState) -> (Vec<Write>, Vec<TaskRecord>, Vec<TaskRecord>) {
         for name in &self.jobs {
             if let Some(j) = b.jobs.get(name) {
                 self.writes.push(Write::PutJob {
@@ -58,10 +60,10 @@ impl Pass {
                 value: b.dag.seq.to_string(),
             });
         }
-        for t in &self.launches {
+        for t in self.launches.iter().chain(&self.kills) {
             self.writes.push(Write::PutTask(Box::new(t.clone())));
         }
-        (self.writes, self.launches)
+        (self.writes, self.launches, self.kills)
     }
 }
 

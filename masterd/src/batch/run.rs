@@ -107,6 +107,9 @@ pub struct RunRecord {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub message: Option<String>,
+    /// Killed for running past the job's `maxCompletionTime`: ends as a failure.
+    #[serde(default)]
+    pub timed_out: bool,
     /// Why a queued run is not launched yet (no agent fits, an earlier run still runs, ...).
     #[serde(default)]
     pub waiting: Option<String>,
@@ -136,6 +139,7 @@ impl RunRecord {
             task_state: None,
             exit_code: None,
             message: None,
+            timed_out: false,
             waiting: None,
         }
     }
