@@ -99,10 +99,21 @@ curl -s localhost:5050/v2/queue | json '[i for i in d["queue"] if i["app"]["id"]
   grep -q cpus || fail "the queue says cpus fall short"
 gantry apps list | grep -E '^/big ' | grep -q cpus || fail "gantry apps list says why /big waits: $(gantry apps list)"
 
+step "a batch job: 204, runs once now, succeeds with exit code 0"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST localhost:5050/v1/scheduler/iso8601 -H 'Content-Type: application/json' -d \
+  '{"name": "hello-job", "command": "echo hello from a job", "owner": ""}')
+[ "$code" = 204 ] || fail "the job is accepted with 204 ($code)"
+until_ok 20 sh -c '[ "$(curl -s localhost:5050/v1/scheduler/job/hello-job | python3 -c "import json,sys; print(json.load(sys.stdin)[\"successCount\"])")" = 1 ]' ||
+  fail "hello-job succeeded once: $(curl -s localhost:5050/v1/scheduler/job/hello-job)"
+[ "$(curl -s localhost:5050/v1/scheduler/job/hello-job/runs | json 'd["runs"][0]["exitCode"]')" = 0 ] ||
+  fail "the run's exit code is 0"
+
 step "cleanup: gantry apps rm deletes at once and kills the tasks"
 gantry apps rm /sleepy | grep -qx "deleted /sleepy" || fail "gantry apps rm /sleepy"
 gantry apps rm /hello >/dev/null
 gantry apps rm /big >/dev/null
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE localhost:5050/v1/scheduler/job/hello-job)" = 204 ] ||
+  fail "the job is deleted"
 until_ok 30 sh -c '! pgrep -f "^sleep 3600" >/dev/null' || fail "/sleepy's processes are gone"
 [ "$(curl -s localhost:5050/v2/apps | json 'len(d["apps"])')" = 0 ] || fail "no app is left"
 until_ok 30 sh -c '[ "$(curl -s localhost:5050/v2/tasks | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"tasks\"]))")" = 0 ]' ||
