@@ -315,3 +315,78 @@ async fn a_run_past_its_max_completion_time_is_killed_and_counts_as_a_failure() 
         r[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constraints_keep_runs_on_matching_agents_and_say_when_none_match() {
+    let mut c = Cluster::new();
+    let token = c.token.clone();
+    c.start_agent_with(0, AGENT, &token, &["--attributes", "rack:rack-1"], &[]);
+    c.start_agent_with(1, AGENT, &token, &["--attributes", "rack:rack-2"], &[]);
+    c.wait_agents(2).await;
+    let state = c.get("/master/state").await;
+    let rack2 = state["slaves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["attributes"]["rack"] == "rack-2")
+        .and_then(|s| s["id"].as_str().map(String::from))
+        .unwrap_or_else(|| panic!("an agent with rack-2: {state}"));
+    let job = json!({"name": "racked", "owner": "", "cpus": 0.1, "mem": 16, "array": "0-3",
+        "constraints": [["rack", "LIKE", "rack-[2-9]"]],
+        "schedule": "R/2099-01-01T00:00:00Z/P1D", "command": "true"});
+    assert_eq!(
+        send(
+            &c,
+            Method::POST,
+            "/v1/scheduler/iso8601",
+            Some(&job.to_string())
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        send(&c, Method::PUT, "/v1/scheduler/job/racked", None)
+            .await
+            .0,
+        204
+    );
+    eventually(Duration::from_secs(30), "the racked runs", || async {
+        (c.get("/v1/scheduler/job/racked").await["successCount"] == 1).then_some(())
+    })
+    .await;
+    let r = runs(&c, "racked").await;
+    assert_eq!(r.len(), 4);
+    assert!(
+        r.iter().all(|x| x["agentId"] == rack2.as_str()),
+        "all on rack-2: {r:?}"
+    );
+    let nowhere = json!({"name": "nowhere", "owner": "", "cpus": 0.1, "mem": 16,
+        "constraints": [["rack", "EQUALS", "rack-9"]],
+        "schedule": "R/2099-01-01T00:00:00Z/P1D", "command": "true"});
+    assert_eq!(
+        send(
+            &c,
+            Method::POST,
+            "/v1/scheduler/iso8601",
+            Some(&nowhere.to_string())
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        send(&c, Method::PUT, "/v1/scheduler/job/nowhere", None)
+            .await
+            .0,
+        204
+    );
+    let w = eventually(Duration::from_secs(20), "nowhere waits", || async {
+        runs(&c, "nowhere")
+            .await
+            .first()
+            .and_then(|r| r["waiting"].as_str().map(String::from))
+    })
+    .await;
+    assert!(w.contains("constraints"), "{w}");
+}

@@ -2,17 +2,18 @@
 //! an array's throttle has room, an agent can run the job's container), where (the same allocator
 //! as services, GPU/NUMA placement included), and the task each becomes.
 
+use super::constraints::Compiled;
 use super::job::{run_command, task_id, ContainerType, JobDefinition};
 use super::pass::Pass;
 use super::run::{RunRecord, RunState};
 use super::state::BatchState;
-use crate::alloc::{self, TaskDemand};
+use crate::alloc::{self, ClusterSnapshot, Plan, TaskDemand};
 use crate::cluster::ClusterState;
 use crate::services::requirements::{all_met, unmet_reason, Need};
 use crate::store::records::{TaskOwner, TaskRecord};
 use gantry_gpu::NumaPolicy;
 use gantry_proto::{AgentId, NumaPlacement, PortRanges, Resources, TaskId, TaskInfo, TaskState};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The most runs one pass launches; the rest go in the next pass, which follows at once.
 pub const MAX_LAUNCHES_PER_PASS: usize = 2048;
@@ -118,6 +119,8 @@ pub fn launch_queued(
     let agents: Vec<_> = st.agents.values().filter(|a| a.accepts_tasks()).collect();
     let mut demands: Vec<TaskDemand> = Vec::new();
     let mut by_task: HashMap<TaskId, u64> = HashMap::new();
+    // Jobs that only some agents may run (constraints, container): those agents.
+    let mut only_on: HashMap<String, HashSet<AgentId>> = HashMap::new();
     let mut discard: Vec<u64> = Vec::new();
     let mut more = false;
     for id in ready {
@@ -154,6 +157,27 @@ pub fn launch_queued(
             let reason = unmet_reason(&need, agents.iter().map(|a| &a.record.info));
             why(b, reason);
             continue;
+        }
+        let constraints = Compiled::new(&def.constraints);
+        if constraints.is_some() || !need.is_empty() {
+            let job_name = r.job.clone();
+            let eligible = only_on.entry(job_name).or_insert_with(|| {
+                agents
+                    .iter()
+                    .filter(|a| all_met(&need, &a.record.info))
+                    .filter(|a| {
+                        constraints
+                            .as_ref()
+                            .is_none_or(|c| c.accept(&a.record.info))
+                    })
+                    .map(|a| a.record.id.clone())
+                    .collect()
+            });
+            if eligible.is_empty() {
+                let reason = "no agent matches the job's constraints".to_owned();
+                why(b, reason);
+                continue;
+            }
         }
         if demands.len() == MAX_LAUNCHES_PER_PASS {
             more = true;
@@ -195,8 +219,9 @@ pub fn launch_queued(
         return more;
     }
     let snapshot = st.snapshot();
-    // Only agents that can run a job's container take its runs: one slice per kind of need.
-    let plan = alloc::place_with(&snapshot, &demands, rand::random(), options);
+    let mut plan = place_restricted(&snapshot, &demands, &only_on, options);
+    let conflicts = alloc::check(&snapshot, &plan, &demands);
+    plan.drop_conflicts(&conflicts);
     for p in &plan.placements {
         let Some(&id) = by_task.get(&p.task_id) else {
             continue;
@@ -208,8 +233,11 @@ pub fn launch_queued(
         let Some(agent) = st.agents.get(&p.agent_id) else {
             continue;
         };
-        if !all_met(&needs(&job.def), &agent.record.info) {
-            continue; // placed where its container cannot run: the next pass tries again
+        if only_on
+            .get(&r.job)
+            .is_some_and(|ok| !ok.contains(&p.agent_id))
+        {
+            continue; // placed where it may not run: the next pass tries again
         }
         let host = agent.record.info.hostname.clone();
         let info = run_task(&job.def, r, p.agent_id.clone(), &host, p.numa.clone());
@@ -246,4 +274,42 @@ pub fn launch_queued(
         }
     }
     more
+}
+
+/// Places `demands`; those of the jobs in `only_on` only on the agents listed for them, each job on
+/// its own slice of the snapshot (the caller's `check` catches two slices filling one agent).
+fn place_restricted(
+    snapshot: &ClusterSnapshot,
+    demands: &[TaskDemand],
+    only_on: &HashMap<String, HashSet<AgentId>>,
+    options: alloc::PlaceOptions,
+) -> Plan {
+    let job_of = |d: &TaskDemand| d.group.strip_prefix("job:").unwrap_or(&d.group).to_owned();
+    let (free, restricted): (Vec<TaskDemand>, Vec<TaskDemand>) = demands
+        .iter()
+        .cloned()
+        .partition(|d| !only_on.contains_key(&job_of(d)));
+    let mut plan = alloc::place_with(snapshot, &free, rand::random(), options);
+    for (job, agents) in only_on {
+        let mine: Vec<TaskDemand> = restricted
+            .iter()
+            .filter(|d| &job_of(d) == job)
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let slice = ClusterSnapshot {
+            agents: snapshot
+                .agents
+                .iter()
+                .filter(|a| agents.contains(&a.id))
+                .cloned()
+                .collect(),
+        };
+        let part = alloc::place_with(&slice, &mine, rand::random(), options);
+        plan.placements.extend(part.placements);
+        plan.unplaced.extend(part.unplaced);
+    }
+    plan
 }
