@@ -100,7 +100,7 @@ impl Client {
     }
 
     /// A request to the master with the client's credentials.
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
         match &self.auth {
             Auth::None => r,
@@ -109,7 +109,7 @@ impl Client {
         }
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let resp = self
             .request(reqwest::Method::GET, path)
             .send()
@@ -119,7 +119,7 @@ impl Client {
     }
 
     /// The context of a failed request; for an https:// master it says how to trust a private CA.
-    fn unreachable(&self) -> String {
+    pub(crate) fn unreachable(&self) -> String {
         if self.base.starts_with("https://") {
             format!(
                 "cannot reach the master at {} (a master with a private CA needs --ca-file or \
@@ -166,7 +166,12 @@ impl Client {
         Ok(body)
     }
 
-    fn print(&self, value: &Value, table: impl FnOnce() -> String) {
+    /// True with `--json`.
+    pub(crate) fn json_output(&self) -> bool {
+        self.json
+    }
+
+    pub(crate) fn print(&self, value: &Value, table: impl FnOnce() -> String) {
         if self.json {
             println!(
                 "{}",

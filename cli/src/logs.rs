@@ -98,7 +98,7 @@ enum Outcome {
 }
 
 /// A path segment with everything but unreserved characters percent-encoded.
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -1,9 +1,10 @@
-//! `gantry`: a one-process dev cluster (`gantry dev`), a client for apps, tasks and agents, and a
-//! preflight of agent and master hosts (`gantry doctor`).
+//! `gantry`: a one-process dev cluster (`gantry dev`), a client for apps, jobs, tasks and agents,
+//! and a preflight of agent and master hosts (`gantry doctor`).
 
 mod client;
 mod dev;
 mod doctor;
+mod jobs;
 mod logs;
 mod table;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Tasks: list them, print their output.
     #[command(subcommand, alias = "task")]
     Tasks(TasksCommand),
+    /// Chronos jobs (batch runs on a schedule or after other jobs).
+    #[command(subcommand, alias = "job")]
+    Jobs(jobs::JobsCommand),
     /// Agents.
     #[command(subcommand)]
     Agents(ListOnly),
@@ -129,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             Command::Tasks(TasksCommand::Log(args)) => {
                 logs::print_task_log(&c, args.task_id(), args.options()).await
             }
+            Command::Jobs(cmd) => jobs::run(&c, cmd).await,
             Command::Agents(ListOnly::List) => c.agents_list().await,
             Command::Dev(_) | Command::Doctor(_) => Ok(()),
         }
