@@ -96,6 +96,15 @@ async fn the_seed_jobs_are_accepted_verbatim_and_run_or_wait_with_a_reason() {
         1,
         "one catch-up run, not one per missed day"
     );
+    // Re-submitting it unchanged (as chronos-sync-jobs does) keeps its place: no second run.
+    let (s, body) = send(&c, Method::POST, "/v1/scheduler/iso8601", Some(SLEEP_JOB)).await;
+    assert_eq!(s, 204, "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        runs(&c, "sleep-job").await.len(),
+        1,
+        "a re-submit runs no slot twice"
+    );
     // The Docker job waits: no agent here has the Docker containerizer.
     let w = eventually(Duration::from_secs(20), "dockerjob waiting", || async {
         let r = runs(&c, "dockerjob").await;

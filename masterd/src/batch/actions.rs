@@ -3,7 +3,7 @@
 //! validated against the whole graph and stored before it returns; the controller does the rest.
 
 use super::job::{JobDefinition, JobError, Trigger as JobTrigger};
-use super::pass::{enqueue, record_verdict, to_history, Pass};
+use super::pass::{close_if_done, enqueue, record_verdict, to_history, Pass};
 use super::run::{RunState, Trigger};
 use super::state::{BatchState, JobEntry};
 use crate::cluster::Core;
@@ -52,13 +52,25 @@ pub async fn submit(core: &Core, def: JobDefinition) -> Result<(), BatchError> {
         .schedule(now_dt)
         .transpose()
         .map_err(|e| JobError::new("schedule", e.to_string()))?;
-    let progress = schedule.as_ref().map(|s| ScheduleProgress::new(s, now_dt));
+    // A job re-submitted with the same schedule (chronos-sync-jobs, an edit of another field)
+    // keeps its place in the schedule: no slot runs twice. A new schedule starts afresh.
+    let kept = b
+        .jobs
+        .get(&def.name)
+        .filter(|old| old.def.trigger == def.trigger && old.progress.is_some());
+    let (progress, launched_once) = match kept {
+        Some(old) => (old.progress, old.launched_once),
+        None => (
+            schedule.as_ref().map(|s| ScheduleProgress::new(s, now_dt)),
+            false,
+        ),
+    };
     let entry = JobEntry {
         def,
         schedule,
         progress,
         submitted_at: now,
-        launched_once: false,
+        launched_once,
         next_due: None,
     };
     let name = entry.def.name.clone();
@@ -106,7 +118,9 @@ fn kill_runs(
             r.state = RunState::Killed;
             r.ended_at = Some(now);
             r.message = Some("killed before it started".into());
+            let occurrence = r.occurrence;
             to_history(b, pass, r);
+            close_if_done(b, pass, job, occurrence, Utc::now(), now);
         }
     }
     let tasks: Vec<TaskId> = b

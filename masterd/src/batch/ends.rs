@@ -3,7 +3,7 @@
 //! array elements) ended. The task's terminal record is released in the same transaction, so a
 //! crash in between replays the end, never loses it.
 
-use super::pass::{record_verdict, to_history, verdict, Pass};
+use super::pass::{close_if_done, to_history, Pass};
 use super::run::{RunRecord, RunState};
 use super::state::BatchState;
 use crate::cluster::ClusterState;
@@ -159,11 +159,5 @@ fn end_attempt(
         b.active.insert(id, next);
     }
     to_history(b, pass, r);
-    if let Some(outcome) = verdict(b, &job, occurrence) {
-        record_verdict(b, pass, &job, Some(outcome), false, now_dt, now);
-    } else if matches!(decision, RetryDecision::Cancelled)
-        && !b.active.values().any(|x| x.occurrence == occurrence)
-    {
-        record_verdict(b, pass, &job, None, false, now_dt, now);
-    }
+    close_if_done(b, pass, &job, occurrence, now_dt, now);
 }

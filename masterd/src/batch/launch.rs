@@ -212,7 +212,10 @@ pub fn launch_queued(
             r.state = RunState::Discarded;
             r.ended_at = Some(now);
             r.message = Some("the job was disabled or deleted before the run started".into());
+            let (job, occurrence) = (r.job.clone(), r.occurrence);
             super::pass::to_history(b, pass, r);
+            let at = chrono::Utc::now();
+            super::pass::close_if_done(b, pass, &job, occurrence, at, now);
         }
     }
     if demands.is_empty() {

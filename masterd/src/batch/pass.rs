@@ -197,3 +197,20 @@ pub fn record_verdict(
         }
     }
 }
+
+/// After an attempt of `occurrence` left the active runs: when none of the run's attempts is
+/// active any more, records its verdict (success, failure, or cancelled: killed or discarded).
+pub fn close_if_done(
+    b: &mut BatchState,
+    pass: &mut Pass,
+    job: &str,
+    occurrence: u64,
+    at: DateTime<Utc>,
+    now: f64,
+) {
+    if b.active.values().any(|r| r.occurrence == occurrence) {
+        return;
+    }
+    let outcome = verdict(b, job, occurrence);
+    record_verdict(b, pass, job, outcome, false, at, now);
+}
