@@ -229,6 +229,24 @@ pub fn render(st: &MasterState, f: &Figures) -> String {
         "Marathon apps defined.",
         st.services.apps.len() as f64,
     );
+    e.one(
+        "gantry_jobs",
+        "gauge",
+        "Batch (Chronos) jobs defined.",
+        st.batch.jobs.len() as f64,
+    );
+    e.family(
+        "gantry_job_runs",
+        "gauge",
+        "Job run attempts that are queued or launched (running).",
+    );
+    for (state, label) in [
+        (crate::batch::run::RunState::Queued, "queued"),
+        (crate::batch::run::RunState::Launched, "launched"),
+    ] {
+        let n = st.batch.active.values().filter(|r| r.state == state).count();
+        e.sample("gantry_job_runs", &[("state", label)], n as f64);
+    }
     let waiting: usize = st.services.waiting.values().map(|w| w.count).sum();
     e.one(
         "gantry_app_instances_waiting",
