@@ -25,6 +25,7 @@ mod numa_fit;
 mod placer;
 mod ports;
 mod reasons;
+mod restricted;
 mod rng;
 mod scoring;
 mod shape;
@@ -35,6 +36,7 @@ pub use check::{check, Conflict, ConflictCause};
 pub use feasibility::ResourceKind;
 pub use gantry_gpu::NumaPolicy;
 pub use placer::{candidate_limit, MAX_SKIP};
+pub use restricted::place_restricted;
 pub use topology::{DomainShape, NodeTopology, TopologyUse, MAX_GPUS_PER_AGENT};
 
 use gantry_proto::{AgentId, NumaPlacement, Resources, TaskId};

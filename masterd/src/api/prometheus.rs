@@ -244,7 +244,12 @@ pub fn render(st: &MasterState, f: &Figures) -> String {
         (crate::batch::run::RunState::Queued, "queued"),
         (crate::batch::run::RunState::Launched, "launched"),
     ] {
-        let n = st.batch.active.values().filter(|r| r.state == state).count();
+        let n = st
+            .batch
+            .active
+            .values()
+            .filter(|r| r.state == state)
+            .count();
         e.sample("gantry_job_runs", &[("state", label)], n as f64);
     }
     let waiting: usize = st.services.waiting.values().map(|w| w.count).sum();

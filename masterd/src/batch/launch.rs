@@ -7,7 +7,7 @@ use super::job::{run_command, task_id, ContainerType, JobDefinition};
 use super::pass::Pass;
 use super::run::{RunRecord, RunState};
 use super::state::BatchState;
-use crate::alloc::{self, ClusterSnapshot, Plan, TaskDemand};
+use crate::alloc::{self, TaskDemand};
 use crate::cluster::ClusterState;
 use crate::services::requirements::{all_met, unmet_reason, Need};
 use crate::store::records::{TaskOwner, TaskRecord};
@@ -160,8 +160,7 @@ pub fn launch_queued(
         }
         let constraints = Compiled::new(&def.constraints);
         if constraints.is_some() || !need.is_empty() {
-            let job_name = r.job.clone();
-            let eligible = only_on.entry(job_name).or_insert_with(|| {
+            let eligible = only_on.entry(group(&r.job)).or_insert_with(|| {
                 agents
                     .iter()
                     .filter(|a| all_met(&need, &a.record.info))
@@ -222,7 +221,7 @@ pub fn launch_queued(
         return more;
     }
     let snapshot = st.snapshot();
-    let mut plan = place_restricted(&snapshot, &demands, &only_on, options);
+    let mut plan = alloc::place_restricted(&snapshot, &demands, &only_on, options);
     let conflicts = alloc::check(&snapshot, &plan, &demands);
     plan.drop_conflicts(&conflicts);
     for p in &plan.placements {
@@ -237,7 +236,7 @@ pub fn launch_queued(
             continue;
         };
         if only_on
-            .get(&r.job)
+            .get(&group(&r.job))
             .is_some_and(|ok| !ok.contains(&p.agent_id))
         {
             continue; // placed where it may not run: the next pass tries again
@@ -277,42 +276,4 @@ pub fn launch_queued(
         }
     }
     more
-}
-
-/// Places `demands`; those of the jobs in `only_on` only on the agents listed for them, each job on
-/// its own slice of the snapshot (the caller's `check` catches two slices filling one agent).
-fn place_restricted(
-    snapshot: &ClusterSnapshot,
-    demands: &[TaskDemand],
-    only_on: &HashMap<String, HashSet<AgentId>>,
-    options: alloc::PlaceOptions,
-) -> Plan {
-    let job_of = |d: &TaskDemand| d.group.strip_prefix("job:").unwrap_or(&d.group).to_owned();
-    let (free, restricted): (Vec<TaskDemand>, Vec<TaskDemand>) = demands
-        .iter()
-        .cloned()
-        .partition(|d| !only_on.contains_key(&job_of(d)));
-    let mut plan = alloc::place_with(snapshot, &free, rand::random(), options);
-    for (job, agents) in only_on {
-        let mine: Vec<TaskDemand> = restricted
-            .iter()
-            .filter(|d| &job_of(d) == job)
-            .cloned()
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let slice = ClusterSnapshot {
-            agents: snapshot
-                .agents
-                .iter()
-                .filter(|a| agents.contains(&a.id))
-                .cloned()
-                .collect(),
-        };
-        let part = alloc::place_with(&slice, &mine, rand::random(), options);
-        plan.placements.extend(part.placements);
-        plan.unplaced.extend(part.unplaced);
-    }
-    plan
 }

@@ -6,7 +6,7 @@ use super::app_definition::KillSelection;
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use super::requirements::{self, all_met, unmet_reason};
 use super::state::Waiting;
-use crate::alloc::{self, ClusterSnapshot, PlaceOptions, Plan, TaskDemand};
+use crate::alloc::{self, TaskDemand};
 use crate::cluster::{Core, CoreError};
 use crate::state::MasterState;
 use crate::store::records::{TaskOwner, TaskRecord};
@@ -249,7 +249,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     }
 
     // Plan without the lock; re-check against the state as it is now before applying.
-    let plan = place_restricted(&snapshot, &demands, &only_on, core.cfg.place_options);
+    let plan = alloc::place_restricted(&snapshot, &demands, &only_on, core.cfg.place_options);
     let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
     let mut guard = core.state().await;
     let MasterState {
@@ -343,44 +343,6 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         }
     }
     Ok(())
-}
-
-/// Places `demands`; those of the apps in `only_on` only on the agents listed for them (the agents
-/// that offer what the app's container needs). Each restricted app is planned on its own slice of
-/// the snapshot; the caller's `check` against current state catches two slices filling one agent.
-fn place_restricted(
-    snapshot: &ClusterSnapshot,
-    demands: &[TaskDemand],
-    only_on: &HashMap<String, HashSet<AgentId>>,
-    options: PlaceOptions,
-) -> Plan {
-    if only_on.is_empty() {
-        return alloc::place_with(snapshot, demands, rand::random(), options);
-    }
-    let (free, restricted): (Vec<TaskDemand>, Vec<TaskDemand>) = demands
-        .iter()
-        .cloned()
-        .partition(|d| !only_on.contains_key(&d.group));
-    let mut plan = alloc::place_with(snapshot, &free, rand::random(), options);
-    for (app, agents) in only_on {
-        let mine: Vec<TaskDemand> = restricted
-            .iter()
-            .filter(|d| &d.group == app)
-            .cloned()
-            .collect();
-        let slice = ClusterSnapshot {
-            agents: snapshot
-                .agents
-                .iter()
-                .filter(|a| agents.contains(&a.id))
-                .cloned()
-                .collect(),
-        };
-        let part = alloc::place_with(&slice, &mine, rand::random(), options);
-        plan.placements.extend(part.placements);
-        plan.unplaced.extend(part.unplaced);
-    }
-    plan
 }
 
 #[cfg(test)]

@@ -1,19 +1,12 @@
 //! Marathon's error bodies and status codes (spec §3.9), as one error type that renders itself as
 //! an `application/json` response.
 
+use crate::services::app::describe;
 pub use crate::services::app::{AppError, FieldErrors};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-
-fn describe(details: &[FieldErrors]) -> String {
-    details
-        .iter()
-        .map(|d| format!("{}: {}", d.path, d.errors.join(", ")))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
 
 /// An error answered in Marathon's format.
 #[derive(Debug, thiserror::Error)]

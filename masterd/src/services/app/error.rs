@@ -57,7 +57,8 @@ pub enum AppError {
     Unprocessable(String),
 }
 
-fn describe(details: &[FieldErrors]) -> String {
+/// `path: error, error; path: error`, for messages and logs.
+pub fn describe(details: &[FieldErrors]) -> String {
     details
         .iter()
         .map(|d| format!("{}: {}", d.path, d.errors.join(", ")))

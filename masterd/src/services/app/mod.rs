@@ -18,7 +18,7 @@ mod validate;
 pub use checks::{CommandCheck, HealthCheck, HealthCheckProtocol, ReadinessCheck};
 pub use constraints::{Constraint, ConstraintOperator};
 pub use container::{Container, ContainerKind, DockerContainer, DockerParameter, PortMapping};
-pub use error::{AppError, FieldErrors};
+pub use error::{describe, AppError, FieldErrors};
 pub use model::{AppDefinition, FetchUri, Network, NetworkMode, PortDefinition};
 pub use read::parse_body;
 pub use strategies::{KillSelection, UnreachableStrategy, UpgradeStrategy, VersionInfo};
