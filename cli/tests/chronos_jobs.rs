@@ -24,6 +24,30 @@ async fn send(c: &Cluster, m: Method, path: &str, body: Option<&str>) -> (u16, S
     (status, resp.text().await.unwrap_or_default())
 }
 
+/// Submits a scheduled job (204) and runs it now (204).
+async fn submit_and_run(c: &Cluster, job: &Value) {
+    let (s, body) = send(
+        c,
+        Method::POST,
+        "/v1/scheduler/iso8601",
+        Some(&job.to_string()),
+    )
+    .await;
+    assert_eq!(s, 204, "{job}: {body}");
+    let name = job["name"].as_str().unwrap_or_default();
+    let path = format!("/v1/scheduler/job/{name}");
+    assert_eq!(send(c, Method::PUT, &path, None).await.0, 204);
+}
+
+/// Waits until the job's `field` (successCount, errorCount) is `n`; returns the job.
+async fn wait_count(c: &Cluster, name: &str, field: &str, n: u64, secs: u64) -> Value {
+    eventually(Duration::from_secs(secs), "the job's count", || async {
+        let j = c.get(&format!("/v1/scheduler/job/{name}")).await;
+        (j[field] == n).then_some(j)
+    })
+    .await
+}
+
 async fn runs(c: &Cluster, name: &str) -> Vec<Value> {
     let v = c.get(&format!("/v1/scheduler/job/{name}/runs")).await;
     v["runs"].as_array().cloned().unwrap_or_default()
@@ -163,29 +187,9 @@ async fn an_array_runs_every_index_within_its_throttle_and_gives_one_verdict() {
     std::fs::create_dir_all(&out).expect("dir");
     let job = json!({"name": "sweep", "owner": "", "cpus": 0.1, "mem": 16, "array": "0-5%2",
         "schedule": "R/2099-01-01T00:00:00Z/P1D",
-        "command": format!("echo $GANTRY_ARRAY_INDEX $GANTRY_ARRAY_SIZE $SLURM_ARRAY_TASK_ID > {}/$GANTRY_ARRAY_INDEX; date +%s%N >> {}/times; sleep 1; date +%s%N >> {}/times", out.display(), out.display(), out.display())});
-    assert_eq!(
-        send(
-            &c,
-            Method::POST,
-            "/v1/scheduler/iso8601",
-            Some(&job.to_string())
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        send(&c, Method::PUT, "/v1/scheduler/job/sweep", None)
-            .await
-            .0,
-        204
-    );
-    let j = eventually(Duration::from_secs(40), "the array's verdict", || async {
-        let j = c.get("/v1/scheduler/job/sweep").await;
-        (j["successCount"] == 1).then_some(j)
-    })
-    .await;
+        "command": format!("echo $GANTRY_ARRAY_INDEX $GANTRY_ARRAY_SIZE $SLURM_ARRAY_TASK_ID > {}/$GANTRY_ARRAY_INDEX; sleep 1", out.display())});
+    submit_and_run(&c, &job).await;
+    let j = wait_count(&c, "sweep", "successCount", 1, 40).await;
     assert_eq!(j["errorCount"], 0);
     for i in 0..6 {
         let line = std::fs::read_to_string(out.join(i.to_string())).unwrap_or_default();
@@ -198,30 +202,20 @@ async fn an_array_runs_every_index_within_its_throttle_and_gives_one_verdict() {
             .all(|x| x["run"] == r[0]["run"] && x["state"] == "succeeded"),
         "{r:?}"
     );
-    // At most 2 at a time: replay the start/end stamps.
-    let stamps = std::fs::read_to_string(out.join("times")).unwrap_or_default();
-    let n: Vec<u128> = stamps
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    assert_eq!(n.len(), 12);
-    let _ = n;
-    let mut events: Vec<(u128, i32)> = Vec::new();
-    let text: Vec<&str> = stamps.lines().collect();
-    // Each task wrote its start then its end; pair them by order per task is not known, so
-    // count overlap from the runs' own times instead.
-    let _ = text;
+    // At most 2 at a time, by the runs' own launch and end times.
+    let mut events: Vec<(i64, i32)> = Vec::new();
     for x in &r {
-        let parse = |k: &str| {
+        let ms = |k: &str| {
             chrono::DateTime::parse_from_rfc3339(x[k].as_str().unwrap_or(""))
-                .map(|t| t.timestamp_millis() as u128)
+                .map(|t| t.timestamp_millis())
                 .ok()
         };
-        if let (Some(s), Some(e)) = (parse("launchedAt"), parse("endedAt")) {
+        if let (Some(s), Some(e)) = (ms("launchedAt"), ms("endedAt")) {
             events.push((s, 1));
             events.push((e, -1));
         }
     }
+    assert_eq!(events.len(), 12, "{r:?}");
     events.sort();
     let (mut now, mut peak) = (0, 0);
     for (_, d) in events {
@@ -240,23 +234,7 @@ async fn a_run_whose_agent_is_killed_and_comes_back_finishes_once() {
     let job = json!({"name": "survivor", "owner": "", "cpus": 0.1, "mem": 16,
         "schedule": "R/2099-01-01T00:00:00Z/P1D",
         "command": format!("echo start >> {o}; sleep 4; echo end >> {o}", o = out.display())});
-    assert_eq!(
-        send(
-            &c,
-            Method::POST,
-            "/v1/scheduler/iso8601",
-            Some(&job.to_string())
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        send(&c, Method::PUT, "/v1/scheduler/job/survivor", None)
-            .await
-            .0,
-        204
-    );
+    submit_and_run(&c, &job).await;
     eventually(Duration::from_secs(20), "the run started", || async {
         std::fs::read_to_string(&out)
             .ok()
@@ -267,11 +245,7 @@ async fn a_run_whose_agent_is_killed_and_comes_back_finishes_once() {
     c.kill_agent(0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.start_agent(0, AGENT);
-    let j = eventually(Duration::from_secs(30), "one success", || async {
-        let j = c.get("/v1/scheduler/job/survivor").await;
-        (j["successCount"] == 1).then_some(j)
-    })
-    .await;
+    let j = wait_count(&c, "survivor", "successCount", 1, 30).await;
     assert_eq!(j["errorCount"], 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -289,28 +263,8 @@ async fn a_run_past_its_max_completion_time_is_killed_and_counts_as_a_failure() 
     c.wait_agents(1).await;
     let job = json!({"name": "walltime", "owner": "", "cpus": 0.1, "mem": 16, "retries": 0,
         "maxCompletionTime": 1, "schedule": "R/2099-01-01T00:00:00Z/P1D", "command": "sleep 60"});
-    assert_eq!(
-        send(
-            &c,
-            Method::POST,
-            "/v1/scheduler/iso8601",
-            Some(&job.to_string())
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        send(&c, Method::PUT, "/v1/scheduler/job/walltime", None)
-            .await
-            .0,
-        204
-    );
-    let j = eventually(Duration::from_secs(30), "the failure", || async {
-        let j = c.get("/v1/scheduler/job/walltime").await;
-        (j["errorCount"] == 1).then_some(j)
-    })
-    .await;
+    submit_and_run(&c, &job).await;
+    let j = wait_count(&c, "walltime", "errorCount", 1, 30).await;
     assert_eq!(j["successCount"], 0);
     assert!(j["lastError"].as_str().is_some_and(|t| !t.is_empty()));
     let r = runs(&c, "walltime").await;
@@ -343,27 +297,8 @@ async fn constraints_keep_runs_on_matching_agents_and_say_when_none_match() {
     let job = json!({"name": "racked", "owner": "", "cpus": 0.1, "mem": 16, "array": "0-3",
         "constraints": [["rack", "LIKE", "rack-[2-9]"]],
         "schedule": "R/2099-01-01T00:00:00Z/P1D", "command": "true"});
-    assert_eq!(
-        send(
-            &c,
-            Method::POST,
-            "/v1/scheduler/iso8601",
-            Some(&job.to_string())
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        send(&c, Method::PUT, "/v1/scheduler/job/racked", None)
-            .await
-            .0,
-        204
-    );
-    eventually(Duration::from_secs(30), "the racked runs", || async {
-        (c.get("/v1/scheduler/job/racked").await["successCount"] == 1).then_some(())
-    })
-    .await;
+    submit_and_run(&c, &job).await;
+    wait_count(&c, "racked", "successCount", 1, 30).await;
     let r = runs(&c, "racked").await;
     assert_eq!(r.len(), 4);
     assert!(
@@ -373,23 +308,7 @@ async fn constraints_keep_runs_on_matching_agents_and_say_when_none_match() {
     let nowhere = json!({"name": "nowhere", "owner": "", "cpus": 0.1, "mem": 16,
         "constraints": [["rack", "EQUALS", "rack-9"]],
         "schedule": "R/2099-01-01T00:00:00Z/P1D", "command": "true"});
-    assert_eq!(
-        send(
-            &c,
-            Method::POST,
-            "/v1/scheduler/iso8601",
-            Some(&nowhere.to_string())
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        send(&c, Method::PUT, "/v1/scheduler/job/nowhere", None)
-            .await
-            .0,
-        204
-    );
+    submit_and_run(&c, &nowhere).await;
     let w = eventually(Duration::from_secs(20), "nowhere waits", || async {
         runs(&c, "nowhere")
             .await
