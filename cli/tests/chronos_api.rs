@@ -174,6 +174,18 @@ async fn jobs_are_created_run_listed_and_deleted_as_on_chronos() {
         "{m}"
     );
 
+    // CORS, as Chronos's CorsFilter.
+    let r = c
+        .request(Method::GET, "/v1/scheduler/jobs")
+        .send()
+        .await
+        .expect("jobs");
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("*")
+    );
     // The 2.x prefix answers too.
     let old = c.get("/scheduler/jobs").await;
     assert_eq!(old.as_array().map(Vec::len), Some(2));

@@ -35,10 +35,20 @@ fn scheduler() -> Router<Arc<Core>> {
         .route("/job/{name}/runs", get(jobs::runs))
 }
 
-/// Every Chronos route.
+/// Every Chronos route. Answers carry `Access-Control-Allow-Origin: *`, as Chronos's `CorsFilter`
+/// adds to every response.
 pub fn router() -> Router<Arc<Core>> {
     Router::new()
         .nest("/v1/scheduler", scheduler())
         .nest("/scheduler", scheduler())
         .route("/leader", get(graph::leader))
+        .layer(axum::middleware::map_response(cors))
+}
+
+async fn cors(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
+    resp
 }
