@@ -123,8 +123,9 @@ impl GantryCluster {
         Ok(())
     }
 
-    /// The store's transactions so far: `gantry_store_apply_seconds_count` on `/metrics`.
-    pub async fn store_transactions(&self) -> Result<u64> {
+    /// The store's transactions so far and the seconds spent applying them:
+    /// `gantry_store_apply_seconds_count` and `_sum` on `/metrics`.
+    pub async fn store_transactions(&self) -> Result<(u64, f64)> {
         let text = self
             .request(reqwest::Method::GET, "/metrics")
             .header("Accept", "text/plain")
@@ -132,11 +133,16 @@ impl GantryCluster {
             .await?
             .text()
             .await?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("gantry_store_apply_seconds_count "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-            .context("no gantry_store_apply_seconds_count on /metrics")
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .with_context(|| format!("no {name} on /metrics"))
+        };
+        Ok((
+            value("gantry_store_apply_seconds_count")? as u64,
+            value("gantry_store_apply_seconds_sum")?,
+        ))
     }
 
     /// The master's state dir (its SQLite store is `gantry.db` there).
