@@ -1,7 +1,9 @@
 //! What the CLI's benchmarks share: the release binaries next to `gantry`, a daemon killed when
-//! dropped, a free loopback port, and Slurm as a peer to compare with (`slurm`).
+//! dropped, a free loopback port, a one-agent Gantry cluster (`gantry`), and Slurm as a peer to
+//! compare with (`slurm`).
 #![allow(dead_code)]
 
+pub mod gantry;
 pub mod slurm;
 
 use std::path::PathBuf;

@@ -1,0 +1,176 @@
+//! A one-agent Gantry cluster for the benchmarks: a release gantry-masterd (HTTP Basic, a rate
+//! limit high enough that the bench is never answered 429) and one gantry-agentd with the default
+//! containerizer (native when run as root) and the resources given, both in a temp dir and killed
+//! when dropped; plus an HTTP client with the bench's credentials, the store's transaction count
+//! from the master's Prometheus `/metrics`, and the bytes the master has written to disk.
+
+use super::{bin, free_port, Killed};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The bench's HTTP Basic principal.
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-secret";
+
+/// A running master with one registered agent.
+pub struct GantryCluster {
+    // Dropped in this order: the agent, the master, then the dir.
+    agent: Killed,
+    master: Killed,
+    dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl GantryCluster {
+    /// Starts the master and an agent advertising `resources` (the agent's `--resources`, e.g.
+    /// `cpus:64;mem:65536;disk:100000`) and waits until the agent is registered.
+    pub async fn start(resources: &str) -> Result<Self> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let master = Killed(
+            Command::new(bin("gantry-masterd"))
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--token", "bench"])
+                .args(["--http-credentials", &format!("{USER}:{PASSWORD}")])
+                .args(["--rate-limit", "1000000"])
+                .arg("--state-dir")
+                .arg(dir.path().join("m"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start gantry-masterd")?,
+        );
+        let agent = Killed(
+            Command::new(bin("gantry-agentd"))
+                .args(["--master", &base, "--token", "bench"])
+                .args(["--listen", "127.0.0.1:0", "--resources", resources])
+                .arg("--work-dir")
+                .arg(dir.path().join("a"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start gantry-agentd")?,
+        );
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let c = GantryCluster {
+            agent,
+            master,
+            dir,
+            base,
+            http,
+        };
+        c.wait_for_agent().await?;
+        Ok(c)
+    }
+
+    async fn wait_for_agent(&self) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Ok(v) = self.get_json("/master/slaves").await {
+                if v["slaves"].as_array().is_some_and(|a| !a.is_empty()) {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("the agent never registered");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A request to `path` with the bench's credentials.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(USER, Some(PASSWORD))
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let r = self.request(reqwest::Method::GET, path).send().await?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!(
+                "GET {path}: {status}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(r.json().await?)
+    }
+
+    /// `POST path` with a JSON body; fails unless the answer is a success.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<()> {
+        let r = self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!(
+                "POST {path}: {status}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// The store's transactions so far and the seconds spent applying them:
+    /// `gantry_store_apply_seconds_count` and `_sum` on `/metrics`.
+    pub async fn store_transactions(&self) -> Result<(u64, f64)> {
+        let text = self
+            .request(reqwest::Method::GET, "/metrics")
+            .header("Accept", "text/plain")
+            .send()
+            .await?
+            .text()
+            .await?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .with_context(|| format!("no {name} on /metrics"))
+        };
+        Ok((
+            value("gantry_store_apply_seconds_count")? as u64,
+            value("gantry_store_apply_seconds_sum")?,
+        ))
+    }
+
+    /// The master's state dir (its SQLite store is `gantry.db` there).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("m")
+    }
+
+    /// The size of `gantry.db` plus its WAL, bytes.
+    pub fn store_size(&self) -> u64 {
+        ["gantry.db", "gantry.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.state_dir().join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// The bytes the master process has caused to be written to storage (`write_bytes` of
+    /// /proc/<pid>/io: its store, as it logs to /dev/null), if the kernel accounts for them.
+    pub fn master_write_bytes(&self) -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{}/io", self.master.0.id()))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes: "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The agent's process id.
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.0.id()
+    }
+}
