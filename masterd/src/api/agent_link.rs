@@ -3,6 +3,7 @@
 //! kills and acknowledgements down. A wrong token is refused (401) and logged; with
 //! `--tls-client-ca-file`, so is an agent without a verified client certificate (403).
 
+use crate::cluster::updates::MAX_UPDATES_PER_COMMIT;
 use crate::cluster::Core;
 use crate::listener::Peer;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -10,7 +11,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use gantry_proto::{AgentMessage, MasterMessage, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,28 +114,51 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
     };
     let span = tracing::info_span!("agent", agent = %id);
     async {
-        while let Some(msg) = stream.next().await {
-            match msg {
-                Ok(Message::Text(t)) => match AgentMessage::decode(&t) {
-                    Ok(AgentMessage::Heartbeat { usage }) => core.heartbeat(&id, conn, usage).await,
-                    Ok(AgentMessage::StatusUpdate(up)) => {
-                        if let Err(e) = core.status_update(&id, conn, up).await {
-                            // Not acknowledged: the agent resends it.
-                            tracing::error!(error = %e, "could not store a status update");
-                        }
-                    }
-                    Ok(AgentMessage::UpdateGpus { gpus, total_gpus }) => {
-                        if let Err(e) = core.update_gpus(&id, gpus, total_gpus).await {
-                            tracing::error!(error = %e, "could not store the agent's GPU health");
-                        }
-                    }
-                    Ok(AgentMessage::Register { .. }) => {
-                        tracing::warn!("ignoring a second REGISTER on one connection")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
+        // A message read while gathering a burst of status updates, handled next.
+        let mut held: Option<AgentMessage> = None;
+        loop {
+            let msg = match held.take() {
+                Some(m) => Ok(m),
+                None => match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) | Some(Err(_)) => break,
+                    Some(Ok(Message::Text(t))) => AgentMessage::decode(&t),
+                    Some(Ok(_)) => continue,
                 },
-                Ok(Message::Close(_)) | Err(_) => break,
-                Ok(_) => {}
+            };
+            match msg {
+                Ok(AgentMessage::Heartbeat { usage }) => core.heartbeat(&id, conn, usage).await,
+                Ok(AgentMessage::StatusUpdate(up)) => {
+                    // Every update already received goes into the same transaction.
+                    let mut burst = vec![up];
+                    while burst.len() < MAX_UPDATES_PER_COMMIT {
+                        let Some(Some(Ok(Message::Text(t)))) = stream.next().now_or_never() else {
+                            break;
+                        };
+                        match AgentMessage::decode(&t) {
+                            Ok(AgentMessage::StatusUpdate(u)) => burst.push(u),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ignoring a message that does not parse")
+                            }
+                        }
+                    }
+                    if let Err(e) = core.status_updates(&id, conn, burst).await {
+                        // Not acknowledged: the agent resends them.
+                        tracing::error!(error = %e, "could not store status updates");
+                    }
+                }
+                Ok(AgentMessage::UpdateGpus { gpus, total_gpus }) => {
+                    if let Err(e) = core.update_gpus(&id, gpus, total_gpus).await {
+                        tracing::error!(error = %e, "could not store the agent's GPU health");
+                    }
+                }
+                Ok(AgentMessage::Register { .. }) => {
+                    tracing::warn!("ignoring a second REGISTER on one connection")
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring a message that does not parse"),
             }
         }
     }

@@ -1,22 +1,40 @@
 //! Status updates from agents: applied once (by per-task sequence number), stored, then
-//! acknowledged, so that delivery is at least once and handling idempotent.
+//! acknowledged, so that delivery is at least once and handling idempotent. Updates that arrive
+//! together on one connection are stored in one transaction (group commit): one fsync for a burst
+//! of task starts and ends instead of one each.
 
 use super::{Core, CoreError};
 use crate::cluster::state::last_failure_key;
 use crate::cluster::ClusterState;
+use crate::store::records::TaskRecord;
 use crate::store::Write;
 use gantry_proto::time::now_secs;
-use gantry_proto::{AgentId, MasterMessage, StatusUpdate, TaskState};
+use gantry_proto::{AgentId, MasterMessage, StatusUpdate, TaskId, TaskState};
+use std::collections::BTreeMap;
+
+/// The most updates stored in one transaction.
+pub const MAX_UPDATES_PER_COMMIT: usize = 256;
 
 impl Core {
-    /// Applies a status update that arrived on connection `conn_id` of `agent`, and acknowledges
-    /// it once stored. Memory changes only after the store write succeeded; if it fails, the
-    /// connection is dropped so that the agent resends the update after re-registering.
+    /// Applies one status update; see [`Core::status_updates`].
     pub async fn status_update(
         &self,
         agent: &AgentId,
         conn_id: u64,
         up: StatusUpdate,
+    ) -> Result<(), CoreError> {
+        self.status_updates(agent, conn_id, vec![up]).await
+    }
+
+    /// Applies status updates that arrived, in this order, on connection `conn_id` of `agent`,
+    /// and acknowledges them once stored, all in one store transaction. Memory changes only after
+    /// the write succeeded; if it fails, the connection is dropped so that the agent resends the
+    /// updates after re-registering.
+    pub async fn status_updates(
+        &self,
+        agent: &AgentId,
+        conn_id: u64,
+        ups: Vec<StatusUpdate>,
     ) -> Result<(), CoreError> {
         let now = now_secs();
         let mut guard = self.state().await;
@@ -28,81 +46,116 @@ impl Core {
             .is_some_and(|c| c.id == conn_id);
         if !current {
             // A connection the master already dropped (agent unreachable): not applied, not
-            // acknowledged; the agent resends it after it re-registers.
+            // acknowledged; the agent resends them after it re-registers.
             return Ok(());
         }
-        let tid = up.status.task_id.clone();
-        let ack = MasterMessage::Acknowledge {
-            task_id: tid.clone(),
-            seq: up.seq,
-        };
-        let alive = !up.status.state.is_terminal();
-        let kill = MasterMessage::KillTask {
-            task_id: tid.clone(),
-            grace_period_secs: None,
-        };
-        let Some(old) = st.tasks.get(&tid) else {
-            // Unknown (already ended and forgotten, or never ours): acknowledge so the agent stops
-            // resending; a live unknown task is killed.
-            if alive {
-                Self::send(st, agent, kill);
-            }
-            Self::send(st, agent, ack);
-            return Ok(());
-        };
-        if &old.info.agent_id != agent {
-            // A copy on an agent the task was not placed on (e.g. one that lost its id): kill that
-            // copy there; the placed one is untouched.
-            tracing::warn!(task = %tid, agent = %agent, "status update from an agent the task is not on");
-            if alive {
-                Self::send(st, agent, kill);
-            }
-            Self::send(st, agent, ack);
-            return Ok(());
-        }
-        if up.seq <= old.last_seq {
-            st.counters.duplicate_status_updates += 1;
-            Self::send(st, agent, ack);
-            return Ok(());
-        }
-        let mut rec = old.clone();
-        rec.last_seq = up.seq;
-        rec.state = up.status.state;
-        rec.unreachable_since = None;
-        if rec.state == TaskState::TaskRunning && rec.started_at.is_none() {
-            rec.started_at = Some(now);
-        }
-        rec.status = Some(up.status.clone());
-        let terminal = up.status.state.is_terminal();
-        let mut writes = vec![if terminal {
-            ClusterState::end_write(&rec)
-        } else {
-            Write::PutTask(Box::new(rec.clone()))
-        }];
-        if rec.state == TaskState::TaskFailed {
-            writes.push(Write::PutMeta {
-                key: last_failure_key(&rec.owner),
-                value: serde_json::to_string(&rec).unwrap_or_default(),
+        let mut acks = Vec::with_capacity(ups.len());
+        let mut kills = Vec::new();
+        // The newest version of every task these updates changed, in the order first changed.
+        let mut changed: BTreeMap<TaskId, TaskRecord> = BTreeMap::new();
+        let mut order: Vec<TaskId> = Vec::new();
+        let mut duplicates = 0;
+        let mut valid = 0;
+        let mut failed = Vec::new();
+        for up in ups {
+            let tid = up.status.task_id.clone();
+            acks.push(MasterMessage::Acknowledge {
+                task_id: tid.clone(),
+                seq: up.seq,
             });
+            let alive = !up.status.state.is_terminal();
+            let old = changed
+                .get(&tid)
+                .or_else(|| st.tasks.get(&tid))
+                .filter(|t| !t.state.is_terminal());
+            let Some(old) = old else {
+                // Unknown (already ended and forgotten, or never ours): acknowledged so the agent
+                // stops resending; a live unknown task is killed.
+                if alive {
+                    kills.push(tid);
+                }
+                continue;
+            };
+            if &old.info.agent_id != agent {
+                // A copy on an agent the task was not placed on (e.g. one that lost its id):
+                // kill that copy there; the placed one is untouched.
+                tracing::warn!(task = %tid, agent = %agent, "status update from an agent the task is not on");
+                if alive {
+                    kills.push(tid);
+                }
+                continue;
+            }
+            if up.seq <= old.last_seq {
+                duplicates += 1;
+                continue;
+            }
+            let mut rec = old.clone();
+            rec.last_seq = up.seq;
+            rec.state = up.status.state;
+            rec.unreachable_since = None;
+            if rec.state == TaskState::TaskRunning && rec.started_at.is_none() {
+                rec.started_at = Some(now);
+            }
+            rec.status = Some(up.status);
+            if rec.state == TaskState::TaskFailed {
+                failed.push(rec.clone());
+            }
+            valid += 1;
+            if !changed.contains_key(&tid) {
+                order.push(tid.clone());
+            }
+            changed.insert(tid, rec);
         }
+        let mut writes: Vec<Write> = order
+            .iter()
+            .filter_map(|tid| changed.get(tid))
+            .map(|rec| {
+                if rec.state.is_terminal() {
+                    ClusterState::end_write(rec)
+                } else {
+                    Write::PutTask(Box::new(rec.clone()))
+                }
+            })
+            .collect();
+        writes.extend(failed.iter().map(|rec| Write::PutMeta {
+            key: last_failure_key(&rec.owner),
+            value: serde_json::to_string(rec).unwrap_or_default(),
+        }));
         if let Err(e) = self.store().apply(writes).await {
             if let Some(a) = st.agents.get_mut(agent) {
                 a.conn = None; // the agent reconnects and resends
             }
             return Err(e.into());
         }
-        tracing::info!(task = %tid, agent = %agent, state = rec.state.name(), "status update");
-        st.counters.valid_status_updates += 1;
-        if terminal {
-            // Its owner's controller reads the end (a failed app instance delays the next launch;
-            // a job run records its outcome).
-            st.task_ended(rec);
-        } else {
-            st.tasks.insert(tid, rec);
+        st.counters.duplicate_status_updates += duplicates;
+        st.counters.valid_status_updates += valid;
+        let mut ended = false;
+        for tid in order {
+            let Some(rec) = changed.remove(&tid) else {
+                continue;
+            };
+            tracing::info!(task = %tid, agent = %agent, state = rec.state.name(), "status update");
+            if rec.state.is_terminal() {
+                // Its owner's controller reads the end (a failed app instance delays the next
+                // launch; a job run records its outcome).
+                st.task_ended(rec);
+                ended = true;
+            } else {
+                st.tasks.insert(tid, rec);
+            }
         }
-        Self::send(st, agent, ack);
+        for task_id in kills {
+            let kill = MasterMessage::KillTask {
+                task_id,
+                grace_period_secs: None,
+            };
+            Self::send(st, agent, kill);
+        }
+        for ack in acks {
+            Self::send(st, agent, ack);
+        }
         drop(guard);
-        if terminal {
+        if ended {
             self.wake();
         }
         Ok(())

@@ -90,29 +90,88 @@ pub trait Store: Send + Sync + 'static {
     fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
-/// A `Store` used from async code: each call runs on tokio's blocking pool, never on a runtime thread.
+/// A `Store` used from async code. Writes go to one writer thread, which commits every batch
+/// waiting when it gets to them in one transaction (group commit: one fsync for all of them, each
+/// caller still answered only once its writes are durable). Each batch stays atomic; if a group
+/// fails, its batches are applied one by one so that one bad batch fails alone.
 #[derive(Clone)]
-pub struct AsyncStore(Arc<dyn Store>);
+pub struct AsyncStore {
+    store: Arc<dyn Store>,
+    writer: std::sync::mpsc::Sender<Pending>,
+}
+
+/// One caller's batch, waiting for the writer.
+struct Pending {
+    writes: Vec<Write>,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The most batches one group commit takes.
+const MAX_GROUP: usize = 256;
+
+fn write_loop(store: Arc<dyn Store>, queue: std::sync::mpsc::Receiver<Pending>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        if group.len() == 1 {
+            let p = group.remove(0);
+            let r = store.apply(&p.writes);
+            crate::metrics::STORE_APPLY.observe(started.elapsed());
+            let _ = p.done.send(r);
+            continue;
+        }
+        let all: Vec<Write> = group
+            .iter()
+            .flat_map(|p| p.writes.iter().cloned())
+            .collect();
+        match store.apply(&all) {
+            Ok(()) => {
+                crate::metrics::STORE_APPLY.observe(started.elapsed());
+                for p in group {
+                    let _ = p.done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batches = group.len(), "a group commit failed; applying its batches one by one");
+                for p in group {
+                    let r = store.apply(&p.writes);
+                    let _ = p.done.send(r);
+                }
+            }
+        }
+    }
+}
 
 impl AsyncStore {
+    /// Starts the writer thread over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self(store)
+        let (writer, queue) = std::sync::mpsc::channel();
+        let s = store.clone();
+        std::thread::Builder::new()
+            .name("gantry-store".into())
+            .spawn(move || write_loop(s, queue))
+            .unwrap_or_else(|e| panic!("cannot start the store's writer thread: {e}"));
+        Self { store, writer }
     }
 
-    /// See [`Store::apply`].
+    /// See [`Store::apply`]: durable when this returns `Ok`.
     pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
-        let store = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let r = store.apply(&writes);
-            crate::metrics::STORE_APPLY.observe(started.elapsed());
-            r
-        })
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))?
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Pending { writes, done })
+            .map_err(|_| StoreError::Worker("the store's writer thread stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Worker("the store's writer thread stopped".into()))?
     }
 
     /// See [`Store::audit_log`].
@@ -121,7 +180,7 @@ impl AsyncStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let store = self.0.clone();
+        let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.audit_log(after, limit))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?
@@ -129,9 +188,64 @@ impl AsyncStore {
 
     /// See [`Store::load`].
     pub async fn load(&self) -> Result<Snapshot, StoreError> {
-        let store = self.0.clone();
+        let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.load())
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite, except that a batch holding the meta key `poison` fails (as a full disk would).
+    struct Poisonable(SqliteStore);
+
+    impl Store for Poisonable {
+        fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+            if writes
+                .iter()
+                .any(|w| matches!(w, Write::PutMeta { key, .. } if key == "poison"))
+            {
+                return Err(StoreError::Worker("poisoned".into()));
+            }
+            self.0.apply(writes)
+        }
+        fn load(&self) -> Result<Snapshot, StoreError> {
+            self.0.load()
+        }
+        fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+            self.0.audit_log(after, limit)
+        }
+    }
+
+    fn meta(key: &str) -> Vec<Write> {
+        vec![Write::PutMeta {
+            key: key.into(),
+            value: "v".into(),
+        }]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_batches_are_all_stored_and_a_bad_one_fails_alone() {
+        let sqlite = SqliteStore::in_memory().expect("sqlite");
+        let store = AsyncStore::new(Arc::new(Poisonable(sqlite)));
+        let mut handles = Vec::new();
+        for i in 0..200 {
+            let s = store.clone();
+            let key = if i == 77 {
+                "poison".to_string()
+            } else {
+                format!("k{i}")
+            };
+            handles.push(tokio::spawn(async move { (i, s.apply(meta(&key)).await) }));
+        }
+        for h in handles {
+            let (i, r) = h.await.expect("task");
+            assert_eq!(r.is_err(), i == 77, "batch {i}: {r:?}");
+        }
+        let snap = store.load().await.expect("load");
+        assert_eq!(snap.meta.len(), 199, "every good batch stored, the bad one not");
     }
 }
