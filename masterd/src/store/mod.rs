@@ -246,6 +246,10 @@ mod tests {
             assert_eq!(r.is_err(), i == 77, "batch {i}: {r:?}");
         }
         let snap = store.load().await.expect("load");
-        assert_eq!(snap.meta.len(), 199, "every good batch stored, the bad one not");
+        assert_eq!(
+            snap.meta.len(),
+            199,
+            "every good batch stored, the bad one not"
+        );
     }
 }
