@@ -80,7 +80,8 @@ fn simulate(
         let mut pass = Pass::default();
         let before: Vec<u64> = b.active.keys().copied().collect();
         queue_due(&mut b, &mut pass, now.timestamp() as f64, now);
-        for (id, r) in &b.active {
+        for r in b.active.values() {
+            let id = &r.id;
             if !before.contains(id) {
                 due.push(DateTime::from_timestamp_millis(r.due_ms).expect("due"));
             }

@@ -4,6 +4,7 @@
 //! so no run is missed or doubled across master restarts.
 
 pub mod actions;
+pub mod active;
 pub mod constraints;
 pub mod controller;
 pub mod ends;

@@ -121,7 +121,7 @@ pub fn to_history(b: &mut BatchState, pass: &mut Pass, run: RunRecord) {
 /// The verdict of a run whose attempts have all ended, or `None` while some still run (or the
 /// run was cancelled). An array run succeeds when every element's last attempt succeeded.
 pub fn verdict(b: &BatchState, job: &str, occurrence: u64) -> Option<RunOutcome> {
-    if b.active.values().any(|r| r.occurrence == occurrence) {
+    if b.active.has_occurrence(occurrence) {
         return None;
     }
     let mut last: std::collections::BTreeMap<Option<u32>, &RunRecord> = Default::default();
@@ -208,7 +208,7 @@ pub fn close_if_done(
     at: DateTime<Utc>,
     now: f64,
 ) {
-    if b.active.values().any(|r| r.occurrence == occurrence) {
+    if b.active.has_occurrence(occurrence) {
         return;
     }
     let outcome = verdict(b, job, occurrence);

@@ -2,6 +2,7 @@
 //! parsed schedule, schedule progress), the dependency graph and its durable progress, the active
 //! runs and a bounded history of ended ones. Rebuilt from the store at start-up.
 
+use super::active::ActiveRuns;
 use super::job::{
     job_json, read_job, Endpoint, JobDefinition, JobError, Mode, ReadContext, RenderOptions,
 };
@@ -105,7 +106,7 @@ pub struct BatchState {
     pub graph: JobGraph,
     pub dag: DagProgress,
     /// Runs that are queued, launched or running, by id.
-    pub active: BTreeMap<u64, RunRecord>,
+    pub active: ActiveRuns,
     /// Ended runs of each job, oldest first, at most `retention`.
     pub history: HashMap<String, VecDeque<RunRecord>>,
     pub next_run_id: u64,
@@ -120,7 +121,7 @@ impl Default for BatchState {
             jobs: BTreeMap::new(),
             graph: JobGraph::default(),
             dag: DagProgress::default(),
-            active: BTreeMap::new(),
+            active: ActiveRuns::default(),
             history: HashMap::new(),
             next_run_id: 1,
             retention: DEFAULT_HISTORY,
