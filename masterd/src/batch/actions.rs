@@ -26,12 +26,9 @@ pub enum BatchError {
     Store(#[from] StoreError),
 }
 
+/// A graph refusal (unknown parent, cycle) is about the job's parents.
 fn dag_error(e: DagError) -> BatchError {
-    let field = match &e {
-        DagError::UnknownParent { .. } => "parents",
-        _ => "parents",
-    };
-    BatchError::Invalid(JobError::new(field, e.to_string()))
+    BatchError::Invalid(JobError::new("parents", e.to_string()))
 }
 
 fn now_pair() -> (DateTime<Utc>, f64) {
@@ -141,7 +138,8 @@ fn kill_runs(
     killed
 }
 
-fn send_kills(st: &mut crate::cluster::ClusterState, killed: Vec<TaskRecord>) {
+/// Sends the kills of `killed` (stored as kill requested) and records them in the core's tasks.
+pub(super) fn send_kills(st: &mut crate::cluster::ClusterState, killed: Vec<TaskRecord>) {
     for t in killed {
         let msg = MasterMessage::KillTask {
             task_id: t.info.task_id.clone(),

@@ -84,14 +84,7 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
         st.counters.tasks_launched += 1;
         Core::send(st, &agent, msg);
     }
-    for t in kills {
-        let msg = MasterMessage::KillTask {
-            task_id: t.info.task_id.clone(),
-            grace_period_secs: Some(t.info.kill_grace_period_secs),
-        };
-        Core::send(st, &t.info.agent_id, msg);
-        st.tasks.insert(t.info.task_id.clone(), t);
-    }
+    super::actions::send_kills(st, kills);
     // When to look again: the next slot, the next retry, or the tick.
     let retry_at = b
         .active

@@ -24,8 +24,6 @@ pub enum RunState {
     Queued,
     /// Its task is stored and sent to an agent.
     Launched,
-    /// Its task reported TASK_RUNNING.
-    Running,
     /// Ended with exit code 0.
     Succeeded,
     /// Ended in failure (another attempt may follow as a new run record).
@@ -39,10 +37,7 @@ pub enum RunState {
 impl RunState {
     /// Still going: queued, launched or running.
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            RunState::Queued | RunState::Launched | RunState::Running
-        )
+        matches!(self, RunState::Queued | RunState::Launched)
     }
 
     /// The name shown in history and the CLI.
@@ -50,7 +45,6 @@ impl RunState {
         match self {
             RunState::Queued => "queued",
             RunState::Launched => "launched",
-            RunState::Running => "running",
             RunState::Succeeded => "succeeded",
             RunState::Failed => "failed",
             RunState::Killed => "killed",

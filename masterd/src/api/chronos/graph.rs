@@ -29,7 +29,7 @@ pub async fn csv(State(core): State<Arc<Core>>) -> Response {
     let st = core.state().await;
     let b = &st.batch;
     let body = gantry_jobs::graph_csv(&b.graph, |name| match b.jobs.get(name) {
-        Some(j) => (last_state(j), current_state(b, &st.cluster, name)),
+        Some(j) => (last_state(j), current_state(b, name)),
         None => (
             gantry_jobs::LastState::Fresh,
             gantry_jobs::CurrentState::Idle,

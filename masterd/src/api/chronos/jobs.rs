@@ -94,7 +94,7 @@ pub async fn summary(State(core): State<Arc<Core>>) -> Json<Value> {
             json!({
                 "name": j.def.name,
                 "status": last_state(j).to_string(),
-                "state": current_state(b, &st.cluster, &j.def.name).to_string(),
+                "state": current_state(b, &j.def.name).to_string(),
                 "schedule": schedule,
                 "parents": parents,
                 "disabled": j.def.disabled,

@@ -36,7 +36,7 @@ pub fn last_state(job: &JobEntry) -> LastState {
 }
 
 /// Idle, queued, or `<n> running`.
-pub fn current_state(b: &BatchState, cluster: &ClusterState, name: &str) -> CurrentState {
+pub fn current_state(b: &BatchState, name: &str) -> CurrentState {
     let mut queued = false;
     let mut running = 0;
     for r in b.active_of(name) {
@@ -46,7 +46,6 @@ pub fn current_state(b: &BatchState, cluster: &ClusterState, name: &str) -> Curr
             _ => {}
         }
     }
-    let _ = cluster;
     if running > 0 {
         CurrentState::Running(running)
     } else if queued {
