@@ -8,7 +8,7 @@
 //!     first submit to every job's `successCount` 1 (polling `GET /v1/scheduler/jobs`), as jobs/s,
 //!     with the submit time alone; then Slurm's figure (support/slurm.rs, `sbatch --wrap=true`) for
 //!     `GANTRY_BENCH_SLURM_JOBS` (default 50) jobs, as Debian's default Slurm runs about one job in
-//!     3 s.
+//!     3 s (0: Slurm is not run).
 //! (b) array: one job with `array: "0-999"`, from submit to its `successCount` 1 (the array run's
 //!     one verdict), as tasks/s.
 //! (c) every minute: 1,000 jobs `R/<a whole minute>/PT1M`; for two slots (2,000 runs), the lag
@@ -20,6 +20,8 @@
 //!
 //! `GANTRY_BENCH_PARTS=a,b,c,d` picks the parts (default all; d runs (a)'s jobs without printing
 //! (a)'s line when a is left out). Slurm is skipped, saying why, when it is not installed.
+//! `GANTRY_BENCH_DIR` puts the cluster's state (store, agent work dir, sandboxes) on another file
+//! system than the temp dir's.
 //! Run (as root): `cargo build --release --bins && cargo bench -p gantry-cli --bench batch`
 
 mod support;
@@ -352,13 +354,16 @@ fn main() -> Result<()> {
         let r = rt.block_on(one_off(jobs))?;
         let per_s = r.jobs as f64 / r.total.as_secs_f64();
         if part("a") {
-            let peer = match slurm_peer(slurm_jobs) {
-                Ok((version, slurm_per_s)) => format!(
+            let peer = match (slurm_jobs > 0).then(|| slurm_peer(slurm_jobs)) {
+                None => "; slurm not run (GANTRY_BENCH_SLURM_JOBS=0)".to_string(),
+                Some(r) => match r {
+                    Ok((version, slurm_per_s)) => format!(
                     "; {version}: {slurm_jobs} jobs (sbatch --wrap=true), {slurm_per_s:.1} jobs/s; \
                      gantry/slurm {:.0}x",
                     per_s / slurm_per_s
                 ),
-                Err(e) => format!("; slurm skipped: {e:#}"),
+                    Err(e) => format!("; slurm skipped: {e:#}"),
+                },
             };
             println!(
                 "batch one-off: {} jobs on 1 agent: submit {:.1} s, all finished {:.1} s, \

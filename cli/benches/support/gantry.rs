@@ -29,7 +29,13 @@ impl GantryCluster {
     /// Starts the master and an agent advertising `resources` (the agent's `--resources`, e.g.
     /// `cpus:64;mem:65536;disk:100000`) and waits until the agent is registered.
     pub async fn start(resources: &str) -> Result<Self> {
-        let dir = tempfile::tempdir().context("temp dir")?;
+        // `GANTRY_BENCH_DIR` puts the master's store and the agent's work dir on another file
+        // system (e.g. /dev/shm, to see what the disk's file system costs).
+        let dir = match std::env::var_os("GANTRY_BENCH_DIR") {
+            Some(d) => tempfile::tempdir_in(d),
+            None => tempfile::tempdir(),
+        }
+        .context("temp dir")?;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let master = Killed(

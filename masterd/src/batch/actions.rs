@@ -6,7 +6,7 @@ use super::job::{JobDefinition, JobError, Trigger as JobTrigger};
 use super::pass::{close_if_done, enqueue, record_verdict, to_history, Pass};
 use super::run::{RunState, Trigger};
 use super::state::{BatchState, JobEntry};
-use crate::cluster::Core;
+use crate::cluster::{Core, Outbox};
 use crate::state::MasterState;
 use crate::store::records::TaskRecord;
 use crate::store::{StoreError, Write};
@@ -86,13 +86,15 @@ pub async fn submit(core: &Core, def: JobDefinition) -> Result<(), BatchError> {
             value: dag.seq.to_string(),
         },
     ];
-    core.store().apply(writes).await?;
+    // Queued under the lock and awaited after it: concurrent submits share one commit.
+    let durable = core.store().queue(writes, None);
     b.dag = dag;
     b.graph = graph;
     b.jobs.insert(name.clone(), entry);
-    tracing::info!(job = %name, replaced, "job stored");
     drop(guard);
     core.wake();
+    durable.wait().await?;
+    tracing::info!(job = %name, replaced, "job stored");
     Ok(())
 }
 
@@ -140,12 +142,25 @@ fn kill_runs(
 
 /// Sends the kills of `killed` (stored as kill requested) and records them in the core's tasks.
 pub(super) fn send_kills(st: &mut crate::cluster::ClusterState, killed: Vec<TaskRecord>) {
+    let mut out = Outbox::default();
+    queue_kills(st, &mut out, killed);
+    if let Some(send) = out.after_commit() {
+        send();
+    }
+}
+
+/// Puts the kill of each task in `out` and its record (kill requested) back in the task table.
+pub(super) fn queue_kills(
+    st: &mut crate::cluster::ClusterState,
+    out: &mut Outbox,
+    killed: Vec<TaskRecord>,
+) {
     for t in killed {
         let msg = MasterMessage::KillTask {
             task_id: t.info.task_id.clone(),
             grace_period_secs: Some(t.info.kill_grace_period_secs),
         };
-        Core::send(st, &t.info.agent_id, msg);
+        out.push(st, &t.info.agent_id, msg);
         st.tasks.insert(t.info.task_id.clone(), t);
     }
 }

@@ -2,14 +2,15 @@
 //! tasks (retries, verdicts, children), queue the schedules' due slots, launch what can start;
 //! then store all of it in one transaction, and only then send the launches. A pass runs when
 //! something changed (a task ended, an agent came, a job was submitted), when the next slot or
-//! retry is due, and at least once a second.
+//! retry is due, and at least once a second. The pass's writes are queued under the lock and
+//! awaited after it (see `AsyncStore::queue`), so submits and status updates arriving meanwhile
+//! share its commit.
 
 use super::ends::{enforce_deadlines, record_ends, sweep_lost};
 use super::launch::launch_queued;
 use super::pass::Pass;
 use super::schedule::queue_due;
-use super::state::BatchState;
-use crate::cluster::{Core, CoreError};
+use crate::cluster::{Core, CoreError, Outbox};
 use crate::state::MasterState;
 use crate::store::records::TaskOwner;
 use chrono::Utc;
@@ -53,38 +54,27 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
     let now = now_dt.timestamp_millis() as f64 / 1000.0;
     let mut pass = Pass::default();
     let ended = st.take_ended(|o| matches!(o, TaskOwner::JobRun { .. }));
-    let replay = ended.clone();
     record_ends(b, &mut pass, ended, now, now_dt);
     sweep_lost(b, st, &mut pass, now, now_dt);
     enforce_deadlines(b, st, &mut pass, now);
     let next_slot = queue_due(b, &mut pass, now, now_dt);
     let more = launch_queued(b, st, &mut pass, core.cfg.place_options, now);
     let (writes, launches, kills) = pass.finish(b);
-    if let Err(e) = core.store().apply(writes).await {
-        // Memory ran ahead of the store within this pass: put it back as stored.
-        tracing::error!(error = %e, "storing a batch pass failed; reloading the batch state");
-        st.ended.extend(replay);
-        match core.store().load().await {
-            Ok(snap) => {
-                if let Ok(fresh) = BatchState::load(snap.jobs, snap.runs, &snap.meta, b.retention) {
-                    *b = fresh;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "reloading the batch state failed"),
-        }
-        return Err(e.into());
-    }
+    // Memory changes now; the launches and kills go out once the pass is durable (the store's
+    // writer sends them right after the commit), and the lock is not held across the fsync.
+    let mut out = Outbox::default();
     for rec in launches {
         let agent = rec.info.agent_id.clone();
         tracing::info!(task = %rec.info.task_id, agent = %agent, "launching a job run");
         let msg = MasterMessage::LaunchTask {
             task: Box::new(rec.info.clone()),
         };
+        out.push(st, &agent, msg);
         st.tasks.insert(rec.info.task_id.clone(), rec);
         st.counters.tasks_launched += 1;
-        Core::send(st, &agent, msg);
     }
-    super::actions::send_kills(st, kills);
+    super::actions::queue_kills(st, &mut out, kills);
+    let durable = core.store().queue(writes, out.after_commit());
     // When to look again: the next slot, the next retry, or the tick.
     let retry_at = b
         .active
@@ -102,6 +92,7 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
     }
     b.next_wakeup = next_slot;
     drop(guard);
+    durable.wait().await?;
     Ok(if more {
         Duration::ZERO
     } else {

@@ -4,6 +4,7 @@
 //! something changed. Every action writes to the store before it answers or sends.
 
 pub mod agents;
+pub mod outbox;
 pub mod state;
 pub mod updates;
 
@@ -12,6 +13,7 @@ use crate::join_tokens::JoinTokens;
 use crate::state::MasterState;
 use crate::store::{AsyncStore, StoreError};
 use gantry_proto::{AgentId, MasterMessage};
+pub use outbox::Outbox;
 pub use state::{AgentEntry, ClusterState, Conn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! together on one connection are stored in one transaction (group commit): one fsync for a burst
 //! of task starts and ends instead of one each.
 
-use super::{Core, CoreError};
+use super::{Core, CoreError, Outbox};
 use crate::cluster::state::last_failure_key;
 use crate::cluster::ClusterState;
 use crate::store::records::TaskRecord;
@@ -27,9 +27,9 @@ impl Core {
     }
 
     /// Applies status updates that arrived, in this order, on connection `conn_id` of `agent`,
-    /// and acknowledges them once stored, all in one store transaction. Memory changes only after
-    /// the write succeeded; if it fails, the connection is dropped so that the agent resends the
-    /// updates after re-registering.
+    /// and acknowledges them once stored, all in one store transaction. Memory changes at once and
+    /// the acknowledgements follow the commit; a failed write stops the master (see
+    /// `AsyncStore::queue`), and the agent resends the unacknowledged updates to the next one.
     pub async fn status_updates(
         &self,
         agent: &AgentId,
@@ -121,12 +121,21 @@ impl Core {
             key: last_failure_key(&rec.owner),
             value: serde_json::to_string(rec).unwrap_or_default(),
         }));
-        if let Err(e) = self.store().apply(writes).await {
-            if let Some(a) = st.agents.get_mut(agent) {
-                a.conn = None; // the agent reconnects and resends
-            }
-            return Err(e.into());
+        // Memory changes now; the kills and acknowledgements go out once the writes are durable
+        // (the store's writer sends them right after the commit), and the lock is not held
+        // across the fsync, so other agents' updates and the controllers share the commit.
+        let mut out = Outbox::default();
+        for task_id in kills {
+            let kill = MasterMessage::KillTask {
+                task_id,
+                grace_period_secs: None,
+            };
+            out.push(st, agent, kill);
         }
+        for ack in acks {
+            out.push(st, agent, ack);
+        }
+        let durable = self.store().queue(writes, out.after_commit());
         st.counters.duplicate_status_updates += duplicates;
         st.counters.valid_status_updates += valid;
         let mut ended = false;
@@ -144,20 +153,11 @@ impl Core {
                 st.tasks.insert(tid, rec);
             }
         }
-        for task_id in kills {
-            let kill = MasterMessage::KillTask {
-                task_id,
-                grace_period_secs: None,
-            };
-            Self::send(st, agent, kill);
-        }
-        for ack in acks {
-            Self::send(st, agent, ack);
-        }
         drop(guard);
         if ended {
             self.wake();
         }
+        durable.wait().await?;
         Ok(())
     }
 }

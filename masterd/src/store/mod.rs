@@ -1,6 +1,7 @@
 //! The master's durable state behind the `Store` trait: apps, jobs and their runs, tasks, agents
 //! and metadata.
-//! Every API answer that acknowledges a change is sent only after `apply` returned.
+//! Every API answer that acknowledges a change is sent only after its batch is durable (`apply`
+//! returned, or a queued batch's `Durable` answered).
 
 pub mod records;
 pub mod sqlite;
@@ -90,10 +91,28 @@ pub trait Store: Send + Sync + 'static {
     fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
+/// What runs on the store's writer thread right after a queued batch is durable, in commit order:
+/// sending the messages that must follow the write (a launch after its run is stored, an
+/// acknowledgement after the status it acknowledges).
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
+
+/// What the master does when a batch whose changes are already in memory cannot be stored:
+/// memory is ahead of the store, so by default it stops (as Mesos's registrar aborts) and the
+/// restarted master reloads what is durable.
+pub type HaltHook = Arc<dyn Fn(&StoreError) + Send + Sync>;
+
 /// A `Store` used from async code. Writes go to one writer thread, which commits every batch
 /// waiting when it gets to them in one transaction (group commit: one fsync for all of them, each
-/// caller still answered only once its writes are durable). Each batch stays atomic; if a group
-/// fails, its batches are applied one by one so that one bad batch fails alone.
+/// caller still answered only once its writes are durable), in the order they were handed over.
+///
+/// Two ways in:
+/// - [`AsyncStore::apply`]: memory changes after the write, so a failure fails this batch alone
+///   (a failed group is retried batch by batch) and the caller keeps its memory as it was.
+/// - [`AsyncStore::queue`]: the caller changes memory at once, under the master's lock, and
+///   waits for durability after releasing it, so the lock is never held across an fsync and
+///   concurrent changes share one commit. Such a batch must not fail: if it does, the store stops
+///   taking writes (every later batch fails, so what is durable is a prefix of what memory
+///   saw) and the [`HaltHook`] runs.
 #[derive(Clone)]
 pub struct AsyncStore {
     store: Arc<dyn Store>,
@@ -104,74 +123,184 @@ pub struct AsyncStore {
 struct Pending {
     writes: Vec<Write>,
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    after: Option<AfterCommit>,
+    /// Memory already holds these changes ([`AsyncStore::queue`]).
+    ahead: bool,
+}
+
+/// The answer to a queued batch: `Ok` once it is durable.
+#[must_use = "a queued batch is durable only when its answer says so"]
+pub struct Durable(tokio::sync::oneshot::Receiver<Result<(), StoreError>>);
+
+impl Durable {
+    /// Waits until the batch is durable (or the store failed).
+    pub async fn wait(self) -> Result<(), StoreError> {
+        self.0.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Worker("the store's writer thread stopped".into())
 }
 
 /// The most batches one group commit takes.
 const MAX_GROUP: usize = 256;
 
-fn write_loop(store: Arc<dyn Store>, queue: std::sync::mpsc::Receiver<Pending>) {
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(p) => group.push(p),
-                Err(_) => break,
+/// The writer thread's loop: group, commit, answer, run the after-commit hooks.
+struct Writer {
+    store: Arc<dyn Store>,
+    halt: HaltHook,
+    /// Set once a queued (memory-ahead) batch failed: nothing more is written.
+    halted: Option<String>,
+}
+
+impl Writer {
+    fn run(mut self, queue: std::sync::mpsc::Receiver<Pending>) {
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
             }
+            self.commit(group);
+        }
+    }
+
+    fn commit(&mut self, group: Vec<Pending>) {
+        if self.halted.is_some() {
+            return group.into_iter().for_each(|p| self.refuse(p));
         }
         let started = std::time::Instant::now();
-        if group.len() == 1 {
-            let p = group.remove(0);
-            let r = store.apply(&p.writes);
-            crate::metrics::STORE_APPLY.observe(started.elapsed());
-            let _ = p.done.send(r);
-            continue;
-        }
-        let all: Vec<Write> = group
-            .iter()
-            .flat_map(|p| p.writes.iter().cloned())
-            .collect();
-        match store.apply(&all) {
+        let result = match group.as_slice() {
+            [one] if one.writes.is_empty() => Ok(()),
+            [one] => self.store.apply(&one.writes),
+            _ => {
+                let all: Vec<Write> = group
+                    .iter()
+                    .flat_map(|p| p.writes.iter().cloned())
+                    .collect();
+                if all.is_empty() {
+                    Ok(())
+                } else {
+                    self.store.apply(&all)
+                }
+            }
+        };
+        match result {
             Ok(()) => {
                 crate::metrics::STORE_APPLY.observe(started.elapsed());
-                for p in group {
-                    let _ = p.done.send(Ok(()));
+                group.into_iter().for_each(finish_ok);
+            }
+            Err(e) if group.len() == 1 => {
+                if let Some(p) = group.into_iter().next() {
+                    self.fail(p, e);
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, batches = group.len(), "a group commit failed; applying its batches one by one");
                 for p in group {
-                    let r = store.apply(&p.writes);
-                    let _ = p.done.send(r);
+                    if self.halted.is_some() {
+                        self.refuse(p);
+                        continue;
+                    }
+                    let r = if p.writes.is_empty() {
+                        Ok(())
+                    } else {
+                        self.store.apply(&p.writes)
+                    };
+                    match r {
+                        Ok(()) => finish_ok(p),
+                        Err(e) => self.fail(p, e),
+                    }
                 }
             }
         }
     }
+
+    /// A batch failed: its caller hears why; a memory-ahead batch halts the store.
+    fn fail(&mut self, p: Pending, e: StoreError) {
+        if p.ahead {
+            tracing::error!(error = %e, "a write whose change is already in memory failed; the store takes no more writes");
+            self.halted = Some(e.to_string());
+            (self.halt)(&e);
+        }
+        let _ = p.done.send(Err(e));
+    }
+
+    fn refuse(&self, p: Pending) {
+        let why = self.halted.clone().unwrap_or_default();
+        let _ = p.done.send(Err(StoreError::Worker(format!(
+            "the store stopped after a failed write: {why}"
+        ))));
+    }
+}
+
+fn finish_ok(p: Pending) {
+    let _ = p.done.send(Ok(()));
+    if let Some(after) = p.after {
+        after();
+    }
+}
+
+/// The default [`HaltHook`]: log and exit, so that a supervisor restarts the master on what is
+/// durable.
+fn exit_on_halt(e: &StoreError) {
+    tracing::error!(error = %e, "the store failed with changes already made in memory; the master stops (restart it to reload what is stored)");
+    eprintln!("gantry-masterd: the store failed ({e}); stopping");
+    std::process::exit(70);
 }
 
 impl AsyncStore {
-    /// Starts the writer thread over `store`.
+    /// Starts the writer thread over `store`; a failed memory-ahead batch stops the process.
     pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_halt(store, Arc::new(exit_on_halt))
+    }
+
+    /// Starts the writer thread over `store`, calling `halt` if a memory-ahead batch fails.
+    pub fn with_halt(store: Arc<dyn Store>, halt: HaltHook) -> Self {
         let (writer, queue) = std::sync::mpsc::channel();
-        let s = store.clone();
+        let w = Writer {
+            store: store.clone(),
+            halt,
+            halted: None,
+        };
         std::thread::Builder::new()
             .name("gantry-store".into())
-            .spawn(move || write_loop(s, queue))
+            .spawn(move || w.run(queue))
             .unwrap_or_else(|e| panic!("cannot start the store's writer thread: {e}"));
         Self { store, writer }
     }
 
-    /// See [`Store::apply`]: durable when this returns `Ok`.
+    /// See [`Store::apply`]: durable when this returns `Ok`; memory changes after it.
     pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
+        self.hand_over(writes, None, false).wait().await
+    }
+
+    /// Queues `writes` behind every batch handed over before and returns at once; the caller
+    /// has already made (or now makes) the change in memory and awaits the answer after
+    /// releasing its lock. `after` runs on the writer thread once the batch is durable, in
+    /// commit order, and never if it fails. An empty batch keeps its place in that order.
+    pub fn queue(&self, writes: Vec<Write>, after: Option<AfterCommit>) -> Durable {
+        self.hand_over(writes, after, true)
+    }
+
+    fn hand_over(&self, writes: Vec<Write>, after: Option<AfterCommit>, ahead: bool) -> Durable {
         let (done, answer) = tokio::sync::oneshot::channel();
-        self.writer
-            .send(Pending { writes, done })
-            .map_err(|_| StoreError::Worker("the store's writer thread stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Worker("the store's writer thread stopped".into()))?
+        let pending = Pending {
+            writes,
+            done,
+            after,
+            ahead,
+        };
+        if let Err(std::sync::mpsc::SendError(p)) = self.writer.send(pending) {
+            let _ = p.done.send(Err(stopped()));
+        }
+        Durable(answer)
     }
 
     /// See [`Store::audit_log`].
@@ -250,6 +379,70 @@ mod tests {
             snap.meta.len(),
             199,
             "every good batch stored, the bad one not"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn queued_batches_commit_in_order_run_their_hooks_after_and_a_failure_halts() {
+        let sqlite = SqliteStore::in_memory().expect("sqlite");
+        let halts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = halts.clone();
+        let store = AsyncStore::with_halt(
+            Arc::new(Poisonable(sqlite)),
+            Arc::new(move |_| {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        );
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut answers = Vec::new();
+        for i in 0..100 {
+            let o = order.clone();
+            let writes = if i % 10 == 3 {
+                Vec::new()
+            } else {
+                meta(&format!("q{i}"))
+            };
+            let after: AfterCommit = Box::new(move || o.lock().expect("lock").push(i));
+            answers.push(store.queue(writes, Some(after)));
+        }
+        for a in answers {
+            a.wait().await.expect("durable");
+        }
+        assert_eq!(
+            *order.lock().expect("lock"),
+            (0..100).collect::<Vec<_>>(),
+            "every hook ran once, in the order the batches were queued (empty ones too)"
+        );
+        assert_eq!(store.load().await.expect("load").meta.len(), 90);
+
+        // A memory-ahead batch that fails halts the store: its hook never runs, later batches
+        // (queued or applied) fail, and the halt hook ran once.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        let bad = store.queue(
+            meta("poison"),
+            Some(Box::new(move || {
+                r.store(true, std::sync::atomic::Ordering::SeqCst)
+            })),
+        );
+        let later = store.queue(meta("after-poison"), None);
+        assert!(bad.wait().await.is_err());
+        assert!(later.wait().await.is_err());
+        assert!(store.apply(meta("applied-after")).await.is_err());
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(halts.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let keys: Vec<String> = store
+            .load()
+            .await
+            .expect("load")
+            .meta
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys.len(),
+            90,
+            "nothing after the failure was stored: {keys:?}"
         );
     }
 }
