@@ -18,7 +18,12 @@
 //!     master's Prometheus `/metrics`) per finished run, including the submit, and the bytes
 //!     written (growth of gantry.db + WAL; the master's `write_bytes` from /proc).
 //!
-//! `GANTRY_BENCH_PARTS=a,b,c,d` picks the parts (default all; d runs (a)'s jobs without printing
+//! (e) the floor: the same `GANTRY_BENCH_JOBS` jobs of `true` with no scheduler at all, each in
+//!     a cgroup of every v1 hierarchy the native containerizer uses and in new pid, mount, ipc
+//!     and uts namespaces, 16 at once (support/container_floor.py: `unshare -pmiuf /bin/sh -c
+//!     true`): what one container per job costs on this machine before Gantry does anything.
+//!
+//! `GANTRY_BENCH_PARTS=a,b,c,d,e` picks the parts (default all; d runs (a)'s jobs without printing
 //! (a)'s line when a is left out). Slurm is skipped, saying why, when it is not installed.
 //! `GANTRY_BENCH_DIR` puts the cluster's state (store, agent work dir, sandboxes) on another file
 //! system than the temp dir's.
@@ -177,6 +182,33 @@ async fn one_off(jobs: usize) -> Result<OneOff> {
             .zip(c.master_write_bytes())
             .map(|(a, b)| b - a),
     })
+}
+
+/// Part (e): runs support/container_floor.py; (jobs, seconds, jobs/s).
+fn container_floor(jobs: usize) -> Result<(usize, f64, f64)> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/support/container_floor.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(jobs.to_string())
+        .arg("16")
+        .output()
+        .context("run python3 container_floor.py")?;
+    if !out.status.success() {
+        bail!(
+            "container_floor.py failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = text.split_whitespace().collect();
+    match f.as_slice() {
+        [n, secs, per_s] => Ok((n.parse()?, secs.parse()?, per_s.parse()?)),
+        _ => bail!("container_floor.py printed {text:?}"),
+    }
 }
 
 /// Slurm's jobs/s for `jobs` sequential `sbatch --wrap=true`, with its version.
@@ -342,7 +374,7 @@ fn mib(bytes: f64) -> String {
 }
 
 fn main() -> Result<()> {
-    let parts = std::env::var("GANTRY_BENCH_PARTS").unwrap_or_else(|_| "a,b,c,d".into());
+    let parts = std::env::var("GANTRY_BENCH_PARTS").unwrap_or_else(|_| "a,b,c,d,e".into());
     let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
     let jobs = env_usize("GANTRY_BENCH_JOBS", 1000)?;
     let slurm_jobs = env_usize("GANTRY_BENCH_SLURM_JOBS", 50)?;
@@ -393,6 +425,14 @@ fn main() -> Result<()> {
                 r.store_growth as f64 / (1024.0 * 1024.0),
             );
         }
+    }
+
+    if part("e") {
+        let (n, secs, per_s) = container_floor(jobs)?;
+        println!(
+            "batch floor: {n} jobs of `true` in namespaces and cgroups, no scheduler (unshare \
+             -pmiuf, 16 at once): {secs:.1} s, {per_s:.0} jobs/s"
+        );
     }
 
     if part("b") {
