@@ -16,7 +16,9 @@
 //!     p50/p99/max, from each job's `GET /v1/scheduler/job/{name}/runs`.
 //! (d) store writes per run of (a): SQLite transactions (`gantry_store_apply_seconds_count` on the
 //!     master's Prometheus `/metrics`) per finished run, including the submit, and the bytes
-//!     written (growth of gantry.db + WAL; the master's `write_bytes` from /proc).
+//!     written (growth of gantry.db + WAL; the master's `write_bytes` from /proc); and the CPU
+//!     time per run of the master and of the agent with everything it reaped (launchers, inits,
+//!     tasks), from /proc/<pid>/stat.
 //!
 //! (e) the floor: the same `GANTRY_BENCH_JOBS` jobs of `true` with no scheduler at all, each in
 //!     a cgroup of every v1 hierarchy the native containerizer uses and in new pid, mount, ipc
@@ -154,6 +156,8 @@ struct OneOff {
     apply_secs: f64,
     store_growth: i64,
     write_bytes: Option<u64>,
+    /// CPU seconds of the master, and of the agent with its containers, during the part.
+    cpu: Option<(f64, f64)>,
 }
 
 async fn one_off(jobs: usize) -> Result<OneOff> {
@@ -164,6 +168,7 @@ async fn one_off(jobs: usize) -> Result<OneOff> {
     let tx_before = c.store_transactions().await?;
     let size_before = c.store_size() as i64;
     let written_before = c.master_write_bytes();
+    let cpu_before = c.cpu_secs();
     let start = Instant::now();
     submit_all(&c, bodies).await?;
     let submit = start.elapsed();
@@ -171,7 +176,13 @@ async fn one_off(jobs: usize) -> Result<OneOff> {
     let total = start.elapsed();
     // The end passes' writes are applied before the verdict shows, so nothing is left pending.
     let tx_after = c.store_transactions().await?;
+    // The agent's children are counted once reaped: give the last inits a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu = cpu_before
+        .zip(c.cpu_secs())
+        .map(|((m0, a0), (m1, a1))| (m1 - m0, a1 - a0));
     Ok(OneOff {
+        cpu,
         jobs,
         submit,
         total,
@@ -184,8 +195,8 @@ async fn one_off(jobs: usize) -> Result<OneOff> {
     })
 }
 
-/// Part (e): runs support/container_floor.py; (jobs, seconds, jobs/s).
-fn container_floor(jobs: usize) -> Result<(usize, f64, f64)> {
+/// Part (e): runs support/container_floor.py; (jobs, seconds, jobs/s, CPU ms per job).
+fn container_floor(jobs: usize) -> Result<(usize, f64, f64, f64)> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/benches/support/container_floor.py"
@@ -206,7 +217,7 @@ fn container_floor(jobs: usize) -> Result<(usize, f64, f64)> {
     let text = String::from_utf8_lossy(&out.stdout);
     let f: Vec<&str> = text.split_whitespace().collect();
     match f.as_slice() {
-        [n, secs, per_s] => Ok((n.parse()?, secs.parse()?, per_s.parse()?)),
+        [n, secs, per_s, cpu] => Ok((n.parse()?, secs.parse()?, per_s.parse()?, cpu.parse()?)),
         _ => bail!("container_floor.py printed {text:?}"),
     }
 }
@@ -413,6 +424,19 @@ fn main() -> Result<()> {
                     w as f64 / 1024.0 / r.jobs as f64
                 )
             });
+            if let Some((master, agent)) = r.cpu {
+                let per = |s: f64| s * 1000.0 / r.jobs as f64;
+                println!(
+                    "batch cpu per run: {} one-off runs: master {:.2} ms, agent with its \
+                     containers and tasks {:.2} ms, {:.2} ms in all (2 cores: at most {:.0} \
+                     runs/s)",
+                    r.jobs,
+                    per(master),
+                    per(agent),
+                    per(master + agent),
+                    2000.0 / per(master + agent),
+                );
+            }
             println!(
                 "batch store writes: {} one-off runs: {} transactions, {:.2} per run (submit \
                  included), applying them took {:.1} s of the {:.1} s; gantry.db+wal {:+.1} \
@@ -428,10 +452,10 @@ fn main() -> Result<()> {
     }
 
     if part("e") {
-        let (n, secs, per_s) = container_floor(jobs)?;
+        let (n, secs, per_s, cpu_ms) = container_floor(jobs)?;
         println!(
             "batch floor: {n} jobs of `true` in namespaces and cgroups, no scheduler (unshare \
-             -pmiuf, 16 at once): {secs:.1} s, {per_s:.0} jobs/s"
+             -pmiuf, 16 at once): {secs:.1} s, {per_s:.0} jobs/s, {cpu_ms:.2} ms CPU per job"
         );
     }
 

@@ -2,11 +2,13 @@
 """The floor under any containerizer on this machine, for the batch bench's part (e): N jobs of
 `true`, each in a cgroup of every v1 hierarchy Gantry's native containerizer uses and in new
 pid, mount, ipc and uts namespaces (`unshare -pmiuf /bin/sh -c true`), PARALLEL at once, with no
-scheduler, no bookkeeping and nothing stored. Prints one line: jobs, seconds, jobs/s.
+scheduler, no bookkeeping and nothing stored. Prints one line: jobs, seconds, jobs/s, and the CPU
+milliseconds per job (this process and every child, user + system).
 
 Usage (as root): container_floor.py N PARALLEL
 """
 import os
+import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +63,11 @@ def main():
     with ThreadPoolExecutor(parallel) as ex:
         list(ex.map(lambda i: one(i, ctrls, cpus, mems), range(n)))
     secs = time.monotonic() - start
-    print(f"{n} {secs:.3f} {n / secs:.1f}")
+    cpu = sum(
+        r.ru_utime + r.ru_stime
+        for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+    print(f"{n} {secs:.3f} {n / secs:.1f} {cpu * 1000 / n:.2f}")
 
 
 if __name__ == "__main__":

@@ -175,8 +175,33 @@ impl GantryCluster {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// CPU seconds used so far by the master, and by the agent with every process it reaped
+    /// (its containers' launchers and inits, and through them the tasks): user + system time
+    /// from /proc/<pid>/stat, children included.
+    pub fn cpu_secs(&self) -> Option<(f64, f64)> {
+        Some((
+            cpu_secs_of(self.master.0.id())?,
+            cpu_secs_of(self.agent.0.id())?,
+        ))
+    }
+
     /// The agent's process id.
     pub fn agent_pid(&self) -> u32 {
         self.agent.0.id()
     }
+}
+
+/// utime + stime + cutime + cstime of a process, seconds (/proc counts in USER_HZ, 100 on Linux).
+fn cpu_secs_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime is field 14 of the whole line, so 11 here (state is 0).
+    let ticks: u64 = f
+        .get(11..15)?
+        .iter()
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    Some(ticks as f64 / 100.0)
 }
