@@ -108,6 +108,8 @@ pub trait Probes {
     fn command(&self, program: &str, args: &[&str]) -> Option<Result<String, String>>;
     /// Binds a TCP listener on `addr` and drops it.
     fn bind(&self, addr: SocketAddr) -> std::io::Result<()>;
+    /// The process listening on `addr`'s TCP port: its pid and program name (`/proc/PID/comm`).
+    fn listener(&self, addr: SocketAddr) -> Option<(u32, String)>;
     /// A user from the password database.
     fn user(&self, name: &str) -> Option<gantry_agentd::containerizer::native::users::TaskUser>;
 }
@@ -133,6 +135,9 @@ impl Probes for RealProbes {
     }
     fn bind(&self, addr: SocketAddr) -> std::io::Result<()> {
         std::net::TcpListener::bind(addr).map(drop)
+    }
+    fn listener(&self, addr: SocketAddr) -> Option<(u32, String)> {
+        storage::listener_of(Path::new("/proc"), addr.port())
     }
     fn user(&self, name: &str) -> Option<gantry_agentd::containerizer::native::users::TaskUser> {
         gantry_agentd::containerizer::native::users::lookup(name)
@@ -282,6 +287,8 @@ pub(crate) mod fake {
         /// program → answer; a program not here is "not installed".
         pub commands: HashMap<&'static str, Result<String, String>>,
         pub port_taken: bool,
+        /// Who holds the taken port.
+        pub listener: Option<(u32, String)>,
         pub users: Vec<TaskUser>,
     }
 
@@ -316,6 +323,9 @@ pub(crate) mod fake {
             } else {
                 Ok(())
             }
+        }
+        fn listener(&self, _addr: SocketAddr) -> Option<(u32, String)> {
+            self.listener.clone()
         }
         fn user(&self, name: &str) -> Option<TaskUser> {
             self.users.iter().find(|u| u.name == name).cloned()
