@@ -18,8 +18,17 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{build_packages, package, Machine};
 
-/// The seed's command app (mesos-basic-concepts: `"command": "sleep 60"`, run long enough here).
-const APP: &str = "/pkgtest/sleep";
+/// The seed's command app (mesos-basic-concepts: `"command": "sleep 60"`, run long enough here),
+/// named after this process so that its cgroups on the (shared) host are this run's.
+fn app() -> String {
+    format!("/pkgtest{}/sleep", std::process::id())
+}
+
+/// How the app's tasks, and so their cgroups, are named.
+fn task_prefix() -> String {
+    format!("pkgtest{}_sleep", std::process::id())
+}
+
 const TASK_CMD: &str = "sleep 3600";
 
 /// The CLI inside, with the master's generated admin token.
@@ -39,7 +48,7 @@ fn task(m: &Machine) -> anyhow::Result<Option<(String, String)>> {
     Ok(tasks["tasks"].as_array().and_then(|all| {
         all.iter().find_map(|t| {
             let id = t["id"].as_str()?;
-            id.starts_with("pkgtest_sleep")
+            id.starts_with(&task_prefix())
                 .then(|| (id.to_owned(), t["state"].as_str().unwrap_or("").to_owned()))
         })
     }))
@@ -92,12 +101,12 @@ struct TaskCgroups;
 
 impl Drop for TaskCgroups {
     fn drop(&mut self) {
+        let find = format!(
+            "find /sys/fs/cgroup -depth -type d -name '{}.*' -exec rmdir {{}} + 2>/dev/null",
+            task_prefix()
+        );
         let _ = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "find /sys/fs/cgroup -depth -type d -name 'pkgtest_sleep.*' -exec rmdir {} + \
-                 2>/dev/null",
-            ])
+            .args(["-c", &find])
             .status();
     }
 }
@@ -174,14 +183,21 @@ fn debs_install_run_upgrade_and_purge_under_systemd() -> anyhow::Result<()> {
     // A seed app runs.
     gantry(
         &m,
-        &format!("apps run {APP} --cmd '{TASK_CMD}' --instances 1"),
+        &format!("apps run {} --cmd '{TASK_CMD}' --instances 1", app()),
     )?;
     let (task_id, task_pid) = wait_task_running(&m, "the app's task")?;
+    let env = m.ok(&format!("tr '\\0' '\\n' < /proc/{task_pid}/environ"))?;
+    ensure!(
+        env.contains("MESOS_TASK_ID=")
+            && !env.contains("NOTIFY_SOCKET=")
+            && !env.contains("INVOCATION_ID="),
+        "the task's environment has the agent unit's systemd variables, or no Mesos ones: {env}"
+    );
 
     // The doctor, on the host the packages made.
     let out = m.sh(
-        "gantry doctor agent --token-file /etc/gantry/join-token --json; echo \"exit=$?\"; \
-         gantry doctor master --json; echo \"exit=$?\"",
+        "gantry doctor agent --config /etc/gantry/agent.toml --json; echo \"exit=$?\"; \
+         gantry doctor master --config /etc/gantry/master.toml --json; echo \"exit=$?\"",
     )?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let synced = kernel_clock_synchronised()?;
@@ -261,7 +277,7 @@ fn debs_install_run_upgrade_and_purge_under_systemd() -> anyhow::Result<()> {
         "after the upgrade the task is {id} (pid {pid}), not {task_id} (pid {task_pid})"
     );
     ensure!(
-        gantry(&m, "apps list")?.contains(APP),
+        gantry(&m, "apps list")?.contains(&app()),
         "the app is gone from the master's store after the upgrade"
     );
 
@@ -280,10 +296,11 @@ fn debs_install_run_upgrade_and_purge_under_systemd() -> anyhow::Result<()> {
     .context("purge removes the agent's work dir, config, unit and the CLI")?;
     m.ok(&format!("! pgrep -x -f '{TASK_CMD}'"))
         .context("removing the agent stops its tasks")?;
-    let left = support::run(std::process::Command::new("sh").args([
-        "-c",
-        "find /sys/fs/cgroup -type d -name 'pkgtest_sleep.*' 2>/dev/null",
-    ]))?;
+    let find = format!(
+        "find /sys/fs/cgroup -type d -name '{}.*' 2>/dev/null",
+        task_prefix()
+    );
+    let left = support::run(std::process::Command::new("sh").args(["-c", &find]))?;
     ensure!(
         left.trim().is_empty(),
         "task cgroups left after purge: {left}"
