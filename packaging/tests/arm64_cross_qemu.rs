@@ -16,6 +16,7 @@ const TARGET: &str = "aarch64-unknown-linux-gnu";
 fn arm64_packages_cross_build_and_run_under_qemu() -> anyhow::Result<()> {
     require("qemu-aarch64-static", "qemu-user-static")?;
     require("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")?;
+    require("readelf", "binutils")?;
     let all = build_packages(Some(TARGET), 1, "arm64")?;
     let dir = support::target_dir().join("packaging/arm64-extract");
     let _ = std::fs::remove_dir_all(&dir);

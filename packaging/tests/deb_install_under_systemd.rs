@@ -114,6 +114,7 @@ impl Drop for TaskCgroups {
 /// The host kernel's view of clock sync (adjtimex(2) with no changes: TIME_ERROR, 5, is
 /// "unsynchronised"), which the container shares: what the doctor's `clock` verdict must match.
 fn kernel_clock_synchronised() -> anyhow::Result<bool> {
+    support::require("python3", "python3")?;
     let out = support::run(std::process::Command::new("python3").args([
         "-c",
         "import ctypes; t = ctypes.create_string_buffer(512); \
@@ -313,8 +314,9 @@ fn debs_install_run_upgrade_and_purge_under_systemd() -> anyhow::Result<()> {
 
     eprintln!(
         "BENCHMARK deb install: apt-get install {install_secs:.1} s, install to agent registered \
-         {registered_secs:.1} s; idle RSS under systemd (dev-profile binaries): master {} KiB, \
-         agent {} KiB; whole test {:.0} s",
+         {registered_secs:.1} s; idle RSS under systemd ({} profile): master {} KiB, agent {} KiB; \
+         whole test {:.0} s",
+        support::profile(),
         master_rss,
         agent_rss,
         started.elapsed().as_secs_f64()

@@ -43,6 +43,7 @@ fn workspace_version() -> anyhow::Result<String> {
 #[test]
 fn rpm_files_versions_and_dependencies_match_the_deb() -> anyhow::Result<()> {
     support::require("rpm", "rpm")?;
+    support::require("readelf", "binutils")?;
     let all = host_packages()?;
     let version = workspace_version()?;
     let changelog = std::fs::read_to_string(support::workspace().join("packaging/changelog"))?;
