@@ -51,13 +51,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("notify");
         let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
-        let msg = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "service::tests::child_notifies", "--nocapture"])
+        // Its output captured: its own `test result:` line must not reach the suite's summary.
+        let child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", "service::tests::child_notifies"])
             .env("NOTIFY_SOCKET", &path)
             .env("GANTRY_TEST_NOTIFY_CHILD", "1")
-            .status()
+            .output()
             .expect("child");
-        assert!(msg.success());
+        assert!(child.status.success(), "{child:?}");
         let mut buf = [0u8; 256];
         let n = sock.recv(&mut buf).expect("recv");
         let text = String::from_utf8_lossy(&buf[..n]);
