@@ -1,4 +1,6 @@
 //! gantry-agentd: the agent daemon. Flags, then `GANTRY_*` variables, then the config file.
+//! Tells systemd when it is ready (`Type=notify`) and stops on SIGTERM or SIGINT; the tasks keep
+//! running (the unit's `KillMode=process`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -35,11 +37,13 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
-        let _agent = gantry_agentd::agent::start(cfg, None).await?;
-        tokio::signal::ctrl_c()
+        let agent = gantry_agentd::agent::start(cfg, None).await?;
+        gantry_daemon::service::notify_ready(&format!("serving on {}", agent.http_addr));
+        let signal = gantry_daemon::service::stop_signal()
             .await
             .context("waiting for a signal")?;
-        tracing::info!("agent stopping; tasks keep running");
+        gantry_daemon::service::notify_stopping();
+        tracing::info!(signal, "agent stopping; tasks keep running");
         Ok(())
     })
 }

@@ -12,6 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Variables systemd sets for the agent's own unit (readiness socket, journal stream, invocation
+/// id, watchdog, socket activation): a task is not that service, so it does not get them.
+const SERVICE_ONLY_ENV: [&str; 8] = [
+    "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "INVOCATION_ID",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+];
+
 struct Entry {
     ckpt: TaskCheckpoint,
     pending: BTreeMap<u64, StatusUpdate>,
@@ -333,11 +346,12 @@ impl TaskTable {
         );
     }
 
-    /// The environment a task sees: the agent's own (less GANTRY_* settings, which hold secrets),
-    /// the task's, and the Mesos/Marathon variables.
+    /// The environment a task sees: the agent's own (less GANTRY_* settings, which hold secrets,
+    /// and what systemd set for the agent's unit alone, [`SERVICE_ONLY_ENV`]), the task's, and
+    /// the Mesos/Marathon variables.
     fn task_env(&self, task: &TaskInfo) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| !k.starts_with("GANTRY_"))
+            .filter(|(k, _)| !k.starts_with("GANTRY_") && !SERVICE_ONLY_ENV.contains(&k.as_str()))
             .collect();
         env.extend(task.command.environment.clone());
         let sandbox = self.wd.sandbox(&task.task_id).display().to_string();

@@ -23,7 +23,7 @@ struct Cli {
         long,
         global = true,
         env = "GANTRY_MASTER",
-        default_value = "http://127.0.0.1:5050"
+        default_value = doctor::DEFAULT_MASTER
     )]
     master: String,
     /// CA certificates (PEM) an https:// master's certificate must be signed by, instead of the

@@ -1,4 +1,5 @@
 //! gantry-masterd: the master daemon. Flags, then `GANTRY_*` variables, then the config file.
+//! Tells systemd when it is ready (`Type=notify`) and stops on SIGTERM or SIGINT.
 
 use anyhow::Context;
 use clap::Parser;
@@ -35,11 +36,13 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
-        let _master = gantry_masterd::master::start(cfg).await?;
-        tokio::signal::ctrl_c()
+        let master = gantry_masterd::master::start(cfg).await?;
+        gantry_daemon::service::notify_ready(&format!("serving on {}", master.addr));
+        let signal = gantry_daemon::service::stop_signal()
             .await
             .context("waiting for a signal")?;
-        tracing::info!("master stopping");
+        gantry_daemon::service::notify_stopping();
+        tracing::info!(signal, "master stopping");
         Ok(())
     })
 }

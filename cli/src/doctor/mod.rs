@@ -108,6 +108,8 @@ pub trait Probes {
     fn command(&self, program: &str, args: &[&str]) -> Option<Result<String, String>>;
     /// Binds a TCP listener on `addr` and drops it.
     fn bind(&self, addr: SocketAddr) -> std::io::Result<()>;
+    /// The process listening on `addr`'s TCP port: its pid and program name (`/proc/PID/comm`).
+    fn listener(&self, addr: SocketAddr) -> Option<(u32, String)>;
     /// A user from the password database.
     fn user(&self, name: &str) -> Option<gantry_agentd::containerizer::native::users::TaskUser>;
 }
@@ -134,6 +136,9 @@ impl Probes for RealProbes {
     fn bind(&self, addr: SocketAddr) -> std::io::Result<()> {
         std::net::TcpListener::bind(addr).map(drop)
     }
+    fn listener(&self, addr: SocketAddr) -> Option<(u32, String)> {
+        storage::listener_of(Path::new("/proc"), addr.port())
+    }
     fn user(&self, name: &str) -> Option<gantry_agentd::containerizer::native::users::TaskUser> {
         gantry_agentd::containerizer::native::users::lookup(name)
     }
@@ -149,40 +154,112 @@ pub enum DoctorCommand {
     Master(MasterArgs),
 }
 
-/// The agent's own flags and environment variables, so that the doctor reads what the agent will.
+/// The agent's own flags and environment variables, so that the doctor reads what the agent will;
+/// with `--config`, the agent's TOML file fills in what they do not give.
 #[derive(Args)]
 pub struct AgentArgs {
+    /// The agent's config file (as `gantry-agentd --config`, e.g. /etc/gantry/agent.toml): its
+    /// token, token_file, work_dir, listen, default_user and master are used where no flag or
+    /// variable here gives them.
+    #[arg(long, env = "GANTRY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// The join token (as `gantry-agentd --token`).
     #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// A file holding the join token (as `gantry-agentd --token-file`).
     #[arg(long, env = "GANTRY_TOKEN_FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
-    /// The agent's work dir.
-    #[arg(long, env = "GANTRY_WORK_DIR", default_value = "/var/lib/gantry/agent")]
-    pub work_dir: PathBuf,
-    /// The address the agent will listen on.
-    #[arg(long, env = "GANTRY_AGENT_LISTEN", default_value = "127.0.0.1:5051")]
-    pub listen: SocketAddr,
-    /// The user tasks run as by default (as `gantry-agentd --default-user`).
-    #[arg(long, env = "GANTRY_DEFAULT_USER", default_value = "nobody")]
-    pub default_user: String,
+    /// The agent's work dir [default: /var/lib/gantry/agent].
+    #[arg(long, env = "GANTRY_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The address the agent will listen on [default: 127.0.0.1:5051].
+    #[arg(long, env = "GANTRY_AGENT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The user tasks run as by default (as `gantry-agentd --default-user`) [default: nobody].
+    #[arg(long, env = "GANTRY_DEFAULT_USER")]
+    pub default_user: Option<String>,
 }
 
-/// The master's own flags and environment variables.
+/// What the agent checks use: the flags, else the config file, else the agent's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentSettings {
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub work_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub default_user: String,
+    /// The config file's master URL, used when `--master` is left at its default.
+    pub master: Option<String>,
+}
+
+impl AgentArgs {
+    /// Merges the flags with the config file (when given) and the agent's defaults.
+    pub fn settings(self) -> anyhow::Result<AgentSettings> {
+        let file = match &self.config {
+            Some(p) => gantry_agentd::config::AgentArgs::from_file(p)?,
+            None => gantry_agentd::config::AgentArgs::default(),
+        };
+        let (token, token_file) = if self.token.is_some() || self.token_file.is_some() {
+            (self.token, self.token_file)
+        } else {
+            (file.token, file.token_file)
+        };
+        Ok(AgentSettings {
+            token,
+            token_file,
+            work_dir: self
+                .work_dir
+                .or(file.work_dir)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/agent")),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5051))),
+            default_user: self
+                .default_user
+                .or(file.default_user)
+                .unwrap_or_else(|| "nobody".into()),
+            master: file.master,
+        })
+    }
+}
+
+/// The master's own flags and environment variables; with `--config`, its TOML file fills in what
+/// they do not give.
 #[derive(Args)]
 pub struct MasterArgs {
-    /// The master's state dir.
-    #[arg(
-        long,
-        env = "GANTRY_STATE_DIR",
-        default_value = "/var/lib/gantry/master"
-    )]
-    pub state_dir: PathBuf,
-    /// The address the master will listen on.
-    #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:5050")]
-    pub listen: SocketAddr,
+    /// The master's config file (as `gantry-masterd --config`, e.g. /etc/gantry/master.toml): its
+    /// state_dir and listen are used where no flag or variable here gives them.
+    #[arg(long, env = "GANTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The master's state dir [default: /var/lib/gantry/master].
+    #[arg(long, env = "GANTRY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The address the master will listen on [default: 127.0.0.1:5050].
+    #[arg(long, env = "GANTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
 }
+
+impl MasterArgs {
+    /// The state dir and listen address: the flags, else the config file, else the defaults.
+    pub fn settings(self) -> anyhow::Result<(PathBuf, SocketAddr)> {
+        let file = match &self.config {
+            Some(p) => gantry_masterd::config::MasterArgs::from_file(p)?,
+            None => gantry_masterd::config::MasterArgs::default(),
+        };
+        Ok((
+            self.state_dir
+                .or(file.state_dir)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/gantry/master")),
+            self.listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5050))),
+        ))
+    }
+}
+
+/// The CLI's `--master` when nobody gives one.
+pub const DEFAULT_MASTER: &str = "http://127.0.0.1:5050";
 
 /// Where the master is and how to reach it (the CLI's global flags).
 pub struct MasterTarget<'a> {
@@ -196,27 +273,35 @@ pub fn run(cmd: DoctorCommand, master: MasterTarget<'_>, json: bool) -> anyhow::
     let probes = RealProbes;
     let checks = match cmd {
         DoctorCommand::Agent(a) => {
+            let a = a.settings()?;
             let token = master_link::token_from(a.token.as_deref(), a.token_file.as_deref());
             let mut checks = agent_host_checks(&host, &probes, &a);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let http = crate::client::http_client(master.ca_file)?;
-            checks.extend(rt.block_on(master_link::checks(&http, master.url, token)));
+            let url = match &a.master {
+                Some(from_file) if master.url == DEFAULT_MASTER => from_file.as_str(),
+                _ => master.url,
+            };
+            checks.extend(rt.block_on(master_link::checks(&http, url, token)));
             checks
         }
-        DoctorCommand::Master(m) => vec![
-            services::clock(&host, &probes),
-            storage::port_free(&probes, m.listen, "gantry-masterd"),
-            storage::dir_writable("state dir", &m.state_dir, "--state-dir"),
-        ],
+        DoctorCommand::Master(m) => {
+            let (state_dir, listen) = m.settings()?;
+            vec![
+                services::clock(&host, &probes),
+                storage::port_free(&probes, listen, "gantry-masterd"),
+                storage::dir_writable("state dir", &state_dir, "--state-dir"),
+            ]
+        }
     };
     print(&checks, json)?;
     Ok(exit_status(&checks))
 }
 
 /// The checks that look only at this host (everything but the master link).
-pub fn agent_host_checks(host: &Host, probes: &dyn Probes, a: &AgentArgs) -> Vec<Check> {
+pub fn agent_host_checks(host: &Host, probes: &dyn Probes, a: &AgentSettings) -> Vec<Check> {
     let mut checks = cgroups::checks(host, probes);
     checks.push(kernel::namespaces(host, probes));
     checks.push(kernel::overlayfs(host));
@@ -282,6 +367,8 @@ pub(crate) mod fake {
         /// program → answer; a program not here is "not installed".
         pub commands: HashMap<&'static str, Result<String, String>>,
         pub port_taken: bool,
+        /// Who holds the taken port.
+        pub listener: Option<(u32, String)>,
         pub users: Vec<TaskUser>,
     }
 
@@ -317,6 +404,9 @@ pub(crate) mod fake {
                 Ok(())
             }
         }
+        fn listener(&self, _addr: SocketAddr) -> Option<(u32, String)> {
+            self.listener.clone()
+        }
         fn user(&self, name: &str) -> Option<TaskUser> {
             self.users.iter().find(|u| u.name == name).cloned()
         }
@@ -350,6 +440,59 @@ mod tests {
         assert_eq!(
             h.path("/proc/filesystems"),
             Path::new("/tmp/fake/proc/filesystems")
+        );
+    }
+
+    #[test]
+    fn the_config_file_fills_in_what_no_flag_gives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("agent.toml");
+        std::fs::write(
+            &cfg,
+            "master = \"http://m:5050\"\ntoken_file = \"/etc/gantry/join-token\"\n\
+             work_dir = \"/srv/agent\"\nlisten = \"0.0.0.0:5151\"\n",
+        )
+        .expect("write");
+        let args = |work_dir: Option<&str>, token: Option<&str>| AgentArgs {
+            config: Some(cfg.clone()),
+            token: token.map(String::from),
+            token_file: None,
+            work_dir: work_dir.map(PathBuf::from),
+            listen: None,
+            default_user: None,
+        };
+        let s = args(None, None).settings().expect("settings");
+        assert_eq!(s.work_dir, Path::new("/srv/agent"));
+        assert_eq!(s.listen.port(), 5151);
+        assert_eq!(s.default_user, "nobody");
+        assert_eq!(
+            s.token_file.as_deref(),
+            Some(Path::new("/etc/gantry/join-token"))
+        );
+        assert_eq!(s.master.as_deref(), Some("http://m:5050"));
+        let s = args(Some("/flag"), Some("t")).settings().expect("settings");
+        assert_eq!(s.work_dir, Path::new("/flag"));
+        assert_eq!((s.token.as_deref(), s.token_file), (Some("t"), None));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "wrok_dir = \"/x\"").expect("write");
+        let e = AgentArgs {
+            config: Some(bad),
+            ..args(None, None)
+        }
+        .settings()
+        .expect_err("an unknown key");
+        assert!(e.to_string().contains("bad.toml"), "{e}");
+        let m = MasterArgs {
+            config: None,
+            state_dir: None,
+            listen: None,
+        };
+        assert_eq!(
+            m.settings().expect("defaults"),
+            (
+                PathBuf::from("/var/lib/gantry/master"),
+                "127.0.0.1:5050".parse().expect("addr")
+            )
         );
     }
 }

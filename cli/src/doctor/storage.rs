@@ -1,5 +1,6 @@
-//! Checks of this host's places: the listen port is free, the state or work dir is writable, and
-//! the task user can reach the sandboxes (the agent's own check, `reach.rs`).
+//! Checks of this host's places: the listen port is free (or held by the daemon itself, running
+//! here, as after a package install), the state or work dir is writable, and the task user can
+//! reach the sandboxes (the agent's own check, `reach.rs`).
 
 use super::{Check, Probes};
 use gantry_agentd::containerizer::native::reach::check_reachable;
@@ -11,21 +12,78 @@ pub fn port_free(probes: &dyn Probes, addr: SocketAddr, daemon: &str) -> Check {
     const NAME: &str = "port";
     match probes.bind(addr) {
         Ok(()) => Check::ok(NAME, format!("{addr} is free for {daemon}")),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Check::fail(
-            NAME,
-            format!("{addr} is in use (by {daemon} itself if it already runs here)"),
-            format!(
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => match probes.listener(addr) {
+            Some((pid, name)) if name == daemon => Check::ok(
+                NAME,
+                format!("{addr} is held by {daemon} itself (pid {pid}), running here"),
+            ),
+            _ => Check::fail(
+                NAME,
+                format!("{addr} is in use (by {daemon} itself if it already runs here)"),
+                format!(
                 "see who holds it: `ss -ltnp 'sport = :{}'`; stop that, or start {daemon} with \
                  another --listen ADDR (and give the doctor the same --listen)",
-                addr.port()
+                    addr.port()
+                ),
             ),
-        ),
+        },
         Err(e) => Check::fail(
             NAME,
             format!("cannot listen on {addr}: {e}"),
             "give --listen an address of this host (e.g. 0.0.0.0:PORT)",
         ),
     }
+}
+
+/// The process that listens on TCP `port` (IPv4 or IPv6), from `<proc>/net/tcp{,6}` and the
+/// sockets among `<proc>/PID/fd`: its pid and `comm`. `None` when nobody does or it cannot be read
+/// (another user's process, without root).
+pub fn listener_of(proc: &Path, port: u16) -> Option<(u32, String)> {
+    const LISTEN: &str = "0A";
+    let mut inodes = Vec::new();
+    for table in ["net/tcp", "net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(proc.join(table)) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && f.get(3) == Some(&LISTEN) {
+                if let Some(inode) = f.get(9) {
+                    inodes.push(format!("socket:[{inode}]"));
+                }
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir(proc).ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|l| l.to_str().map(|l| inodes.iter().any(|i| i == l)))
+                .unwrap_or(false)
+        });
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some((pid, comm.trim().to_owned()));
+        }
+    }
+    None
 }
 
 /// Creates and removes a file in `dir`.
@@ -145,6 +203,32 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("ss -ltnp 'sport = :5051'"));
+        let held = FakeProbes {
+            port_taken: true,
+            listener: Some((42, "gantry-agentd".into())),
+            ..Default::default()
+        };
+        let c = port_free(&held, addr, "gantry-agentd");
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert!(c.detail.contains("itself (pid 42)"), "{c:?}");
+        let other = FakeProbes {
+            listener: Some((7, "nginx".into())),
+            ..held
+        };
+        assert_eq!(
+            port_free(&other, addr, "gantry-agentd").status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn the_listener_of_a_port_is_found_in_proc() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let (pid, _comm) = listener_of(Path::new("/proc"), port).expect("this process listens");
+        assert_eq!(pid, std::process::id());
+        drop(l);
+        assert_eq!(listener_of(Path::new("/proc"), port), None);
     }
 
     #[test]
