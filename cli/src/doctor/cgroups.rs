@@ -14,13 +14,67 @@ pub const V2_CONTROLLERS: [&str; 4] = ["cpu", "cpuset", "memory", "pids"];
 pub const AGENT_UNIT: &str = "gantry-agentd.service";
 
 pub fn checks(host: &Host, probes: &dyn Probes) -> Vec<Check> {
-    let layout = host
+    let mountinfo = host
         .read("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))
-        .and_then(|t| CgroupLayout::from_mountinfo(&t));
-    let mut out = vec![version(&layout)];
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"));
+    let layout = mountinfo
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|t| CgroupLayout::from_mountinfo(t));
+    let read_only = match (&mountinfo, &layout) {
+        (Ok(text), Ok(l)) => read_only_cgroup_mounts(text, l.mode),
+        _ => Vec::new(),
+    };
+    let mut out = vec![writable(version(&layout), &read_only)];
     out.push(delegation(host, probes, layout.as_ref().ok()));
     out
+}
+
+/// The mount points of the cgroup file systems the agent would use (the v1 hierarchies of its
+/// controllers, or the cgroup2 root on a v2 host) that are mounted read-only, as in a container
+/// given the host's cgroups read-only (systemd-nspawn does): the agent could create no cgroup
+/// there. Hybrid hosts' cgroup2 mount and systemd's named hierarchy are not used, so not counted.
+pub fn read_only_cgroup_mounts(mountinfo: &str, mode: HostMode) -> Vec<String> {
+    const V1: [&str; 7] = [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "pids",
+    ];
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+            let (mount, rest) = line.split_once(" - ")?;
+            let r: Vec<&str> = rest.split_whitespace().collect();
+            let (fstype, sup) = (*r.first()?, r.get(2).copied().unwrap_or(""));
+            let f: Vec<&str> = mount.split_whitespace().collect();
+            let (point, options) = (f.get(4)?, f.get(5)?);
+            let used = match fstype {
+                "cgroup" => sup.split(',').any(|o| V1.contains(&o)),
+                "cgroup2" => mode == HostMode::Unified,
+                _ => false,
+            };
+            (used && options.split(',').any(|o| o == "ro")).then(|| point.to_string())
+        })
+        .collect()
+}
+
+/// A passing layout check fails when the cgroups are mounted read-only.
+fn writable(check: Check, read_only: &[String]) -> Check {
+    if check.status != super::Status::Ok || read_only.is_empty() {
+        return check;
+    }
+    Check::fail(
+        check.name,
+        format!(
+            "{}, but mounted read-only: {}",
+            check.detail,
+            read_only.join(", ")
+        ),
+        format!(
+            "remount them read-write (`mount -o remount,rw {}`); in a container, give it a \
+             writable cgroup tree",
+            read_only[0]
+        ),
+    )
 }
 
 /// The layout and its controllers.
@@ -287,6 +341,32 @@ mod tests {
         assert!(c.detail.contains("not mounted: memory"), "{c:?}");
         let fix = c.fix.as_deref().unwrap_or("");
         assert!(fix.contains("mount -t cgroup -o memory"), "{fix}");
+    }
+
+    #[test]
+    fn read_only_cgroup_mounts_fail_with_the_remount() {
+        let ro = V1_ALL.replace("ROOT/cg/memory rw", "ROOT/cg/memory ro,nosuid");
+        let (t, h) = host_with(&ro);
+        let c = &checks(&h, &FakeProbes::default())[0];
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        let memory = format!("{}/cg/memory", t.path().display());
+        assert!(c.detail.ends_with(&format!("read-only: {memory}")), "{c:?}");
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap_or("")
+                .contains(&format!("mount -o remount,rw {memory}")),
+            "{c:?}"
+        );
+        // Read-only mounts the agent does not use do not matter: another file system, systemd's
+        // named hierarchy, a hybrid host's cgroup2 (nspawn leaves those read-only).
+        let other = format!(
+            "{V1_ALL}40 30 0:40 / ROOT/boot ro - ext4 /dev/sda1 ro\n\
+             41 30 0:41 / ROOT/cg/systemd ro - cgroup cgroup ro,xattr,name=systemd\n\
+             42 30 0:42 / ROOT/cg/unified ro - cgroup2 cgroup2 ro\n"
+        );
+        let (_t, h) = host_with(&other);
+        assert_eq!(checks(&h, &FakeProbes::default())[0].status, Status::Ok);
     }
 
     #[test]
