@@ -9,7 +9,7 @@ mod support;
 
 use support::{bin, free_port, Killed};
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy)]
@@ -78,19 +78,15 @@ fn main() {
     )
     .expect("principals");
     let (open_port, auth_port) = (free_port(), free_port());
-    let _open = Killed(
+    let _open = Killed::quiet(
         Command::new(bin("gantry"))
             .args(["dev", "--listen", &format!("127.0.0.1:{open_port}")])
             .args(["--resources", "cpus:1;mem:256"])
             .arg("--state-dir")
-            .arg(dir.path().join("dev"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gantry dev"),
-    );
-    let _auth = Killed(
+            .arg(dir.path().join("dev")),
+    )
+    .expect("start gantry dev");
+    let _auth = Killed::quiet(
         Command::new(bin("gantry-masterd"))
             .args([
                 "--listen",
@@ -101,13 +97,9 @@ fn main() {
             .arg("--principals-file")
             .arg(&principals)
             .arg("--state-dir")
-            .arg(dir.path().join("m"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gantry-masterd"),
-    );
+            .arg(dir.path().join("m")),
+    )
+    .expect("start gantry-masterd");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

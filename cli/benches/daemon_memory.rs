@@ -7,7 +7,7 @@ mod support;
 
 use support::{bin, free_port, Killed};
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// (VmRSS, Pss) in KiB.
@@ -26,19 +26,15 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let master = Killed(
+    let master = Killed::quiet(
         Command::new(bin("gantry-masterd"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--token", "bench"])
             .args(["--http-credentials", "bench:bench-secret"])
             .arg("--state-dir")
-            .arg(dir.path().join("m"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the master"),
-    );
-    let agent = Killed(
+            .arg(dir.path().join("m")),
+    )
+    .expect("start the master");
+    let agent = Killed::quiet(
         Command::new(bin("gantry-agentd"))
             .args([
                 "--master",
@@ -53,13 +49,9 @@ fn main() {
                 "cpus:16;mem:16384;disk:1000",
             ])
             .arg("--work-dir")
-            .arg(dir.path().join("a"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the agent"),
-    );
+            .arg(dir.path().join("a")),
+    )
+    .expect("start the agent");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -7,7 +7,7 @@
 use super::{bin, free_port, Killed};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The bench's HTTP Basic principal.
@@ -38,31 +38,23 @@ impl GantryCluster {
         .context("temp dir")?;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let master = Killed(
+        let master = Killed::quiet(
             Command::new(bin("gantry-masterd"))
                 .args(["--listen", &format!("127.0.0.1:{port}"), "--token", "bench"])
                 .args(["--http-credentials", &format!("{USER}:{PASSWORD}")])
                 .args(["--rate-limit", "1000000"])
                 .arg("--state-dir")
-                .arg(dir.path().join("m"))
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("start gantry-masterd")?,
-        );
-        let agent = Killed(
+                .arg(dir.path().join("m")),
+        )
+        .context("start gantry-masterd")?;
+        let agent = Killed::quiet(
             Command::new(bin("gantry-agentd"))
                 .args(["--master", &base, "--token", "bench"])
                 .args(["--listen", "127.0.0.1:0", "--resources", resources])
                 .arg("--work-dir")
-                .arg(dir.path().join("a"))
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("start gantry-agentd")?,
-        );
+                .arg(dir.path().join("a")),
+        )
+        .context("start gantry-agentd")?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()?;

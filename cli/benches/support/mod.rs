@@ -24,6 +24,17 @@ pub fn bin(name: &str) -> PathBuf {
 /// A daemon, killed and reaped when dropped.
 pub struct Killed(pub Child);
 
+impl Killed {
+    /// Starts `cmd` as a quiet daemon: warnings only, its output discarded.
+    pub fn quiet(cmd: &mut std::process::Command) -> std::io::Result<Self> {
+        cmd.env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Killed)
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
