@@ -174,23 +174,21 @@ impl Writer {
         }
         let started = std::time::Instant::now();
         let result = match group.as_slice() {
-            [one] if one.writes.is_empty() => Ok(()),
-            [one] => self.store.apply(&one.writes),
-            _ => {
-                let all: Vec<Write> = group
+            [one] => self.apply_some(&one.writes),
+            _ => self.apply_some(
+                &group
                     .iter()
                     .flat_map(|p| p.writes.iter().cloned())
-                    .collect();
-                if all.is_empty() {
-                    Ok(())
-                } else {
-                    self.store.apply(&all)
-                }
-            }
+                    .collect::<Vec<_>>(),
+            ),
         };
         match result {
             Ok(()) => {
-                crate::metrics::STORE_APPLY.observe(started.elapsed());
+                // Only real transactions count (a controller pass that changed nothing queues an
+                // empty batch to keep its place in the order).
+                if group.iter().any(|p| !p.writes.is_empty()) {
+                    crate::metrics::STORE_APPLY.observe(started.elapsed());
+                }
                 group.into_iter().for_each(finish_ok);
             }
             Err(e) if group.len() == 1 => {
@@ -205,18 +203,21 @@ impl Writer {
                         self.refuse(p);
                         continue;
                     }
-                    let r = if p.writes.is_empty() {
-                        Ok(())
-                    } else {
-                        self.store.apply(&p.writes)
-                    };
-                    match r {
+                    match self.apply_some(&p.writes) {
                         Ok(()) => finish_ok(p),
                         Err(e) => self.fail(p, e),
                     }
                 }
             }
         }
+    }
+
+    /// Applies `writes` in one transaction; nothing to apply is no transaction.
+    fn apply_some(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(writes)
     }
 
     /// A batch failed: its caller hears why; a memory-ahead batch halts the store.
