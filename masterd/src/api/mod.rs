@@ -30,6 +30,7 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
         .merge(chronos::router())
         .merge(files::router())
         .merge(crate::dns::http::router())
+        .merge(crate::ui::router())
         .route("/gantry/v1/audit", get(audit::list))
         .route("/metrics", get(prometheus::metrics))
         .route(
