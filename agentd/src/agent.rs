@@ -200,6 +200,17 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     info.containerizers = vec![containerizer_name.to_string()];
     discovered.apply_to(&mut info, cfg.gpus_explicit);
     let (info_tx, info_rx) = watch::channel(info);
+    let gpu_metrics_source = if discovered.gpus.is_empty() {
+        "no GPUs".to_string()
+    } else {
+        let source = gantry_gpu::open_metrics_source(
+            cfg.gpu_fixture.as_deref(),
+            cfg.gpu_metrics_fixture.as_deref(),
+        )
+        .map_err(InventoryError::Gpu)?;
+        let m = inventory::spawn_gpu_sampler(source, &tasks, cfg.gpu_metrics_interval);
+        m.source().to_string()
+    };
     if !discovered.gpus.is_empty() {
         inventory::spawn_health_poller(
             gpu_inventory,
@@ -213,6 +224,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         tasks: tasks.clone(),
         info: info_rx.clone(),
         gpu_source: discovered.gpu_source.clone(),
+        gpu_metrics_source,
         master: cfg.master.clone(),
         started_at: gantry_proto::time::now_secs(),
         registered: reg_rx.clone(),

@@ -88,6 +88,13 @@ pub struct AgentArgs {
     /// Read the GPUs from this JSON fixture instead of NVML (machines without GPUs, tests).
     #[arg(long, env = "GANTRY_GPU_FIXTURE")]
     pub gpu_fixture: Option<PathBuf>,
+    /// With `--gpu-fixture`: read the GPUs' utilisation, memory, power, temperature and XIDs from
+    /// this JSON file (re-read at every sample) instead of having none.
+    #[arg(long, env = "GANTRY_GPU_METRICS_FIXTURE")]
+    pub gpu_metrics_fixture: Option<PathBuf>,
+    /// How often the GPUs are read for the per-task GPU metrics, seconds (default 5).
+    #[arg(long, env = "GANTRY_GPU_METRICS_INTERVAL_SECS")]
+    pub gpu_metrics_interval_secs: Option<f64>,
     /// How long an ended task's sandbox is kept, seconds (Mesos `--gc_delay`; default one week).
     #[arg(long, env = "GANTRY_GC_DELAY_SECS")]
     pub gc_delay_secs: Option<f64>,
@@ -128,6 +135,10 @@ impl AgentArgs {
             fetcher_cache_size_mib: self.fetcher_cache_size_mib.or(file.fetcher_cache_size_mib),
             fetcher_ca_file: self.fetcher_ca_file.or(file.fetcher_ca_file),
             gpu_fixture: self.gpu_fixture.or(file.gpu_fixture),
+            gpu_metrics_fixture: self.gpu_metrics_fixture.or(file.gpu_metrics_fixture),
+            gpu_metrics_interval_secs: self
+                .gpu_metrics_interval_secs
+                .or(file.gpu_metrics_interval_secs),
             gc_delay_secs: self.gc_delay_secs.or(file.gc_delay_secs),
             gc_disk_headroom: self.gc_disk_headroom.or(file.gc_disk_headroom),
             gc_max_sandboxes: self.gc_max_sandboxes.or(file.gc_max_sandboxes),
@@ -210,6 +221,17 @@ impl AgentArgs {
             self.disk_watch_interval_secs.unwrap_or(60.0),
             "disk_watch_interval_secs",
         )?;
+        if self.gpu_metrics_fixture.is_some() && self.gpu_fixture.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "gpu_metrics_fixture",
+                why: "a GPU metrics fixture needs --gpu-fixture (NVML's GPUs are read from NVML)"
+                    .into(),
+            });
+        }
+        let gpu_metrics_interval = positive_secs(
+            self.gpu_metrics_interval_secs.unwrap_or(5.0),
+            "gpu_metrics_interval_secs",
+        )?;
         let fetcher_cache_dir = self
             .fetcher_cache_dir
             .unwrap_or_else(|| work_dir.join("fetch-cache"));
@@ -232,6 +254,8 @@ impl AgentArgs {
             fetcher_cache_bytes: self.fetcher_cache_size_mib.unwrap_or(2048) << 20,
             fetcher_ca_file: self.fetcher_ca_file,
             gpu_fixture: self.gpu_fixture,
+            gpu_metrics_fixture: self.gpu_metrics_fixture,
+            gpu_metrics_interval,
             gpus_explicit,
             gc,
             disk_watch_interval,
@@ -262,6 +286,10 @@ pub struct AgentConfig {
     pub fetcher_ca_file: Option<PathBuf>,
     /// The GPU fixture to read instead of NVML.
     pub gpu_fixture: Option<PathBuf>,
+    /// The GPU metrics fixture read instead of NVML (only with `gpu_fixture`).
+    pub gpu_metrics_fixture: Option<PathBuf>,
+    /// How often the GPUs are read for the per-task GPU metrics.
+    pub gpu_metrics_interval: Duration,
     /// `--resources` named `gpus`: offer that many, whatever the inventory finds healthy.
     pub gpus_explicit: bool,
     /// When ended sandboxes are removed.
@@ -524,6 +552,42 @@ mod tests {
         };
         assert!(args("cpus:1;gpus:0").resolve().unwrap().gpus_explicit);
         assert!(!args("cpus:1").resolve().unwrap().gpus_explicit);
+    }
+
+    #[test]
+    fn gpu_metrics_fixtures_go_with_gpu_fixtures_and_intervals_are_positive() {
+        let args = || AgentArgs {
+            master: Some("http://m".into()),
+            token: Some("t".into()),
+            work_dir: Some("/tmp".into()),
+            resources: Some("cpus:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            args().resolve().unwrap().gpu_metrics_interval,
+            Duration::from_secs(5)
+        );
+        let alone = AgentArgs {
+            gpu_metrics_fixture: Some("/m.json".into()),
+            ..args()
+        };
+        let e = alone.resolve().unwrap_err();
+        assert!(e.to_string().contains("--gpu-fixture"), "{e}");
+        let both = AgentArgs {
+            gpu_fixture: Some("/g.json".into()),
+            gpu_metrics_fixture: Some("/m.json".into()),
+            gpu_metrics_interval_secs: Some(0.25),
+            ..args()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(both.gpu_metrics_fixture, Some(PathBuf::from("/m.json")));
+        assert_eq!(both.gpu_metrics_interval, Duration::from_millis(250));
+        let zero = AgentArgs {
+            gpu_metrics_interval_secs: Some(0.0),
+            ..args()
+        };
+        assert!(zero.resolve().is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6, plus the NUMA
 //! domains, GPUs with their health, and topology warnings), `GET /health` and
-//! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape), and Mesos's `/files`
-//! endpoints over the sandboxes ([`crate::files`]).
+//! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape, plus the readings of the
+//! task's GPUs), and Mesos's `/files` endpoints over the sandboxes ([`crate::files`]).
 
 use crate::tasks::TaskTable;
 use axum::extract::State;
@@ -19,6 +19,8 @@ pub struct AgentHttp {
     pub info: tokio::sync::watch::Receiver<AgentInfo>,
     /// Where the GPUs come from (fixture, NVML, none and why).
     pub gpu_source: String,
+    /// Where the per-task GPU readings come from (NVML, a metrics fixture, none and why).
+    pub gpu_metrics_source: String,
     pub master: String,
     pub started_at: f64,
     pub registered: tokio::sync::watch::Receiver<bool>,
@@ -74,6 +76,7 @@ async fn agent_state(State(s): State<AgentHttp>) -> Json<Value> {
         "numa_domains": agent.numa_domains,
         "gpus": agent.gpus,
         "gpu_inventory": s.gpu_source,
+        "gpu_metrics": s.gpu_metrics_source,
         "topology_warnings": agent.topology_warnings,
         "master_hostname": s.master,
         "flags": {"work_dir": s.tasks.work_dir().root().display().to_string()},
@@ -120,6 +123,11 @@ async fn statistics(State(s): State<AgentHttp>) -> Json<Value> {
             });
             if let Some(l) = u.mem_limit_bytes {
                 stats["mem_limit_bytes"] = json!(l);
+            }
+            // Gantry: the task's GPUs as last sampled (Mesos has no GPU statistics).
+            let gpus = s.tasks.gpu_usage(&info);
+            if !gpus.is_empty() {
+                stats["gpu_usage"] = json!(gpus);
             }
             json!({
                 "executor_id": info.task_id,

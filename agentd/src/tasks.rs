@@ -3,6 +3,7 @@
 
 use crate::containerizer::{Containerizer, LaunchSpec, Recovered, Termination};
 use crate::fetcher::Fetcher;
+use crate::inventory::GpuMetrics;
 use crate::recovery::{Durability, TaskCheckpoint, WorkDir};
 use gantry_proto::{
     AgentId, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState, TaskStatus,
@@ -49,12 +50,42 @@ pub struct TaskTable {
     counters: Mutex<TaskCounters>,
     outbox: mpsc::UnboundedSender<StatusUpdate>,
     fetcher: Mutex<Option<Arc<Fetcher>>>,
+    gpu_metrics: Mutex<Option<Arc<GpuMetrics>>>,
 }
 
 impl TaskTable {
     /// Sets the fetcher that brings a task's URIs into its sandbox before it starts.
     pub fn set_fetcher(&self, fetcher: Arc<Fetcher>) {
         *self.fetcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(fetcher);
+    }
+
+    /// Sets where the per-task GPU readings come from (the agent's GPU sampler).
+    pub fn set_gpu_metrics(&self, metrics: Arc<GpuMetrics>) {
+        *self.gpu_metrics.lock().unwrap_or_else(|p| p.into_inner()) = Some(metrics);
+    }
+
+    /// The latest readings of the GPUs `task` holds (none without GPUs or a sampler).
+    pub fn gpu_usage(&self, task: &TaskInfo) -> Vec<gantry_proto::GpuUsage> {
+        let gpus = task.placement.as_ref().map_or(&[][..], |p| &p.gpus[..]);
+        let metrics = self
+            .gpu_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        metrics.map_or_else(Vec::new, |m| m.usage_of(&task.task_id, gpus))
+    }
+
+    /// Every task that is not terminal and holds GPUs, with them: whom a GPU's readings and
+    /// XIDs belong to.
+    pub fn gpu_holders(&self) -> Vec<gantry_gpu::GpuHolder> {
+        self.entries()
+            .values()
+            .filter(|e| !e.ckpt.state.is_terminal())
+            .filter_map(|e| {
+                let gpus = &e.ckpt.info.placement.as_ref()?.gpus;
+                (!gpus.is_empty()).then(|| (e.ckpt.info.task_id.clone(), gpus.clone()))
+            })
+            .collect()
     }
 
     /// CPU and memory usage of every running task, for `/monitor/statistics`.
@@ -77,6 +108,7 @@ impl TaskTable {
         self.usage()
             .into_iter()
             .map(|(info, usage)| gantry_proto::TaskUsage {
+                gpu_usage: self.gpu_usage(&info),
                 task_id: info.task_id,
                 timestamp: now,
                 usage,
@@ -101,6 +133,7 @@ impl TaskTable {
             counters: Mutex::new(TaskCounters::default()),
             outbox,
             fetcher: Mutex::new(None),
+            gpu_metrics: Mutex::new(None),
         })
     }
 

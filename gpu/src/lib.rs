@@ -1,7 +1,8 @@
 //! NVIDIA GPUs: discovery through NVML behind the [`GpuInventory`] trait, a JSON fixture inventory,
 //! health from XID/ECC events, the cross-check against hwloc, NUMA domains for the agent report,
 //! device-cgroup rules and visible-devices environment, GPU selection on one node, and the
-//! conversions to and from the wire types of `gantry-proto`.
+//! conversions to and from the wire types of `gantry-proto`; per-GPU readings (NVML or a fixture)
+//! and their attribution to the tasks holding the GPUs.
 
 mod device_rules;
 mod domains;
@@ -10,6 +11,10 @@ mod fixture_inventory;
 mod health;
 mod inventory;
 mod locality_check;
+mod metrics;
+mod metrics_attribution;
+mod metrics_fixture;
+mod metrics_nvml;
 mod model;
 mod nvml_inventory;
 mod selection;
@@ -26,6 +31,10 @@ pub use fixture_inventory::{FixtureInventory, GpuFixture};
 pub use health::{is_critical_xid, HealthEvent, HealthEventKind, HealthTracker};
 pub use inventory::{open_inventory, GpuInventory, NoGpus};
 pub use locality_check::{check_numa_locality, LocalityMismatch};
+pub use metrics::{open_metrics_source, GpuMetricsSource, GpuReading, NoGpuMetrics};
+pub use metrics_attribution::{GpuAttribution, GpuHolder};
+pub use metrics_fixture::{FixtureGpuReading, FixtureMetrics, GpuMetricsFixture};
+pub use metrics_nvml::NvmlMetrics;
 pub use model::{Gpu, GpuHealth, MigMode};
 pub use nvml_inventory::NvmlInventory;
 pub use selection::{select_gpus, GpuSelection, NumaPolicy};

@@ -1,7 +1,8 @@
 //! On a real NVIDIA GPU, through real daemons (gantry-masterd and gantry-agentd as root, the native
 //! containerizer, NVML discovery): the agent reports each GPU with its NUMA node; a task given one
 //! GPU sees exactly it (`nvidia-smi -L`, `CUDA_VISIBLE_DEVICES=0`); a task given none cannot open
-//! `/dev/nvidia*` (EPERM from the device cgroup). Without a GPU each test prints why it skipped.
+//! `/dev/nvidia*` (EPERM from the device cgroup); the agent's `/monitor/statistics` shows the
+//! NVML readings of the GPU task's GPU. Without a GPU each test prints why it skipped.
 
 use gantry_hw_tests::gpu_machine_or_skip;
 use serde_json::{json, Value};
@@ -186,6 +187,34 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
         "the one it was given ({given}): {smi}"
     );
     assert_eq!(read(sandbox(&gpu_task).join("cvd.txt")).await.trim(), "0");
+
+    // Its GPU's NVML readings, attributed to it on the agent (sampled every 5 s by default).
+    let agent_port = agent["port"].as_u64().expect("agent port");
+    let task_id = gpu_task["id"].as_str().unwrap_or("").to_string();
+    let reading = until("the GPU task's readings on /monitor/statistics", || async {
+        let stats = get(&format!("http://127.0.0.1:{agent_port}/monitor/statistics")).await;
+        let entry = stats
+            .as_array()?
+            .iter()
+            .find(|e| e["executor_id"] == task_id.as_str())?
+            .clone();
+        let gpus = entry["statistics"]["gpu_usage"].as_array()?.clone();
+        gpus.into_iter().find(|g| g["uuid"] == given.as_str())
+    })
+    .await;
+    println!("the GPU task's reading: {reading}");
+    let g = m
+        .gpus
+        .iter()
+        .find(|g| g.uuid == given)
+        .expect("the given GPU is NVML's");
+    assert_eq!(
+        reading["memory_total_bytes"].as_u64().map(|b| b >> 20),
+        Some(g.memory_mib),
+        "{reading}"
+    );
+    let util = reading["gpu_util_percent"].as_f64().expect("utilisation");
+    assert!((0.0..=100.0).contains(&util), "{reading}");
 
     let other = task("nogpu.").await;
     read(sandbox(&other).join("ran.txt")).await;

@@ -22,4 +22,4 @@ pub use task::{
     CommandInfo, ContainerSpec, FetchUri, GpuAssignment, NumaPlacement, Reason, TaskInfo,
     TaskState, TaskStatus,
 };
-pub use usage::{TaskUsage, Usage};
+pub use usage::{GpuUsage, TaskUsage, Usage};

@@ -151,6 +151,7 @@ mod tests {
                     cpus_user_time_secs: 2.5,
                     ..Default::default()
                 },
+                gpu_usage: Vec::new(),
             }],
         };
         let json = serde_json::to_string(&with).unwrap();

@@ -6,8 +6,8 @@
 
 use gantry_proto::{
     AgentId, AgentInfo, AgentMessage, CommandInfo, ContainerSpec, FetchUri, GpuAssignment, GpuInfo,
-    MasterMessage, NumaDomain, NumaPlacement, PortRanges, Reason, Resources, StatusUpdate, TaskId,
-    TaskInfo, TaskReport, TaskState, TaskStatus, TaskUsage, Usage,
+    GpuUsage, MasterMessage, NumaDomain, NumaPlacement, PortRanges, Reason, Resources,
+    StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState, TaskStatus, TaskUsage, Usage,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::option;
@@ -271,8 +271,36 @@ fn agent_info() -> impl Strategy<Value = AgentInfo> {
         )
 }
 
+fn gpu_usage() -> impl Strategy<Value = GpuUsage> {
+    (
+        (text(), any::<u32>(), finite()),
+        (option::of(finite()), option::of(finite())),
+        (option::of(any::<u64>()), option::of(any::<u64>())),
+        (option::of(finite()), option::of(finite())),
+        (any::<u64>(), vec(any::<u64>(), 0..3)),
+    )
+        .prop_map(
+            |((uuid, index, timestamp), (gu, mu), (used, total), (power, temp), (n, xids))| {
+                GpuUsage {
+                    uuid,
+                    index,
+                    timestamp,
+                    gpu_util_percent: gu,
+                    memory_util_percent: mu,
+                    memory_used_bytes: used,
+                    memory_total_bytes: total,
+                    power_watts: power,
+                    temperature_celsius: temp,
+                    xid_events: n,
+                    xids,
+                }
+            },
+        )
+}
+
 fn usage() -> impl Strategy<Value = TaskUsage> {
     (
+        vec(gpu_usage(), 0..3),
         text(),
         finite(),
         (finite(), finite(), any::<u64>(), any::<u64>()),
@@ -284,19 +312,22 @@ fn usage() -> impl Strategy<Value = TaskUsage> {
         ),
     )
         .prop_map(
-            |(id, timestamp, (user, system, rss, total), (limit, np, nt, tt))| TaskUsage {
-                task_id: TaskId(id),
-                timestamp,
-                usage: Usage {
-                    cpus_user_time_secs: user,
-                    cpus_system_time_secs: system,
-                    mem_rss_bytes: rss,
-                    mem_total_bytes: total,
-                    mem_limit_bytes: limit,
-                    cpus_nr_periods: np,
-                    cpus_nr_throttled: nt,
-                    cpus_throttled_time_secs: tt,
-                },
+            |(gpu_usage, id, timestamp, (user, system, rss, total), (limit, np, nt, tt))| {
+                TaskUsage {
+                    task_id: TaskId(id),
+                    gpu_usage,
+                    timestamp,
+                    usage: Usage {
+                        cpus_user_time_secs: user,
+                        cpus_system_time_secs: system,
+                        mem_rss_bytes: rss,
+                        mem_total_bytes: total,
+                        mem_limit_bytes: limit,
+                        cpus_nr_periods: np,
+                        cpus_nr_throttled: nt,
+                        cpus_throttled_time_secs: tt,
+                    },
+                }
             },
         )
 }

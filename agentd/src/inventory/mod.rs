@@ -1,10 +1,13 @@
 //! What the agent reports about its hardware: the CPU/NUMA topology (hwloc, or the file in
 //! `HWLOC_XMLFILE`) and the GPUs (NVML, or `--gpu-fixture PATH`), turned into NUMA domains with
-//! their cores and GPUs, the GPU list with health, and the warnings found on the way.
+//! their cores and GPUs, the GPU list with health, and the warnings found on the way; and the
+//! per-task GPU readings ([`GpuMetrics`]).
 
 mod health;
+mod metrics;
 
 pub use health::{apply_health_events, spawn_health_poller, HEALTH_POLL_INTERVAL};
+pub use metrics::{spawn_gpu_sampler, GpuMetrics};
 
 use gantry_gpu::{check_numa_locality, numa_domains_with_cores, open_inventory, GpuInventory};
 use gantry_proto::{AgentInfo, GpuInfo, NumaDomain};

@@ -1,6 +1,7 @@
 //! `GET /metrics`: the master's figures in the Prometheus text exposition format (version 0.0.4),
 //! written by hand (no metrics crate): agents by state, tasks by state, launches, status updates,
-//! apps, waiting instances, launch delays, the store's write latency, GPU health, HTTP answers.
+//! apps, waiting instances, launch delays, the store's write latency, GPU health, per-task GPU
+//! readings ([`task_gpus`]), HTTP answers.
 //! The Mesos names stay on `/metrics/snapshot`; every metric here is documented in
 //! docs/operations.md.
 
@@ -14,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use gantry_proto::{Resources, TaskState};
 use std::fmt::Write as _;
 use std::sync::Arc;
+
+mod task_gpus;
 
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -312,6 +315,8 @@ pub fn render(st: &MasterState, f: &Figures) -> String {
             );
         }
     }
+
+    task_gpus::render(&mut e, st);
 
     e.family(
         "gantry_http_responses_total",

@@ -2,6 +2,7 @@
 //! request into one core action and renders the answer in Marathon's shape.
 
 use super::error::MarathonError;
+use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
 use super::query::{flag, Query};
 use super::render::{app_info, embeds_waiting, iso, task, waiting};
 use crate::api::guard::Caller;
@@ -80,6 +81,7 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
     let cmd = q.first("cmd").map(str::to_lowercase);
     let id = q.first("id").map(str::to_lowercase);
     let embed_waiting = embeds_waiting(q.all("embed"));
+    let embed_gpus = embeds_gpu_usage(q.all("embed"));
     let st = core.state().await;
     let apps: Vec<Value> = st
         .services
@@ -98,6 +100,9 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
             let mut info = app_info(&st, a, embed_tasks);
             if embed_waiting {
                 add_waiting(&st, a, &mut info);
+            }
+            if embed_gpus {
+                add_to_tasks(&st, &mut info);
             }
             info
         })
@@ -151,6 +156,9 @@ pub async fn get(
             if embeds_waiting(q.all("embed")) {
                 add_waiting(&st, app, &mut info);
             }
+            if embeds_gpu_usage(q.all("embed")) {
+                add_to_tasks(&st, &mut info);
+            }
             Ok(Json(json!({ "app": info })))
         }
         AppPath::Tasks(id) => {
@@ -164,7 +172,11 @@ pub async fn get(
                 .app_tasks(&id)
                 .map(|t| task(&st, t, false))
                 .collect();
-            Ok(Json(json!({ "tasks": tasks })))
+            let mut out = json!({ "tasks": tasks });
+            if embeds_gpu_usage(q.all("embed")) {
+                add_to_tasks(&st, &mut out);
+            }
+            Ok(Json(out))
         }
         // Marathon has no GET for one task: the path names no app.
         AppPath::Task(..) => Err(MarathonError::NotFound(format!(

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod error;
+pub mod gpu_usage;
 pub mod query;
 pub mod render;
 pub mod tasks;

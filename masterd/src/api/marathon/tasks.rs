@@ -1,5 +1,6 @@
 //! `/v2/tasks`, `/v2/queue` and `/ping`.
 
+use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
 use super::query::Query;
 use super::render::{add_last_failure, app_info, iso, missing_instances, task};
 use crate::cluster::Core;
@@ -11,7 +12,8 @@ use gantry_proto::TaskState;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `GET /v2/tasks[?status=running|staging]`: tasks of every app, with their apps' service ports.
+/// `GET /v2/tasks[?status=running|staging]`: tasks of every app, with their apps' service ports
+/// (and, with `embed=tasks.gpuUsage`, their GPUs' readings).
 pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
     let wanted: Vec<TaskState> = q
         .all("status")
@@ -30,7 +32,11 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
         .filter(|t| wanted.is_empty() || wanted.contains(&t.state))
         .map(|t| task(&st, t, true))
         .collect();
-    Json(json!({ "tasks": tasks }))
+    let mut out = json!({ "tasks": tasks });
+    if embeds_gpu_usage(q.all("embed")) {
+        add_to_tasks(&st, &mut out);
+    }
+    Json(out)
 }
 
 /// `GET /v2/queue`: apps with instances waiting for a place, and why they wait.
