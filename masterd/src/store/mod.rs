@@ -146,7 +146,7 @@ fn stopped() -> StoreError {
 /// The most batches one group commit takes.
 const MAX_GROUP: usize = 256;
 
-/// The writer thread's loop: group, commit, answer, run the after-commit hooks.
+/// The writer thread's loop: group, commit, run the after-commit hooks, answer.
 struct Writer {
     store: Arc<dyn Store>,
     halt: HaltHook,
@@ -238,11 +238,14 @@ impl Writer {
     }
 }
 
+/// A batch is durable: its hook runs, then its waiter is answered. In that order, whoever waited
+/// on `Durable` sees what the hook did (the messages it sent), and a caller that waits for its
+/// last batch has every earlier hook behind it too.
 fn finish_ok(p: Pending) {
-    let _ = p.done.send(Ok(()));
     if let Some(after) = p.after {
         after();
     }
+    let _ = p.done.send(Ok(()));
 }
 
 /// The default [`HaltHook`]: log and exit, so that a supervisor restarts the master on what is
