@@ -90,6 +90,11 @@ pub struct HealthResult {
 }
 
 impl HealthResult {
+    /// No probe has counted yet (a placeholder beside another check's first result).
+    pub fn is_pending(&self) -> bool {
+        self.last_success.is_none() && self.last_failure.is_none()
+    }
+
     /// The result after a success at `now`.
     pub fn succeeded(&self, now: f64) -> HealthResult {
         HealthResult {
@@ -135,7 +140,9 @@ mod tests {
             max_consecutive_failures: 2,
             ..HealthCheckSpec::default()
         };
+        assert!(HealthResult::default().is_pending());
         let ok = HealthResult::default().succeeded(1.0);
+        assert!(!ok.is_pending());
         assert!(ok.alive && ok.first_success == Some(1.0));
         let f1 = ok.failed(2.0, "HTTP 500".into());
         assert_eq!(f1.consecutive_failures, 1);

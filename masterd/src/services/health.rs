@@ -66,12 +66,13 @@ pub fn is_healthy(t: &TaskRecord) -> bool {
     t.state == TaskState::TaskRunning
         && !t.info.health_checks.is_empty()
         && t.health.len() == t.info.health_checks.len()
-        && t.health.iter().all(|r| r.alive)
+        && t.health.iter().all(|r| r.alive && !r.is_pending())
 }
 
-/// A task one of whose checks reports a failure (Marathon's `tasksUnhealthy`).
+/// A task one of whose checks reports a failure (Marathon's `tasksUnhealthy`); a check without a
+/// result yet does not count.
 pub fn is_unhealthy(t: &TaskRecord) -> bool {
-    t.state == TaskState::TaskRunning && t.health.iter().any(|r| !r.alive)
+    t.state == TaskState::TaskRunning && t.health.iter().any(|r| !r.alive && !r.is_pending())
 }
 
 /// A task that is to be killed for failed health checks and is not being killed yet. It no longer

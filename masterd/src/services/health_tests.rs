@@ -91,6 +91,15 @@ fn checks_resolve_ports_and_protocols() {
 fn healthy_and_unhealthy_counts() {
     assert!(is_healthy(&task("a", 0.0, vec![alive()])));
     assert!(!is_healthy(&task("b", 0.0, vec![])), "no result yet");
+    let pending = vec![alive(), HealthResult::default()];
+    assert!(
+        !is_healthy(&task("p", 0.0, pending.clone())),
+        "one check has no result yet"
+    );
+    assert!(
+        !is_unhealthy(&task("p", 0.0, pending)),
+        "nor is it a failure"
+    );
     assert!(!is_unhealthy(&task("b", 0.0, vec![])));
     assert!(is_unhealthy(&task("c", 0.0, vec![failing(1)])));
     assert!(!is_doomed(&task("c", 0.0, vec![failing(1)])));

@@ -50,7 +50,8 @@ pub fn task(st: &MasterState, t: &TaskRecord, with_service_ports: bool) -> Value
     v
 }
 
-/// The task's `healthCheckResults` (spec §3.3), one per check that has a result, with both
+/// The task's `healthCheckResults` (spec §3.3), one per check that has a result (in the order of
+/// the app's checks), with both
 /// `taskId` and `instanceId` (marathon-python reads either).
 fn health_results(t: &TaskRecord) -> Value {
     let instance = crate::services::path_id::parse_task_id(&t.info.task_id.0)
@@ -60,6 +61,7 @@ fn health_results(t: &TaskRecord) -> Value {
     Value::Array(
         t.health
             .iter()
+            .filter(|r| !r.is_pending())
             .map(|r| {
                 json!({
                     "alive": r.alive,
