@@ -1,6 +1,7 @@
 //! Whole-cluster tests of health checks run by the agent next to the task: an HTTP check on a
 //! python http.server turns healthy and shows `healthCheckResults`; results survive a master
-//! `kill -9` and an agent restart (whose checks resume); TCP and COMMAND checks; a task whose
+//! `kill -9` and an agent restart (whose checks resume); TCP and COMMAND checks (a COMMAND check
+//! enters a native container's namespaces as its user); a task whose
 //! server stops answering is replaced (the replacement first) and the kill is its app's
 //! `lastTaskFailure`.
 
@@ -232,4 +233,35 @@ async fn tcp_and_command_checks() {
     assert_eq!(h[0]["alive"], true, "the TCP check still passes: {h}");
     assert_eq!(h[1]["lastFailureCause"], "command exited with code 1");
     assert_eq!(c.get("/v2/apps/both").await["app"]["tasksUnhealthy"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_check_runs_inside_a_native_container() {
+    let mut c = Cluster::new();
+    let token = c.token.clone();
+    c.start_agent_with(0, &agent(), &token, &["--containerizer", "native"], &[]);
+    c.wait_agents(1).await;
+    assert!(
+        c.read_log("agent0.log").contains("containerizer: native"),
+        "this test needs the native containerizer (root and cgroups): {}",
+        c.log_tails(10)
+    );
+    // The task writes down its mount and PID namespaces and user; the check passes only where
+    // it sees the same ones.
+    let app = json!({"id": "/inside", "cpus": 0.1, "mem": 32, "env": c.marker_env(),
+        "cmd": "readlink /proc/self/ns/mnt > $MESOS_SANDBOX/mnt; readlink /proc/self/ns/pid > $MESOS_SANDBOX/pid; id -u > $MESOS_SANDBOX/uid; exec sleep 3600",
+        "healthChecks": [{"protocol": "COMMAND", "gracePeriodSeconds": 30, "intervalSeconds": 1,
+            "timeoutSeconds": 5, "maxConsecutiveFailures": 100,
+            "command": {"value": "for n in mnt pid; do test \"$(readlink /proc/self/ns/$n)\" = \"$(cat $MESOS_SANDBOX/$n)\" || exit 1; done; test \"$(id -u)\" = \"$(cat $MESOS_SANDBOX/uid)\""}}]});
+    assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
+    let task = wait_alive(&c, "inside", 0, true).await;
+    assert_eq!(task["healthCheckResults"][0]["consecutiveFailures"], 0);
+    let id = task["id"].as_str().expect("id");
+    let task_mnt = std::fs::read_to_string(c.sandbox(0, id).join("mnt")).expect("mnt");
+    let own_mnt = std::fs::read_link("/proc/self/ns/mnt").expect("own mnt ns");
+    assert_ne!(
+        task_mnt.trim(),
+        own_mnt.display().to_string(),
+        "the task has a mount namespace of its own, so the check really entered it"
+    );
 }
