@@ -6,6 +6,7 @@ pub mod containerizer;
 pub mod executor;
 pub mod fetcher;
 pub mod files;
+pub mod health;
 pub mod http;
 pub mod inventory;
 pub mod link;

@@ -4,9 +4,12 @@
 use crate::containerizer::{Containerizer, LaunchSpec, Recovered, Termination};
 use crate::fetcher::Fetcher;
 use crate::inventory::GpuMetrics;
+use crate::health::probe::{CommandRunner, ProbeContext};
+use crate::health::{self, TaskChecks};
 use crate::recovery::{Durability, TaskCheckpoint, WorkDir};
 use gantry_proto::{
-    AgentId, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState, TaskStatus,
+    AgentId, HealthResult, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState,
+    TaskStatus,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -51,6 +54,8 @@ pub struct TaskTable {
     outbox: mpsc::UnboundedSender<StatusUpdate>,
     fetcher: Mutex<Option<Arc<Fetcher>>>,
     gpu_metrics: Mutex<Option<Arc<GpuMetrics>>>,
+    /// The health checks of running tasks; removing an entry stops them.
+    checks: Mutex<HashMap<TaskId, TaskChecks>>,
 }
 
 impl TaskTable {
@@ -134,6 +139,7 @@ impl TaskTable {
             outbox,
             fetcher: Mutex::new(None),
             gpu_metrics: Mutex::new(None),
+            checks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -220,6 +226,7 @@ impl TaskTable {
                 Some(c) => match self.containerizer.recover(&c) {
                     Recovered::Running => {
                         tracing::info!(task = %id, pid = c.pid, "re-adopted a running task");
+                        self.start_checks(&id, &c);
                         self.watch(id, c);
                     }
                     Recovered::Exited(term) => {
@@ -262,6 +269,7 @@ impl TaskTable {
             state: TaskState::TaskStarting,
             next_seq: 1,
             kill_requested: false,
+            health: Vec::new(),
         };
         // Not fsynced: the container starts after this write, so an agent crash finds it in the
         // page cache; a host crash takes the container with it (see `Durability::Agent`).
@@ -361,7 +369,82 @@ impl TaskTable {
             .launched += 1;
         tracing::info!(task = %id, pid = c.pid, "task launched");
         self.emit(&id, TaskState::TaskRunning, None, String::new(), None);
+        self.start_checks(&id, &c);
         self.watch(id, c);
+    }
+
+    /// Starts the health checks of running task `id` in container `c`, from the results it had
+    /// before an agent restart. HTTP, HTTPS and TCP checks dial the task's host port on loopback;
+    /// a COMMAND check runs inside the container as the task's user (native containerizer) or in
+    /// the sandbox with the task's environment (process containerizer, whose tasks run as the
+    /// agent).
+    fn start_checks(self: &Arc<Self>, id: &TaskId, c: &crate::containerizer::Checkpoint) {
+        let Some((info, prior)) = self
+            .entries()
+            .get(id)
+            .map(|e| (e.ckpt.info.clone(), e.ckpt.health.clone()))
+        else {
+            return;
+        };
+        if info.health_checks.is_empty() {
+            return;
+        }
+        let runner = match self.containerizer.run_as(&info) {
+            Ok(crate::containerizer::RunAs::User { user, .. }) => CommandRunner::Container {
+                pid: c.pid,
+                uid: user.uid,
+                gid: user.gid,
+            },
+            _ => CommandRunner::Sandbox,
+        };
+        let ctx = ProbeContext::loopback(self.wd.sandbox(id), self.task_env(&info), runner);
+        let weak = Arc::downgrade(self);
+        let task = id.clone();
+        let report: health::Reporter = Arc::new(move |results| {
+            if let Some(this) = weak.upgrade() {
+                this.health_changed(&task, results);
+            }
+        });
+        let checks = health::start(info.health_checks.clone(), prior, ctx, report);
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), checks);
+    }
+
+    /// Stops the health checks of task `id`.
+    fn stop_checks(&self, id: &TaskId) {
+        let checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        drop(checks);
+    }
+
+    /// A health result of running task `id` changed: tell the master (as Mesos does, with a
+    /// TASK_RUNNING update whose reason is TASK_HEALTH_CHECK_STATUS_UPDATED).
+    fn health_changed(&self, id: &TaskId, results: Vec<HealthResult>) {
+        let running = self
+            .entries()
+            .get(id)
+            .is_some_and(|e| e.ckpt.state == TaskState::TaskRunning && !e.ckpt.kill_requested);
+        if !running {
+            return;
+        }
+        let failing = results.iter().find(|r| !r.alive);
+        let message = failing
+            .and_then(|r| r.last_failure_cause.clone())
+            .unwrap_or_default();
+        tracing::info!(task = %id, healthy = failing.is_none(), cause = %message, "health changed");
+        self.emit_status(
+            id,
+            TaskState::TaskRunning,
+            Some(Reason::ReasonTaskHealthCheckStatusUpdated),
+            message,
+            None,
+            results,
+        );
     }
 
     fn launch_failed(&self, id: &TaskId, why: String) {
@@ -422,6 +505,7 @@ impl TaskTable {
     }
 
     fn finish(&self, id: &TaskId, term: Termination) {
+        self.stop_checks(id);
         let killed = self
             .entries()
             .get(id)
@@ -457,6 +541,7 @@ impl TaskTable {
                 return;
             }
             e.ckpt.kill_requested = true;
+            self.stop_checks(id);
             if let Err(err) = self.wd.save_task(&e.ckpt) {
                 tracing::error!(task = %id, error = %err, "cannot checkpoint the kill");
             }
@@ -508,6 +593,20 @@ impl TaskTable {
         message: String,
         exit: Option<(Option<i32>, Option<i32>)>,
     ) {
+        self.emit_status(id, state, reason, message, exit, Vec::new())
+    }
+
+    /// As [`TaskTable::emit`], with the task's health results when they changed (kept in the
+    /// checkpoint too).
+    fn emit_status(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        reason: Option<Reason>,
+        message: String,
+        exit: Option<(Option<i32>, Option<i32>)>,
+        health: Vec<HealthResult>,
+    ) {
         let update = {
             let mut entries = self.entries();
             let Some(e) = entries.get_mut(id) else {
@@ -519,6 +618,11 @@ impl TaskTable {
             if let Some((code, sig)) = exit {
                 status.exit_code = code;
                 status.signal = sig;
+            }
+            if !health.is_empty() {
+                status.healthy = Some(health.iter().all(|r| r.alive));
+                e.ckpt.health = health.clone();
+                status.health = health;
             }
             let update = StatusUpdate {
                 seq: e.ckpt.next_seq,

@@ -2,6 +2,7 @@
 //! master<->agent messages. Pure data with serde; no I/O.
 
 pub mod agent;
+pub mod health;
 pub mod ids;
 pub mod messages;
 pub mod ranges;
@@ -11,6 +12,7 @@ pub mod time;
 pub mod usage;
 
 pub use agent::{AgentInfo, GpuInfo, NumaDomain};
+pub use health::{HealthCheckSpec, HealthProtocol, HealthResult};
 pub use ids::{AgentId, TaskId};
 pub use messages::{
     AgentMessage, DecodeError, MasterMessage, StatusUpdate, TaskReport, MIN_PROTOCOL_VERSION,

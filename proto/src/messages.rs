@@ -3,7 +3,9 @@
 //! master refuses versions outside `MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION`.
 //!
 //! Versions: 1 is the core protocol; 2 adds `UPDATE_GPUS` (agent to master). A version 1 agent
-//! never sends it, so a version 2 master speaks to both.
+//! never sends it, so a version 2 master speaks to both. Health-check results ride in status
+//! updates (`TaskStatus::health`, an optional field older peers ignore) and the checks in
+//! `TaskInfo::health_checks`, so they need no new version.
 
 use crate::agent::{AgentInfo, GpuInfo};
 use crate::ids::{AgentId, TaskId};

@@ -148,6 +148,10 @@ pub struct TaskStatus {
     pub signal: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
+    /// The results of the task's health checks (in the order of `TaskInfo::health_checks`) when
+    /// this update reports a change of them (`reason` TASK_HEALTH_CHECK_STATUS_UPDATED).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<crate::health::HealthResult>,
 }
 
 impl TaskStatus {
@@ -163,6 +167,7 @@ impl TaskStatus {
             exit_code: None,
             signal: None,
             healthy: None,
+            health: Vec::new(),
         }
     }
 
@@ -278,6 +283,9 @@ pub struct TaskInfo {
     pub placement: Option<NumaPlacement>,
     #[serde(default)]
     pub container: ContainerSpec,
+    /// Health checks the agent runs next to the task (none: the task is never probed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<crate::health::HealthCheckSpec>,
 }
 
 fn default_grace() -> f64 {

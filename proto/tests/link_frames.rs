@@ -142,6 +142,16 @@ fn task_info() -> impl Strategy<Value = TaskInfo> {
                     container: ContainerSpec {
                         private_network: net,
                     },
+                    health_checks: if net {
+                        vec![gantry_proto::HealthCheckSpec {
+                            protocol: gantry_proto::HealthProtocol::Command,
+                            command: Some("true".into()),
+                            interval_secs: grace,
+                            ..Default::default()
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                 }
             },
         )
@@ -179,6 +189,16 @@ fn status() -> impl Strategy<Value = TaskStatus> {
                     exit_code,
                     signal,
                     healthy,
+                    health: healthy
+                        .map(|alive| gantry_proto::HealthResult {
+                            alive,
+                            consecutive_failures: u32::from(!alive),
+                            first_success: Some(timestamp),
+                            last_failure_cause: (!alive).then(|| "HTTP status 500".into()),
+                            ..Default::default()
+                        })
+                        .into_iter()
+                        .collect(),
                 }
             },
         )

@@ -41,6 +41,10 @@ pub struct TaskCheckpoint {
     /// The sequence number the next status update gets.
     pub next_seq: u64,
     pub kill_requested: bool,
+    /// The task's health-check results as last reported, so that checks resume from them after
+    /// an agent restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<gantry_proto::HealthResult>,
 }
 
 /// A recovered task: its checkpoint and its unacknowledged updates in order.
@@ -297,6 +301,12 @@ mod tests {
             state: TaskState::TaskRunning,
             next_seq: 3,
             kill_requested: false,
+            health: vec![gantry_proto::HealthResult {
+                alive: true,
+                consecutive_failures: 0,
+                first_success: Some(5.0),
+                ..Default::default()
+            }],
         };
         wd.save_task(&ckpt).unwrap();
         for seq in 1..=2 {

@@ -82,6 +82,7 @@ pub fn run_task(
         labels,
         placement,
         container: Default::default(),
+        health_checks: Vec::new(),
     }
 }
 
@@ -257,6 +258,7 @@ pub fn launch_queued(
             unreachable_since: None,
             expunged: false,
             kill_requested: false,
+            health: Vec::new(),
         };
         if let Some(r) = b.active.get_mut(&id) {
             r.state = RunState::Launched;

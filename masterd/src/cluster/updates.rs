@@ -57,6 +57,7 @@ impl Core {
         let mut duplicates = 0;
         let mut valid = 0;
         let mut failed = Vec::new();
+        let mut health_changed = false;
         for up in ups {
             let tid = up.status.task_id.clone();
             acks.push(MasterMessage::Acknowledge {
@@ -96,8 +97,13 @@ impl Core {
             if rec.state == TaskState::TaskRunning && rec.started_at.is_none() {
                 rec.started_at = Some(now);
             }
+            if !up.status.health.is_empty() {
+                // The agent reports every check's result when one changes.
+                rec.health = up.status.health.clone();
+                health_changed = true;
+            }
             rec.status = Some(up.status);
-            if rec.state == TaskState::TaskFailed {
+            if rec.state == TaskState::TaskFailed || rec.killed_unhealthy() {
                 failed.push(rec.clone());
             }
             valid += 1;
@@ -154,7 +160,8 @@ impl Core {
             }
         }
         drop(guard);
-        if ended {
+        // A health change may get a task replaced: the services controller looks at once.
+        if ended || health_changed {
             self.wake();
         }
         durable.wait().await?;

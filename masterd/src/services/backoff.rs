@@ -5,12 +5,13 @@ use super::state::{LaunchDelay, ServiceState};
 use crate::store::records::TaskRecord;
 use gantry_proto::TaskState;
 
-/// Applies the ends of app instances: each one that failed or exited on its own (not killed)
-/// delays its app's next launch.
+/// Applies the ends of app instances: each one that failed or exited on its own (not killed), or
+/// was killed for failed health checks, delays its app's next launch.
 pub fn record_ends(svc: &mut ServiceState, ended: &[TaskRecord], now: f64) {
     for rec in ended {
-        let failed = matches!(rec.state, TaskState::TaskFailed | TaskState::TaskFinished)
-            && !rec.kill_requested;
+        let failed = (matches!(rec.state, TaskState::TaskFailed | TaskState::TaskFinished)
+            && !rec.kill_requested)
+            || rec.killed_unhealthy();
         let Some(app) = rec.app_id().and_then(|id| svc.apps.get(id)) else {
             continue;
         };

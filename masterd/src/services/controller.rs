@@ -111,6 +111,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             let mut active: Vec<&TaskRecord> = st
                 .app_tasks(&app.id)
                 .filter(|t| counts_as_active(t, inactive_after, now))
+                .filter(|t| !super::health::is_doomed(t))
                 .collect();
             let want = app.instances as usize;
             if active.len() > want {
@@ -175,6 +176,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 }
             }
         }
+        to_kill.extend(super::health::kills_due(st, svc));
         let mut kills = Vec::new();
         for tid in to_kill {
             if let Some(t) = st.tasks.get(&tid) {
@@ -298,6 +300,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             unreachable_since: None,
             expunged: false,
             kill_requested: false,
+            health: Vec::new(),
         };
         *placed.entry(app.id.clone()).or_default() += 1;
         writes.push(Write::PutTask(Box::new(rec.clone())));
@@ -366,6 +369,7 @@ mod tests {
             unreachable_since,
             expunged: false,
             kill_requested: false,
+            health: Vec::new(),
         }
     }
 

@@ -46,23 +46,8 @@ pub fn task_info(
     ports: Vec<u16>,
     placement: Option<NumaPlacement>,
 ) -> TaskInfo {
-    let mut env: BTreeMap<String, String> = app.env.clone();
-    env.insert("MARATHON_APP_ID".into(), app.id.clone());
-    env.insert("MARATHON_APP_VERSION".into(), app.version.clone());
-    env.insert("MARATHON_APP_RESOURCE_CPUS".into(), app.cpus.to_string());
-    env.insert("MARATHON_APP_RESOURCE_MEM".into(), app.mem.to_string());
-    env.insert("MARATHON_APP_RESOURCE_DISK".into(), app.disk.to_string());
-    env.insert("MARATHON_APP_RESOURCE_GPUS".into(), app.gpus.to_string());
-    env.insert(
-        "MARATHON_APP_LABELS".into(),
-        app.labels.keys().cloned().collect::<Vec<_>>().join(" "),
-    );
-    for (k, v) in &app.labels {
-        env.insert(
-            format!("MARATHON_APP_LABEL_{}", k.to_uppercase()),
-            v.clone(),
-        );
-    }
+    let env = super::task_env::task_env(app, &ports);
+    let health_checks = super::health::task_checks(app, &ports);
     let command = match (&app.cmd, &app.args) {
         (Some(cmd), _) => CommandInfo {
             value: Some(cmd.clone()),
@@ -110,5 +95,6 @@ pub fn task_info(
         labels,
         placement,
         container: ContainerSpec::default(),
+        health_checks,
     }
 }

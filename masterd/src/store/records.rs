@@ -81,6 +81,10 @@ pub struct TaskRecord {
     /// A kill was asked for.
     #[serde(default)]
     pub kill_requested: bool,
+    /// The results of the task's health checks as the agent last reported them (in the order of
+    /// `info.health_checks`); empty before the first result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<gantry_proto::HealthResult>,
 }
 
 impl TaskRecord {
@@ -91,6 +95,19 @@ impl TaskRecord {
     /// The app the task is an instance of, for a service task.
     pub fn app_id(&self) -> Option<&str> {
         self.owner.app_id()
+    }
+
+    /// When one of the task's health checks has failed often enough to get the task killed: the
+    /// cause of its last failure.
+    pub fn health_kill_cause(&self) -> Option<&str> {
+        gantry_proto::health::kill_due(&self.info.health_checks, &self.health)
+            .map(|r| r.last_failure_cause.as_deref().unwrap_or("unknown"))
+    }
+
+    /// A task killed because of its health checks (Marathon records it as the app's
+    /// `lastTaskFailure`, as it does failed tasks).
+    pub fn killed_unhealthy(&self) -> bool {
+        self.state == TaskState::TaskKilled && self.health_kill_cause().is_some()
     }
 }
 
@@ -116,6 +133,8 @@ struct StoredTask {
     expunged: bool,
     #[serde(default)]
     kill_requested: bool,
+    #[serde(default)]
+    health: Vec<gantry_proto::HealthResult>,
 }
 
 impl From<StoredTask> for TaskRecord {
@@ -135,6 +154,7 @@ impl From<StoredTask> for TaskRecord {
             unreachable_since: s.unreachable_since,
             expunged: s.expunged,
             kill_requested: s.kill_requested,
+            health: s.health,
         }
     }
 }

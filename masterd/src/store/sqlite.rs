@@ -256,6 +256,7 @@ mod tests {
             unreachable_since: None,
             expunged: false,
             kill_requested: false,
+            health: Vec::new(),
         }
     }
 

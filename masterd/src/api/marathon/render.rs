@@ -42,12 +42,40 @@ pub fn task(st: &MasterState, t: &TaskRecord, with_service_ports: bool) -> Value
         "ports": t.info.ports,
         "servicePorts": service_ports,
         "ipAddresses": ip_addresses(&host),
-        "healthCheckResults": [],
+        "healthCheckResults": health_results(t),
     });
     if let (Some(started), Some(obj)) = (t.started_at, v.as_object_mut()) {
         obj.insert("startedAt".into(), json!(iso(started)));
     }
     v
+}
+
+/// The task's `healthCheckResults` (spec §3.3), one per check that has a result (in the order of
+/// the app's checks), with both
+/// `taskId` and `instanceId` (marathon-python reads either).
+fn health_results(t: &TaskRecord) -> Value {
+    let instance = crate::services::path_id::parse_task_id(&t.info.task_id.0)
+        .map(|p| p.instance_id)
+        .unwrap_or_else(|_| t.info.task_id.0.clone());
+    let ts = |x: Option<f64>| x.map_or(Value::Null, |x| json!(iso(x)));
+    Value::Array(
+        t.health
+            .iter()
+            .filter(|r| !r.is_pending())
+            .map(|r| {
+                json!({
+                    "alive": r.alive,
+                    "consecutiveFailures": r.consecutive_failures,
+                    "firstSuccess": ts(r.first_success),
+                    "lastFailure": ts(r.last_failure),
+                    "lastSuccess": ts(r.last_success),
+                    "lastFailureCause": r.last_failure_cause,
+                    "taskId": t.info.task_id,
+                    "instanceId": instance,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The app version a task runs (empty for tasks that are not an app's).
@@ -75,8 +103,14 @@ pub fn app_info(st: &MasterState, app: &AppDefinition, full: bool) -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.insert("tasksStaged".into(), json!(staged));
         obj.insert("tasksRunning".into(), json!(running));
-        obj.insert("tasksHealthy".into(), json!(0));
-        obj.insert("tasksUnhealthy".into(), json!(0));
+        let (healthy, unhealthy) = st.cluster.app_tasks(&app.id).fold((0, 0), |(h, u), t| {
+            (
+                h + usize::from(crate::services::health::is_healthy(t)),
+                u + usize::from(crate::services::health::is_unhealthy(t)),
+            )
+        });
+        obj.insert("tasksHealthy".into(), json!(healthy));
+        obj.insert("tasksUnhealthy".into(), json!(unhealthy));
         obj.insert("deployments".into(), json!([]));
         if full {
             let tasks: Vec<Value> = st
@@ -155,17 +189,20 @@ pub fn embeds_waiting<'a>(mut embeds: impl Iterator<Item = &'a str>) -> bool {
 }
 
 fn last_failure(st: &MasterState, app_id: &str) -> Option<Value> {
-    let t = st
-        .cluster
-        .completed
-        .iter()
-        .rev()
-        .find(|t| t.app_id() == Some(app_id) && t.state == TaskState::TaskFailed)?;
+    let t = st.cluster.completed.iter().rev().find(|t| {
+        t.app_id() == Some(app_id) && (t.state == TaskState::TaskFailed || t.killed_unhealthy())
+    })?;
     let status = t.status.as_ref();
+    let message = match t.health_kill_cause() {
+        Some(cause) if t.state == TaskState::TaskKilled => {
+            format!("Task was killed since health check failed. Reason: {cause}")
+        }
+        _ => status.and_then(|s| s.message.clone()).unwrap_or_default(),
+    };
     Some(json!({
         "appId": app_id,
         "host": st.cluster.agents.get(&t.info.agent_id).map(|a| a.record.info.hostname.clone()).unwrap_or_default(),
-        "message": status.and_then(|s| s.message.clone()).unwrap_or_default(),
+        "message": message,
         "state": t.state.name(),
         "taskId": t.info.task_id,
         "timestamp": iso(status.map_or(t.staged_at, |s| s.timestamp)),
