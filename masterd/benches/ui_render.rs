@@ -59,6 +59,7 @@ fn state() -> MasterState {
                 unreachable_since: None,
                 expunged: false,
                 kill_requested: false,
+                health: Vec::new(),
             };
             st.cluster.tasks.insert(tid, rec);
         }

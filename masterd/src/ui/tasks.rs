@@ -187,6 +187,24 @@ fn task_markup(t: &TaskRecord, r: &TaskRow) -> Markup {
                 @if t.kill_requested { tr { td { "" } td { "kill asked" } td { "a kill was sent" } } }
             }
         }
+        @if t.health.iter().any(|h| !h.is_pending()) {
+            h2 { "Health checks" }
+            table.grid #health {
+                thead { tr { th { "Check" } th { "Alive" } th { "Failures in a row" } th { "Last success" } th { "Last failure" } th { "Cause" } } }
+                tbody {
+                    @for (i, h) in t.health.iter().enumerate().filter(|(_, h)| !h.is_pending()) {
+                        tr {
+                            td { (i) }
+                            td { span class=(if h.alive { "pill running" } else { "pill failed" }) { (if h.alive { "healthy" } else { "unhealthy" }) } }
+                            td { (h.consecutive_failures) }
+                            td { (h.last_success.map(iso).unwrap_or_default()) }
+                            td { (h.last_failure.map(iso).unwrap_or_default()) }
+                            td { (h.last_failure_cause.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Resources" }
         p { (cpus(t.info.resources.cpus)) " CPUs · " (mib(t.info.resources.mem)) " · disk " (mib(t.info.resources.disk))
             @if !t.info.ports.is_empty() { " · ports " (t.info.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")) } }

@@ -103,6 +103,7 @@ mod tests {
                 unreachable_since: None,
                 expunged: false,
                 kill_requested: false,
+                health: Vec::new(),
             },
         );
         let gpu = |index: u32, util: Option<f64>| GpuUsage {
