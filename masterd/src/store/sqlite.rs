@@ -20,6 +20,13 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE jobs (name TEXT PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, body TEXT NOT NULL);
      CREATE INDEX runs_by_job ON runs(job);",
+    // 4: every version of every app, and deployment plans with their progress. The apps stored
+    // before keep their current definition as their one version.
+    "CREATE TABLE app_versions (app_id TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL,
+                                PRIMARY KEY (app_id, version));
+     INSERT INTO app_versions (app_id, version, body)
+         SELECT id, COALESCE(json_extract(body, '$.version'), ''), body FROM apps;
+     CREATE TABLE deployments (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
 ];
 
 /// A SQLite database file (or an in-memory one for tests).
@@ -104,6 +111,23 @@ impl Store for SqliteStore {
                 }
                 Write::DeleteApp(id) => {
                     tx.execute("DELETE FROM apps WHERE id = ?1", params![id])?;
+                    tx.execute("DELETE FROM app_versions WHERE app_id = ?1", params![id])?;
+                }
+                Write::PutAppVersion { id, version, app } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO app_versions (app_id, version, body) \
+                         VALUES (?1, ?2, ?3)",
+                        params![id, version, to_json(app)],
+                    )?;
+                }
+                Write::PutDeployment { id, deployment } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO deployments (id, body) VALUES (?1, ?2)",
+                        params![id, to_json(deployment)],
+                    )?;
+                }
+                Write::DeleteDeployment(id) => {
+                    tx.execute("DELETE FROM deployments WHERE id = ?1", params![id])?;
                 }
                 Write::PutTask(t) => {
                     tx.execute(
@@ -197,6 +221,30 @@ impl Store for SqliteStore {
                 .map(|(id, body)| Ok((id as u64, from_json(&format!("run {id}"), &body)?)))
                 .collect::<Result<_, StoreError>>()?
         };
+        let app_versions = {
+            let mut stmt = conn.prepare(
+                "SELECT app_id, version, body FROM app_versions ORDER BY app_id, version",
+            )?;
+            let out = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.into_iter()
+                .map(|(id, v, body)| {
+                    let app = from_json(&format!("{id} version {v}"), &body)?;
+                    Ok((id, v, app))
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
+        let deployments = rows("SELECT id, body FROM deployments ORDER BY id")?
+            .into_iter()
+            .map(|(id, body)| Ok((id.clone(), from_json(&id, &body)?)))
+            .collect::<Result<_, StoreError>>()?;
         Ok(Snapshot {
             apps,
             tasks,
@@ -204,6 +252,8 @@ impl Store for SqliteStore {
             meta,
             jobs,
             runs,
+            app_versions,
+            deployments,
         })
     }
 
