@@ -310,6 +310,48 @@ mod tests {
     }
 
     #[test]
+    fn migration_4_keeps_each_stored_app_as_its_one_version() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO apps (id, body) VALUES ('/web', ?1)",
+            params![r#"{"id":"/web","version":"2026-01-01T00:00:00.000Z"}"#],
+        )
+        .unwrap();
+        let s = SqliteStore::with_connection(conn).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        let snap = s.load().unwrap();
+        assert_eq!(
+            snap.app_versions,
+            vec![(
+                "/web".to_string(),
+                "2026-01-01T00:00:00.000Z".to_string(),
+                serde_json::json!({"id": "/web", "version": "2026-01-01T00:00:00.000Z"})
+            )]
+        );
+        s.apply(&[
+            Write::PutDeployment {
+                id: "d1".into(),
+                deployment: serde_json::json!({"steps": []}),
+            },
+            Write::DeleteApp("/web".into()),
+        ])
+        .unwrap();
+        let snap = s.load().unwrap();
+        assert!(snap.app_versions.is_empty(), "a deleted app's versions go");
+        assert_eq!(
+            snap.deployments,
+            vec![("d1".to_string(), serde_json::json!({"steps": []}))]
+        );
+        s.apply(&[Write::DeleteDeployment("d1".into())]).unwrap();
+        assert!(s.load().unwrap().deployments.is_empty());
+    }
+
+    #[test]
     fn batches_round_trip_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
