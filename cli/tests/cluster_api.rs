@@ -148,6 +148,14 @@ async fn killing_tasks_replaces_them_or_scales_the_app_down() {
                      "env": c.marker_env()});
     assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
     let tasks = c.wait_running("k", 3).await;
+    // A kill with scale=true is a deployment: it waits until the create's deployment has ended
+    // (else 409, the app is locked), as on Marathon.
+    eventually(
+        Duration::from_secs(20),
+        "the create deployment to end",
+        || async { (c.get("/v2/deployments").await == json!([])).then_some(()) },
+    )
+    .await;
     let delete = |path: String| {
         let req = c.request(reqwest::Method::DELETE, &path);
         async move {

@@ -109,6 +109,28 @@ async fn load(
             })?;
         state.services.apps.insert(id, app);
     }
+    for (id, version, json) in snap.app_versions {
+        match serde_json::from_value::<AppDefinition>(json) {
+            Ok(app) => {
+                state
+                    .services
+                    .versions
+                    .entry(id)
+                    .or_default()
+                    .insert(version, app);
+            }
+            Err(e) => {
+                tracing::warn!(app = %id, %version, error = %e, "ignoring an unreadable stored app version")
+            }
+        }
+    }
+    for (id, json) in snap.deployments {
+        let plan = serde_json::from_value(json).map_err(|source| MasterError::CorruptApp {
+            id: format!("deployment {id}"),
+            source,
+        })?;
+        state.services.deployments.insert(id, plan);
+    }
     let st = &mut state.cluster;
     for t in snap.tasks {
         if t.state.is_terminal() {

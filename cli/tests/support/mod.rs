@@ -115,6 +115,19 @@ impl Cluster {
         }
     }
 
+    /// Lets agents miss `n` heartbeats (0.25 s each) before the master calls them unreachable,
+    /// from the master's next start on: for tests that sample task states throughout and must not
+    /// see an agent lost because a loaded machine starved it for 2 s.
+    pub fn tolerate_missed_heartbeats(&mut self, n: u32) {
+        if let Some(i) = self
+            .master_flags
+            .iter()
+            .position(|f| f == "--max-missed-heartbeats")
+        {
+            self.master_flags[i + 1] = n.to_string();
+        }
+    }
+
     /// More flags for the master (from its next start on).
     pub fn add_master_flags<S: AsRef<std::ffi::OsStr>>(&mut self, flags: &[S]) {
         self.master_flags.extend(

@@ -1,8 +1,12 @@
-//! The services controller's actions on apps, each one typed call from the API: create, delete,
-//! kill an app's tasks. Each is stored before it returns; the controller does the rest.
+//! The services controller's actions on tasks, each one typed call from the API: kill an app's
+//! tasks (and scale it down by as many). Stored before it returns; the controller does the rest.
+//! Changes of apps themselves go through deployments (`updates`).
 
-use super::app_definition::AppDefinition;
+use super::deployments::config::fresh_version;
+use super::deployments::plan::ChangeKind;
+use super::deployments::DeploymentPlan;
 use super::state::PortsExhausted;
+use super::updates::app_writes;
 use crate::cluster::Core;
 use crate::store::records::TaskRecord;
 use crate::store::{StoreError, Write};
@@ -15,62 +19,31 @@ pub enum ServiceError {
     AppExists(String),
     #[error("App '{0}' does not exist")]
     AppNotFound(String),
+    #[error("App '{id}' does not exist in version {version}")]
+    VersionNotFound { id: String, version: String },
+    #[error("DeploymentPlan {0} does not exist")]
+    DeploymentNotFound(String),
+    /// The apps are locked by these deployments (and `force` was not given).
+    #[error("App is locked by one or more deployments: {}", .0.join(", "))]
+    Locked(Vec<String>),
     #[error(transparent)]
     PortsExhausted(#[from] PortsExhausted),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Creates an app. Stored before this returns.
-pub async fn create_app(core: &Core, app: AppDefinition) -> Result<AppDefinition, ServiceError> {
-    let mut guard = core.state().await;
-    let svc = &mut guard.services;
-    if svc.apps.contains_key(&app.id) {
-        return Err(ServiceError::AppExists(app.id));
-    }
-    let mut app = app;
-    svc.assign_service_ports(&mut app)?;
-    let json = serde_json::to_value(&app).unwrap_or_default();
-    core.store()
-        .apply(vec![Write::PutApp {
-            id: app.id.clone(),
-            app: json,
-        }])
-        .await?;
-    svc.apps.insert(app.id.clone(), app.clone());
-    drop(guard);
-    core.wake();
-    Ok(app)
-}
-
-/// Deletes an app: it disappears at once; its tasks are killed by the controller.
-pub async fn delete_app(core: &Core, id: &str) -> Result<(), ServiceError> {
-    let mut guard = core.state().await;
-    let svc = &mut guard.services;
-    if !svc.apps.contains_key(id) {
-        return Err(ServiceError::AppNotFound(id.to_owned()));
-    }
-    core.store()
-        .apply(vec![Write::DeleteApp(id.to_owned())])
-        .await?;
-    svc.apps.remove(id);
-    svc.waiting.remove(id);
-    svc.launch_delays.remove(id);
-    drop(guard);
-    core.wake();
-    Ok(())
-}
-
 /// Kills tasks of `app_id` (those in `only`, or all of them). With `scale`, the app's instance
 /// count goes down by the number killed (a scaling change, stored first); without it the
-/// controller replaces them. Returns the killed tasks as they were.
+/// controller replaces them. Returns the killed tasks as they were and, for a scale, the
+/// deployment (id, version) that follows it; a scale of an app locked by a deployment is refused
+/// unless `force`, which cancels that deployment.
 pub async fn kill_app_tasks(
     core: &Core,
     app_id: &str,
     only: Option<&[TaskId]>,
     scale: bool,
-    version: &str,
-) -> Result<Vec<TaskRecord>, ServiceError> {
+    force: bool,
+) -> Result<(Vec<TaskRecord>, Option<(String, String)>), ServiceError> {
     let mut guard = core.state().await;
     let crate::state::MasterState {
         cluster: st,
@@ -88,15 +61,34 @@ pub async fn kill_app_tasks(
         .collect();
     let mut writes = Vec::new();
     let mut scaled = None;
-    if scale && !victims.is_empty() {
+    let mut plan = None;
+    let locks = if scale {
+        svc.locking([app_id])
+    } else {
+        Vec::new()
+    };
+    if !locks.is_empty() && !force {
+        return Err(ServiceError::Locked(locks));
+    }
+    if scale {
         let mut a = app.clone();
         a.instances = a.instances.saturating_sub(victims.len() as u32);
-        a.stamp_scaling(version);
-        writes.push(Write::PutApp {
-            id: a.id.clone(),
-            app: serde_json::to_value(&a).unwrap_or_default(),
+        let version = fresh_version(Some(&app.version), gantry_proto::time::now_secs());
+        a.stamp_scaling(&version);
+        writes.extend(app_writes(&a));
+        let p = DeploymentPlan::new(
+            uuid::Uuid::new_v4().to_string(),
+            version,
+            &[(a.id.clone(), ChangeKind::Scale)],
+            [(a.id.clone(), Some(app.clone()))].into_iter().collect(),
+        );
+        writes.extend(locks.iter().cloned().map(Write::DeleteDeployment));
+        writes.push(Write::PutDeployment {
+            id: p.id.clone(),
+            deployment: serde_json::to_value(&p).unwrap_or_default(),
         });
         scaled = Some(a);
+        plan = Some(p);
     }
     let killed: Vec<TaskRecord> = victims
         .iter()
@@ -108,8 +100,20 @@ pub async fn kill_app_tasks(
     writes.extend(killed.iter().map(|t| Write::PutTask(Box::new(t.clone()))));
     core.store().apply(writes).await?;
     if let Some(a) = scaled {
+        svc.versions
+            .entry(a.id.clone())
+            .or_default()
+            .insert(a.version.clone(), a.clone());
         svc.apps.insert(a.id.clone(), a);
     }
+    for id in &locks {
+        svc.deployments.remove(id);
+    }
+    let deployment = plan.map(|p| {
+        let out = (p.id.clone(), p.version.clone());
+        svc.deployments.insert(p.id.clone(), p);
+        out
+    });
     for t in killed {
         let msg = MasterMessage::KillTask {
             task_id: t.info.task_id.clone(),
@@ -120,5 +124,5 @@ pub async fn kill_app_tasks(
     }
     drop(guard);
     core.wake();
-    Ok(victims)
+    Ok((victims, deployment))
 }

@@ -1,8 +1,10 @@
 //! The service controller: keeps every app at its instance count. Each run scales up (placing new
 //! instances with the allocator and re-checking the plan against current state), kills surplus and
-//! orphaned tasks, and applies the unreachable strategy. Runs when woken and once a second.
+//! orphaned tasks, and applies the unreachable strategy; an app that a deployment restarts is
+//! replaced by the rolling arithmetic instead. Runs when woken and once a second.
 
 use super::app_definition::KillSelection;
+use super::deployments::replace;
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use super::requirements::{self, all_met, unmet_reason};
 use super::state::Waiting;
@@ -61,6 +63,9 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let mut writes: Vec<Write> = Vec::new();
         let ended = st.take_ended(|o| matches!(o, TaskOwner::App { .. }));
         super::backoff::record_ends(svc, &ended, now);
+        // Deployments move on once their step's tasks are ready (stored with this run's writes).
+        let (moved, _) = super::deployments::progress::advance(svc, st);
+        writes.extend(moved);
 
         // Expunge unreachable tasks whose app gave up on them.
         let expunge: Vec<TaskId> = st
@@ -114,7 +119,13 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 .filter(|t| !super::health::is_doomed(t))
                 .collect();
             let want = app.instances as usize;
-            if active.len() > want {
+            let mut missing = want.saturating_sub(active.len());
+            if svc.restarting(&app.id) {
+                // A rolling replace (spec §2.8) decides both what goes and what comes.
+                let (kill, launch) = replace::kills_and_launches(svc, app, &active);
+                to_kill.extend(kill);
+                missing = launch;
+            } else if active.len() > want {
                 // Unreachable ones first, then by the app's killSelection (youngest by default).
                 let oldest_first = app.kill_selection == KillSelection::OldestFirst;
                 active.sort_by(|a, b| {
@@ -132,7 +143,8 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         .iter()
                         .map(|t| t.info.task_id.clone()),
                 );
-            } else if active.len() < want {
+            }
+            if missing > 0 {
                 let delayed = svc
                     .launch_delays
                     .get(&app.id)
@@ -140,7 +152,6 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 if delayed {
                     continue;
                 }
-                let missing = want - active.len();
                 let needs = requirements::needs_of(app);
                 if !needs.is_empty() {
                     let eligible: HashSet<AgentId> = st

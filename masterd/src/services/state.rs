@@ -1,8 +1,10 @@
 //! What the services controller holds in memory beside the core's tasks: the app definitions, each
 //! app's launch delay after failures (Marathon's backoff) and why an app waits. Guarded by the
 //! master's one lock, next to the core's state, so a controller run sees apps and tasks together.
+//! Also every stored version of each app and the deployments in progress.
 
 use super::app_definition::AppDefinition;
+use super::deployments::DeploymentPlan;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The range service ports are assigned from (Marathon's `local_port_min`..`local_port_max`).
@@ -40,9 +42,33 @@ pub struct ServiceState {
     pub apps: BTreeMap<String, AppDefinition>,
     pub launch_delays: HashMap<String, LaunchDelay>,
     pub waiting: BTreeMap<String, Waiting>,
+    /// Every stored version of each app, by app id then version.
+    pub versions: BTreeMap<String, BTreeMap<String, AppDefinition>>,
+    /// The deployments in progress, by id.
+    pub deployments: BTreeMap<String, DeploymentPlan>,
 }
 
 impl ServiceState {
+    /// One stored version of an app.
+    pub fn version(&self, app: &str, version: &str) -> Option<&AppDefinition> {
+        self.versions.get(app)?.get(version)
+    }
+
+    /// The deployments that change any of `apps` (they lock them), by id.
+    pub fn locking<'a>(&self, apps: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let apps: Vec<&str> = apps.into_iter().collect();
+        self.deployments
+            .values()
+            .filter(|d| apps.iter().any(|a| d.affects(a)))
+            .map(|d| d.id.clone())
+            .collect()
+    }
+
+    /// Is a deployment's step in progress restarting `app` (a rolling replace)?
+    pub fn restarting(&self, app: &str) -> bool {
+        self.deployments.values().any(|d| d.restarting(app))
+    }
+
     /// Gives every port definition asking for port 0 a service port from 10000-20000 (Marathon's
     /// default `local_port_min`/`max`), unique across apps. When the range has too few free ports
     /// nothing is assigned and the error says how many were needed and free.

@@ -40,7 +40,20 @@ pub enum Write {
         id: String,
         app: serde_json::Value,
     },
+    /// Deletes an app and every stored version of it.
     DeleteApp(String),
+    /// Keeps one version of an app (Marathon JSON), listed by `/v2/apps/{id}/versions`.
+    PutAppVersion {
+        id: String,
+        version: String,
+        app: serde_json::Value,
+    },
+    /// Create or replace a deployment plan and its progress (the services controller's JSON).
+    PutDeployment {
+        id: String,
+        deployment: serde_json::Value,
+    },
+    DeleteDeployment(String),
     PutTask(Box<TaskRecord>),
     DeleteTask(String),
     PutAgent(Box<AgentRecord>),
@@ -79,6 +92,9 @@ pub struct Snapshot {
     pub meta: Vec<(String, String)>,
     pub jobs: Vec<(String, serde_json::Value)>,
     pub runs: Vec<(u64, serde_json::Value)>,
+    /// Every stored app version: (app id, version, app JSON), by app then version.
+    pub app_versions: Vec<(String, String, serde_json::Value)>,
+    pub deployments: Vec<(String, serde_json::Value)>,
 }
 
 /// Durable master state. Implementations are synchronous; `AsyncStore` runs them off the runtime.

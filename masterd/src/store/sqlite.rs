@@ -20,6 +20,13 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE jobs (name TEXT PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, body TEXT NOT NULL);
      CREATE INDEX runs_by_job ON runs(job);",
+    // 4: every version of every app, and deployment plans with their progress. The apps stored
+    // before keep their current definition as their one version.
+    "CREATE TABLE app_versions (app_id TEXT NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL,
+                                PRIMARY KEY (app_id, version));
+     INSERT INTO app_versions (app_id, version, body)
+         SELECT id, COALESCE(json_extract(body, '$.version'), ''), body FROM apps;
+     CREATE TABLE deployments (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
 ];
 
 /// A SQLite database file (or an in-memory one for tests).
@@ -104,6 +111,23 @@ impl Store for SqliteStore {
                 }
                 Write::DeleteApp(id) => {
                     tx.execute("DELETE FROM apps WHERE id = ?1", params![id])?;
+                    tx.execute("DELETE FROM app_versions WHERE app_id = ?1", params![id])?;
+                }
+                Write::PutAppVersion { id, version, app } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO app_versions (app_id, version, body) \
+                         VALUES (?1, ?2, ?3)",
+                        params![id, version, to_json(app)],
+                    )?;
+                }
+                Write::PutDeployment { id, deployment } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO deployments (id, body) VALUES (?1, ?2)",
+                        params![id, to_json(deployment)],
+                    )?;
+                }
+                Write::DeleteDeployment(id) => {
+                    tx.execute("DELETE FROM deployments WHERE id = ?1", params![id])?;
                 }
                 Write::PutTask(t) => {
                     tx.execute(
@@ -197,6 +221,30 @@ impl Store for SqliteStore {
                 .map(|(id, body)| Ok((id as u64, from_json(&format!("run {id}"), &body)?)))
                 .collect::<Result<_, StoreError>>()?
         };
+        let app_versions = {
+            let mut stmt = conn.prepare(
+                "SELECT app_id, version, body FROM app_versions ORDER BY app_id, version",
+            )?;
+            let out = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.into_iter()
+                .map(|(id, v, body)| {
+                    let app = from_json(&format!("{id} version {v}"), &body)?;
+                    Ok((id, v, app))
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
+        let deployments = rows("SELECT id, body FROM deployments ORDER BY id")?
+            .into_iter()
+            .map(|(id, body)| Ok((id.clone(), from_json(&id, &body)?)))
+            .collect::<Result<_, StoreError>>()?;
         Ok(Snapshot {
             apps,
             tasks,
@@ -204,6 +252,8 @@ impl Store for SqliteStore {
             meta,
             jobs,
             runs,
+            app_versions,
+            deployments,
         })
     }
 
@@ -258,6 +308,48 @@ mod tests {
             kill_requested: false,
             health: Vec::new(),
         }
+    }
+
+    #[test]
+    fn migration_4_keeps_each_stored_app_as_its_one_version() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO apps (id, body) VALUES ('/web', ?1)",
+            params![r#"{"id":"/web","version":"2026-01-01T00:00:00.000Z"}"#],
+        )
+        .unwrap();
+        let s = SqliteStore::with_connection(conn).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+        let snap = s.load().unwrap();
+        assert_eq!(
+            snap.app_versions,
+            vec![(
+                "/web".to_string(),
+                "2026-01-01T00:00:00.000Z".to_string(),
+                serde_json::json!({"id": "/web", "version": "2026-01-01T00:00:00.000Z"})
+            )]
+        );
+        s.apply(&[
+            Write::PutDeployment {
+                id: "d1".into(),
+                deployment: serde_json::json!({"steps": []}),
+            },
+            Write::DeleteApp("/web".into()),
+        ])
+        .unwrap();
+        let snap = s.load().unwrap();
+        assert!(snap.app_versions.is_empty(), "a deleted app's versions go");
+        assert_eq!(
+            snap.deployments,
+            vec![("d1".to_string(), serde_json::json!({"steps": []}))]
+        );
+        s.apply(&[Write::DeleteDeployment("d1".into())]).unwrap();
+        assert!(s.load().unwrap().deployments.is_empty());
     }
 
     #[test]

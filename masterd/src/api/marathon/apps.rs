@@ -4,12 +4,13 @@
 use super::error::MarathonError;
 use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
 use super::query::{flag, Query};
-use super::render::{app_info, embeds_waiting, iso, task, waiting};
+use super::render::{app_info, embeds_waiting, task, waiting};
 use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::services::actions::{self, ServiceError};
 use crate::services::app_definition::AppDefinition;
 use crate::services::path_id;
+use crate::services::updates::{self, Change, Target};
 use crate::state::MasterState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -20,20 +21,14 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-impl From<ServiceError> for MarathonError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::AppExists(_) => MarathonError::Conflict(e.to_string()),
-            ServiceError::AppNotFound(_) => MarathonError::NotFound(e.to_string()),
-            ServiceError::PortsExhausted(_) => MarathonError::Unprocessable(e.to_string()),
-            ServiceError::Store(_) => MarathonError::Internal(e.to_string()),
-        }
-    }
-}
-
-fn deployment_headers(resp: &mut Response, deployment: &str) {
-    if let Ok(v) = HeaderValue::from_str(deployment) {
-        resp.headers_mut().insert("Marathon-Deployment-Id", v);
+/// Refuses an app whose `user` the caller may not run tasks as (its principal's run_as list).
+pub fn check_user(caller: &Caller, app: &AppDefinition) -> Result<(), MarathonError> {
+    match app.user.as_deref().filter(|u| !caller.may_run_as(u)) {
+        Some(user) => Err(MarathonError::Forbidden(format!(
+            "principal '{}' may not run tasks as user '{user}' (its run_as list)",
+            caller.name()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -41,19 +36,26 @@ fn deployment_headers(resp: &mut Response, deployment: &str) {
 pub async fn create(
     State(core): State<Arc<Core>>,
     caller: Option<Extension<Caller>>,
+    Query(q): Query,
     body: Bytes,
 ) -> Result<Response, MarathonError> {
-    let mut app = AppDefinition::parse(&body)?;
+    let app = AppDefinition::parse(&body)?;
     let caller = caller.map(|Extension(c)| c).unwrap_or_default();
-    if let Some(user) = app.user.as_deref().filter(|u| !caller.may_run_as(u)) {
-        return Err(MarathonError::Forbidden(format!(
-            "principal '{}' may not run tasks as user '{user}' (its run_as list)",
-            caller.name()
-        )));
+    check_user(&caller, &app)?;
+    if core.state().await.services.apps.contains_key(&app.id) {
+        return Err(ServiceError::AppExists(app.id).into());
     }
-    app.stamp_config_change(&iso(gantry_proto::time::now_secs()));
-    let app = actions::create_app(&core, app).await?;
-    let deployment = uuid::Uuid::new_v4().to_string();
+    let change = Change {
+        id: app.id.clone(),
+        target: Target::Put(app),
+    };
+    let deployed = updates::deploy(&core, vec![change], flag(q.first("force"), false)).await?;
+    let Some(app) = deployed.apps.into_iter().next() else {
+        return Err(MarathonError::Internal(
+            "the deployment lost its app".into(),
+        ));
+    };
+    let deployment = deployed.id;
     let st = core.state().await;
     let mut info = app_info(&st, &app, false);
     if let Some(obj) = info.as_object_mut() {
@@ -72,7 +74,7 @@ pub async fn create(
     if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{}", app.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    deployment_headers(&mut resp, &deployment);
+    deployment_header(&mut resp, &deployment);
     Ok(resp)
 }
 
@@ -119,14 +121,30 @@ fn add_waiting(st: &MasterState, app: &AppDefinition, info: &mut Value) {
 }
 
 /// What a path under `/v2/apps/` names.
-enum AppPath {
+pub enum AppPath {
     App(String),
     Tasks(String),
     Task(String, String),
+    Versions(String),
+    Version(String, String),
+    Restart(String),
 }
 
-fn parse_path(rest: &str) -> AppPath {
+/// Splits a path under `/v2/apps/` into the app id and its known suffix (spec §0: `/tasks`,
+/// `/tasks/{taskId}`, `/versions`, `/versions/{v}`, `/restart`).
+pub fn parse_path(rest: &str) -> AppPath {
     let rest = rest.trim_end_matches('/');
+    if let Some(app) = rest.strip_suffix("/versions") {
+        return AppPath::Versions(path_id::normalize(app));
+    }
+    if let Some(app) = rest.strip_suffix("/restart") {
+        return AppPath::Restart(path_id::normalize(app));
+    }
+    if let Some((app, v)) = rest.rsplit_once("/versions/") {
+        if !v.contains('/') {
+            return AppPath::Version(path_id::normalize(app), v.to_owned());
+        }
+    }
     if let Some(app) = rest.strip_suffix("/tasks") {
         return AppPath::Tasks(path_id::normalize(app));
     }
@@ -178,8 +196,10 @@ pub async fn get(
             }
             Ok(Json(out))
         }
-        // Marathon has no GET for one task: the path names no app.
-        AppPath::Task(..) => Err(MarathonError::NotFound(format!(
+        AppPath::Versions(id) => super::versions::list(&st, &id),
+        AppPath::Version(id, v) => super::versions::one(&st, &id, &v),
+        // Marathon has no GET for one task, nor for a restart: the path names no app.
+        AppPath::Task(..) | AppPath::Restart(_) => Err(MarathonError::NotFound(format!(
             "App '{}' does not exist",
             path_id::normalize(&rest)
         ))),
@@ -196,10 +216,18 @@ pub async fn delete(
 ) -> Result<Response, MarathonError> {
     let (app, only) = match parse_path(&rest) {
         AppPath::App(id) => {
-            // `force` defaults to true here; with no deployments to override it changes nothing.
-            let _force = flag(q.first("force"), true);
-            actions::delete_app(&core, &id).await?;
-            return Ok(deployment_result());
+            // `force` defaults to true here (spec §0): a deployment on the app gives way.
+            let change = Change {
+                id,
+                target: Target::Delete,
+            };
+            let d = updates::deploy(&core, vec![change], flag(q.first("force"), true)).await?;
+            return Ok(deployment_result(&d.id, &d.version));
+        }
+        AppPath::Versions(id) | AppPath::Version(id, _) | AppPath::Restart(id) => {
+            return Err(MarathonError::NotFound(format!(
+                "App '{id}' does not exist"
+            )));
         }
         AppPath::Tasks(app) => (app, None),
         AppPath::Task(app, task) => (app, Some(vec![gantry_proto::TaskId(task)])),
@@ -234,8 +262,9 @@ pub async fn delete(
         .as_ref()
         .filter(|ids| ids.len() == 1 && q.first("host").is_none())
         .map(|ids| ids[0].clone());
-    let now = iso(gantry_proto::time::now_secs());
-    let killed = actions::kill_app_tasks(&core, &app, only.as_deref(), scale, &now).await?;
+    let force = flag(q.first("force"), false);
+    let (killed, deployment) =
+        actions::kill_app_tasks(&core, &app, only.as_deref(), scale, force).await?;
     if let Some(id) = &single {
         if killed.is_empty() {
             return Err(MarathonError::NotFound(format!(
@@ -243,8 +272,8 @@ pub async fn delete(
             )));
         }
     }
-    if scale {
-        return Ok(deployment_result());
+    if let Some((id, version)) = deployment {
+        return Ok(deployment_result(&id, &version));
     }
     let st = core.state().await;
     let mut rendered: Vec<Value> = killed.iter().map(|t| task(&st, t, false)).collect();
@@ -257,11 +286,17 @@ pub async fn delete(
     })
 }
 
-/// A deployment result (`{"deploymentId", "version"}` and the `Marathon-Deployment-Id` header).
-fn deployment_result() -> Response {
-    let deployment = uuid::Uuid::new_v4().to_string();
-    let body = json!({"deploymentId": deployment, "version": iso(gantry_proto::time::now_secs())});
+/// Sets the `Marathon-Deployment-Id` header.
+pub fn deployment_header(resp: &mut Response, deployment: &str) {
+    if let Ok(v) = HeaderValue::from_str(deployment) {
+        resp.headers_mut().insert("Marathon-Deployment-Id", v);
+    }
+}
+
+/// A deployment result: 200 `{"deploymentId", "version"}` with the `Marathon-Deployment-Id` header.
+pub fn deployment_result(deployment: &str, version: &str) -> Response {
+    let body = json!({"deploymentId": deployment, "version": version});
     let mut resp = Json(body).into_response();
-    deployment_headers(&mut resp, &deployment);
+    deployment_header(&mut resp, deployment);
     resp
 }

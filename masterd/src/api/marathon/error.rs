@@ -1,6 +1,7 @@
 //! Marathon's error bodies and status codes (spec §3.9), as one error type that renders itself as
 //! an `application/json` response.
 
+use crate::services::actions::ServiceError;
 use crate::services::app::describe;
 pub use crate::services::app::{AppError, FieldErrors};
 use axum::http::StatusCode;
@@ -58,6 +59,20 @@ impl From<AppError> for MarathonError {
             AppError::InvalidFields(d) => MarathonError::InvalidFields(d),
             AppError::InvalidObject(d) => MarathonError::InvalidObject(d),
             AppError::Unprocessable(d) => MarathonError::Unprocessable(d),
+        }
+    }
+}
+
+impl From<ServiceError> for MarathonError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::AppExists(_) => MarathonError::Conflict(e.to_string()),
+            ServiceError::AppNotFound(_)
+            | ServiceError::VersionNotFound { .. }
+            | ServiceError::DeploymentNotFound(_) => MarathonError::NotFound(e.to_string()),
+            ServiceError::Locked(ids) => MarathonError::Locked(ids),
+            ServiceError::PortsExhausted(_) => MarathonError::Unprocessable(e.to_string()),
+            ServiceError::Store(_) => MarathonError::Internal(e.to_string()),
         }
     }
 }

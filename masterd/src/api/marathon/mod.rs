@@ -1,23 +1,46 @@
-//! The Marathon v2 REST API: apps, tasks, queue, ping.
+//! The Marathon v2 REST API: apps (and their versions, updates, restarts), tasks, deployments,
+//! queue, info, leader, ping.
 
 pub mod apps;
+pub mod deployments;
 pub mod error;
 pub mod gpu_usage;
+pub mod info;
 pub mod query;
 pub mod render;
 pub mod tasks;
+pub mod updates;
+pub mod versions;
 
 use crate::cluster::Core;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 
 /// The Marathon routes.
 pub fn router() -> Router<Arc<Core>> {
     Router::new()
-        .route("/v2/apps", get(apps::list).post(apps::create))
-        .route("/v2/apps/{*id}", get(apps::get).delete(apps::delete))
+        .route(
+            "/v2/apps",
+            get(apps::list)
+                .post(apps::create)
+                .put(updates::put_all)
+                .patch(updates::patch_all),
+        )
+        .route(
+            "/v2/apps/{*id}",
+            get(apps::get)
+                .delete(apps::delete)
+                .put(updates::put)
+                .patch(updates::patch)
+                .post(updates::restart),
+        )
         .route("/v2/tasks", get(tasks::list))
+        .route("/v2/tasks/delete", post(tasks::delete_many))
+        .route("/v2/deployments", get(deployments::list))
+        .route("/v2/deployments/{id}", delete(deployments::cancel))
         .route("/v2/queue", get(tasks::queue))
+        .route("/v2/info", get(info::get_info))
+        .route("/v2/leader", get(info::get_leader))
         .route("/ping", get(tasks::ping))
 }

@@ -111,7 +111,13 @@ pub fn app_info(st: &MasterState, app: &AppDefinition, full: bool) -> Value {
         });
         obj.insert("tasksHealthy".into(), json!(healthy));
         obj.insert("tasksUnhealthy".into(), json!(unhealthy));
-        obj.insert("deployments".into(), json!([]));
+        let deployments: Vec<Value> = st
+            .services
+            .locking([app.id.as_str()])
+            .into_iter()
+            .map(|id| json!({ "id": id }))
+            .collect();
+        obj.insert("deployments".into(), Value::Array(deployments));
         if full {
             let tasks: Vec<Value> = st
                 .cluster

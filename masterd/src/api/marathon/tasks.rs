@@ -91,3 +91,78 @@ pub async fn ping(headers: HeaderMap) -> Response {
         "pong".into_response()
     }
 }
+
+/// `POST /v2/tasks/delete` with `{"ids": [...]}`: kills the tasks, grouped by the app their ids
+/// name; well-formed ids of unknown tasks or apps are skipped. `scale=true` answers the deployment
+/// result of the last app scaled (one deployment per app).
+pub async fn delete_many(
+    State(core): State<Arc<Core>>,
+    Query(q): Query,
+    body: axum::body::Bytes,
+) -> Result<Response, super::error::MarathonError> {
+    use super::error::MarathonError;
+    use super::query::flag;
+    let scale = flag(q.first("scale"), false);
+    if scale && flag(q.first("wipe"), false) {
+        return Err(MarathonError::BadRequest(
+            "You cannot use scale and wipe at the same time.".into(),
+        ));
+    }
+    let body = crate::services::app_definition::parse_body(&body)?;
+    let ids: Vec<String> = match body.get("ids").and_then(Value::as_array) {
+        Some(ids) => ids
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                MarathonError::InvalidFields(vec![crate::services::app::FieldErrors {
+                    path: "/ids".into(),
+                    errors: vec!["error.expected.jsstring".into()],
+                }])
+            })?,
+        None => {
+            return Err(MarathonError::InvalidFields(vec![
+                crate::services::app::FieldErrors {
+                    path: "/ids".into(),
+                    errors: vec!["error.path.missing".into()],
+                },
+            ]))
+        }
+    };
+    let mut by_app: std::collections::BTreeMap<String, Vec<gantry_proto::TaskId>> =
+        Default::default();
+    for id in ids {
+        let parts = crate::services::path_id::parse_task_id(&id)
+            .map_err(|e| MarathonError::BadRequest(e.to_string()))?;
+        by_app
+            .entry(parts.app_id)
+            .or_default()
+            .push(gantry_proto::TaskId(id));
+    }
+    let force = flag(q.first("force"), false);
+    let mut killed = Vec::new();
+    let mut last = None;
+    for (app, ids) in by_app {
+        match crate::services::actions::kill_app_tasks(&core, &app, Some(&ids), scale, force).await
+        {
+            Ok((k, d)) => {
+                killed.extend(k);
+                last = d.or(last);
+            }
+            Err(crate::services::actions::ServiceError::AppNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if scale {
+        let (id, version) = last.unwrap_or_else(|| {
+            (
+                uuid::Uuid::new_v4().to_string(),
+                iso(gantry_proto::time::now_secs()),
+            )
+        });
+        return Ok(super::apps::deployment_result(&id, &version));
+    }
+    let st = core.state().await;
+    let tasks: Vec<Value> = killed.iter().map(|t| task(&st, t, false)).collect();
+    Ok(Json(json!({ "tasks": tasks })).into_response())
+}

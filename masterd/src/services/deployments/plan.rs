@@ -1,0 +1,195 @@
+//! A deployment plan: its steps of actions (StartApplication, ScaleApplication,
+//! RestartApplication, StopApplication), the step in progress, and the apps as they were before it
+//! (what a rollback deploys), in the JSON the store keeps and `GET /v2/deployments` shows.
+
+use crate::services::app_definition::AppDefinition;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What one action does to its app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionKind {
+    StartApplication,
+    ScaleApplication,
+    RestartApplication,
+    StopApplication,
+}
+
+/// One action of a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub action: ActionKind,
+    pub app: String,
+}
+
+/// A deployment: steps run in order, the actions of a step together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPlan {
+    pub id: String,
+    /// The version the deployment brings the apps to (its creation timestamp).
+    pub version: String,
+    pub steps: Vec<Vec<Action>>,
+    /// The index of the step in progress; `steps.len()` once all are done.
+    pub current: usize,
+    /// Each affected app as it was before (`None`: it did not exist), for a rollback.
+    pub original: BTreeMap<String, Option<AppDefinition>>,
+}
+
+/// What a change does to one app, for planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    /// Same configuration: only `instances` (or nothing) changed.
+    Scale,
+    /// Another configuration, or a restart.
+    Restart,
+    Delete,
+}
+
+impl DeploymentPlan {
+    /// The plan of Marathon's `DeploymentPlan`: stops first, then starts (at 0 instances), then
+    /// one step of scale and restart actions. Empty steps are dropped.
+    pub fn new(
+        id: String,
+        version: String,
+        changes: &[(String, ChangeKind)],
+        original: BTreeMap<String, Option<AppDefinition>>,
+    ) -> Self {
+        let of = |pick: &dyn Fn(ChangeKind) -> Option<ActionKind>| -> Vec<Action> {
+            changes
+                .iter()
+                .filter_map(|(app, k)| {
+                    pick(*k).map(|action| Action {
+                        action,
+                        app: app.clone(),
+                    })
+                })
+                .collect()
+        };
+        let stops = of(&|k| (k == ChangeKind::Delete).then_some(ActionKind::StopApplication));
+        let starts = of(&|k| (k == ChangeKind::Create).then_some(ActionKind::StartApplication));
+        let rest = of(&|k| match k {
+            ChangeKind::Create | ChangeKind::Scale => Some(ActionKind::ScaleApplication),
+            ChangeKind::Restart => Some(ActionKind::RestartApplication),
+            ChangeKind::Delete => None,
+        });
+        let steps = [stops, starts, rest]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        DeploymentPlan {
+            id,
+            version,
+            steps,
+            current: 0,
+            original,
+        }
+    }
+
+    /// The apps the plan changes, sorted.
+    pub fn affected_apps(&self) -> Vec<String> {
+        let mut apps: Vec<String> = self.steps.iter().flatten().map(|a| a.app.clone()).collect();
+        apps.sort();
+        apps.dedup();
+        apps
+    }
+
+    /// Does the plan change `app`?
+    pub fn affects(&self, app: &str) -> bool {
+        self.steps.iter().flatten().any(|a| a.app == app)
+    }
+
+    /// The actions of the step in progress (none once done).
+    pub fn current_actions(&self) -> &[Action] {
+        self.steps.get(self.current).map_or(&[], Vec::as_slice)
+    }
+
+    /// Is `app` being restarted (rolling replace) by the step in progress?
+    pub fn restarting(&self, app: &str) -> bool {
+        self.current_actions()
+            .iter()
+            .any(|a| a.app == app && a.action == ActionKind::RestartApplication)
+    }
+
+    /// The plan as `GET /v2/deployments` lists it (spec §3.5). `currentStep` is 1-based.
+    pub fn to_marathon(&self) -> Value {
+        let steps: Vec<Value> = self.steps.iter().map(|s| json!({ "actions": s })).collect();
+        let current: Vec<Value> = self
+            .current_actions()
+            .iter()
+            .map(|a| json!({"action": a.action, "app": a.app, "readinessCheckResults": []}))
+            .collect();
+        json!({
+            "id": self.id,
+            "version": self.version,
+            "affectedApps": self.affected_apps(),
+            "affectedPods": [],
+            "steps": steps,
+            "currentActions": current,
+            "currentStep": (self.current + 1).min(self.steps.len()),
+            "totalSteps": self.steps.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(changes: &[(&str, ChangeKind)]) -> DeploymentPlan {
+        let changes: Vec<(String, ChangeKind)> =
+            changes.iter().map(|(a, k)| (a.to_string(), *k)).collect();
+        DeploymentPlan::new("d".into(), "v".into(), &changes, BTreeMap::new())
+    }
+
+    fn kinds(p: &DeploymentPlan) -> Vec<Vec<ActionKind>> {
+        p.steps
+            .iter()
+            .map(|s| s.iter().map(|a| a.action).collect())
+            .collect()
+    }
+
+    #[test]
+    fn plans_have_marathons_steps() {
+        use ActionKind::*;
+        assert_eq!(
+            kinds(&plan(&[("/a", ChangeKind::Create)])),
+            [vec![StartApplication], vec![ScaleApplication]]
+        );
+        assert_eq!(
+            kinds(&plan(&[("/a", ChangeKind::Scale)])),
+            [vec![ScaleApplication]]
+        );
+        assert_eq!(
+            kinds(&plan(&[("/a", ChangeKind::Restart)])),
+            [vec![RestartApplication]]
+        );
+        assert_eq!(
+            kinds(&plan(&[("/a", ChangeKind::Delete)])),
+            [vec![StopApplication]]
+        );
+        let mixed = plan(&[
+            ("/b", ChangeKind::Restart),
+            ("/a", ChangeKind::Delete),
+            ("/c", ChangeKind::Create),
+        ]);
+        assert_eq!(
+            kinds(&mixed),
+            [
+                vec![StopApplication],
+                vec![StartApplication],
+                vec![RestartApplication, ScaleApplication]
+            ]
+        );
+        assert_eq!(mixed.affected_apps(), ["/a", "/b", "/c"]);
+        let shown = mixed.to_marathon();
+        assert_eq!(shown["currentStep"], 1);
+        assert_eq!(shown["totalSteps"], 3);
+        assert_eq!(shown["currentActions"][0]["action"], "StopApplication");
+        assert_eq!(
+            shown["currentActions"][0]["readinessCheckResults"],
+            json!([])
+        );
+    }
+}
