@@ -13,12 +13,16 @@
 //! a NUMA policy gets, on the chosen agent, its GPU ids (closest set, `gantry_gpu::select_gpus`),
 //! whole cores and a memory node on the GPUs' NUMA node ([`Placement::numa`]). CPU-only tasks
 //! without a policy take the plain path, and avoid agents with GPUs ([`GpuAgentRule`]).
+//!
+//! Gangs (docs/gang.md): [`place_gangs`] places the ranks of each gang (a multi-node job) all
+//! together against one snapshot, or none of them.
 
 mod agent_state;
 mod check;
 mod cpu_bits;
 mod domain_vec;
 mod feasibility;
+mod gang;
 mod gpu_room;
 mod node_order;
 mod numa_fit;
@@ -34,6 +38,7 @@ mod topology;
 
 pub use check::{check, Conflict, ConflictCause};
 pub use feasibility::ResourceKind;
+pub use gang::{place_gangs, GangDemand, GangOutcome};
 pub use gantry_gpu::NumaPolicy;
 pub use placer::{candidate_limit, MAX_SKIP};
 pub use restricted::place_restricted;

@@ -34,27 +34,28 @@ enum Refusal {
     FitsNowhere(Shape),
 }
 
-/// One run's working state.
-struct Placer<'a> {
+/// One run's working state (the gang module places whole gangs with it, undoing a gang that does
+/// not fit whole).
+pub(super) struct Placer<'a> {
     snapshot: &'a ClusterSnapshot,
-    states: Vec<AgentState>,
+    pub(super) states: Vec<AgentState>,
     /// For each entry of `states`, its index in `snapshot.agents`.
     agent_index: Vec<usize>,
-    unreachable: usize,
+    pub(super) unreachable: usize,
     order: NodeOrder,
     limit: usize,
     /// Tasks of each interned group wanted in all: in the batch plus already running.
     desired: Vec<u32>,
-    failed: FailedShapes,
-    rule: GpuAgentRule,
+    pub(super) failed: FailedShapes,
+    pub(super) rule: GpuAgentRule,
     memo: SelectionMemo,
     /// For each entry of `states`, an upper bound on the GPUs it can still give one task, read
     /// before the agent's state by tasks with GPUs.
-    room: Vec<GpuRoom>,
+    pub(super) room: Vec<GpuRoom>,
 }
 
 /// Where one task goes: the agent, its host ports, and what it is bound to there.
-type Chosen<'a> = (&'a AgentId, Vec<u16>, Option<NumaPlacement>);
+pub(super) type Chosen<'a> = (&'a AgentId, Vec<u16>, Option<NumaPlacement>);
 
 /// Places `demands` on `snapshot`; see [`super::place`].
 pub(crate) fn place(
@@ -130,7 +131,7 @@ pub(crate) fn place(
 }
 
 impl<'a> Placer<'a> {
-    fn new(
+    pub(super) fn new(
         snapshot: &'a ClusterSnapshot,
         interned: &HashMap<&str, u32>,
         mut desired: Vec<u32>,
@@ -182,6 +183,11 @@ impl<'a> Placer<'a> {
             self.failed.remember(*shape);
             return None;
         };
+        self.book(i, shape, group)
+    }
+
+    /// Books a task of `shape` on the agent at `i` (chosen by [`Self::select`]).
+    pub(super) fn book(&mut self, i: usize, shape: &Shape, group: u32) -> Option<Chosen<'a>> {
         let state = &mut self.states[i];
         let ports = state.commit(shape, group)?;
         let numa = match (&mut state.topo, shape.binds()) {
@@ -197,7 +203,7 @@ impl<'a> Placer<'a> {
 
     /// The best of up to `limit` feasible agents, walking the ring from where the last task stopped.
     /// A CPU-only task prefers (`Avoid`) or only takes (`Never`) agents without GPUs.
-    fn select(&mut self, shape: &Shape, group: u32) -> Option<usize> {
+    pub(super) fn select(&mut self, shape: &Shape, group: u32) -> Option<usize> {
         let desired = self.desired[group as usize];
         let (mut counted, mut skipped) = (0, 0);
         let mut best: Option<(usize, f64)> = None;

@@ -84,7 +84,7 @@ const REMEMBERED: usize = 32;
 
 /// Shapes that fit on no agent. Within one placement run free resources only shrink, so any demand
 /// asking at least as much as a remembered shape cannot fit either.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct FailedShapes {
     shapes: Vec<Shape>,
     next: usize,

@@ -57,6 +57,7 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
     record_ends(b, &mut pass, ended, now, now_dt);
     sweep_lost(b, st, &mut pass, now, now_dt);
     enforce_deadlines(b, st, &mut pass, now);
+    super::gang::kill_ended(b, st, &mut pass);
     let next_slot = queue_due(b, &mut pass, now, now_dt);
     let more = launch_queued(b, st, &mut pass, core.cfg.place_options, now);
     let (writes, launches, kills) = pass.finish(b);

@@ -1,6 +1,6 @@
 //! Ended tasks of job runs, as the core hands them over: each attempt's end is recorded, a retry
 //! queued when the job's policy says so, and the run's verdict given once all its attempts (and
-//! array elements) ended. The task's terminal record is released in the same transaction, so a
+//! array elements, gang ranks) ended. The task's terminal record is released in the same transaction, so a
 //! crash in between replays the end, never loses it.
 
 use super::pass::{close_if_done, to_history, Pass};
@@ -122,7 +122,7 @@ pub fn enforce_deadlines(b: &mut BatchState, cluster: &ClusterState, pass: &mut 
     }
 }
 
-/// Ends one attempt: history, a retry or the run's verdict.
+/// Ends one attempt: history, a retry or the run's verdict (a gang's rank: see `super::gang`).
 fn end_attempt(
     b: &mut BatchState,
     pass: &mut Pass,
@@ -138,6 +138,10 @@ fn end_attempt(
             .decide(j.def.soft_error, r.attempt, end, now_dt),
         None => RetryDecision::Cancelled,
     };
+    if r.gang_rank.is_some() {
+        super::gang::end_rank(b, pass, r, decision, now, now_dt);
+        return;
+    }
     r.state = match decision {
         RetryDecision::Succeeded => RunState::Succeeded,
         RetryDecision::Cancelled => RunState::Killed,

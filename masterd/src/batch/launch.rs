@@ -1,6 +1,7 @@
 //! Queued runs onto agents: which may start now (their time has come, the job allows another run,
 //! an array's throttle has room, an agent can run the job's container), where (the same allocator
-//! as services, GPU/NUMA placement included), and the task each becomes.
+//! as services, GPU/NUMA placement included; gangs whole, see `super::gang`), and the task each
+//! becomes.
 
 use super::constraints::Compiled;
 use super::job::{run_command, task_id, ContainerType, JobDefinition};
@@ -33,7 +34,7 @@ fn needs(def: &JobDefinition) -> Vec<Need> {
 }
 
 /// The resources one run asks for.
-fn resources(def: &JobDefinition) -> Resources {
+pub(super) fn resources(def: &JobDefinition) -> Resources {
     Resources {
         cpus: def.cpus,
         mem: def.mem,
@@ -43,7 +44,7 @@ fn resources(def: &JobDefinition) -> Resources {
     }
 }
 
-fn numa(def: &JobDefinition) -> NumaPolicy {
+pub(super) fn numa(def: &JobDefinition) -> NumaPolicy {
     def.numa_policy.unwrap_or(if def.gpus.unwrap_or(0) > 0 {
         NumaPolicy::Prefer
     } else {
@@ -64,7 +65,7 @@ pub fn run_task(
         run.due_ms,
         run.attempt,
         run.arguments.as_deref(),
-        run.array_index,
+        run.array_index.or(run.gang_rank),
         host,
     );
     let mut labels = BTreeMap::new();
@@ -123,6 +124,8 @@ pub fn launch_queued(
     // Jobs that only some agents may run (constraints, container): those agents.
     let mut only_on: HashMap<String, HashSet<AgentId>> = HashMap::new();
     let mut discard: Vec<u64> = Vec::new();
+    // Ready ranks of gang attempts, by (occurrence, attempt): (rank, run id).
+    let mut gangs: BTreeMap<(u64, u32), Vec<(u32, u64)>> = BTreeMap::new();
     let mut more = false;
     for id in ready {
         let Some(r) = b.active.get(&id) else { continue };
@@ -179,6 +182,14 @@ pub fn launch_queued(
                 continue;
             }
         }
+        if let Some(rank) = r.gang_rank {
+            running_jobs.entry(r.job.clone()).or_insert(r.occurrence);
+            gangs
+                .entry((r.occurrence, r.attempt))
+                .or_default()
+                .push((rank, id));
+            continue;
+        }
         if demands.len() == MAX_LAUNCHES_PER_PASS {
             more = true;
             break;
@@ -218,13 +229,22 @@ pub fn launch_queued(
             super::pass::close_if_done(b, pass, &job, occurrence, at, now);
         }
     }
-    if demands.is_empty() {
+    let ready_gangs = super::gang::ready(b, pass, gangs, now);
+    if demands.is_empty() && ready_gangs.is_empty() {
         return more;
     }
     let snapshot = st.snapshot();
-    let mut plan = alloc::place_restricted(&snapshot, &demands, &only_on, options);
-    let conflicts = alloc::check(&snapshot, &plan, &demands);
+    let mut plan = if demands.is_empty() {
+        alloc::Plan::default()
+    } else {
+        alloc::place_restricted(&snapshot, &demands, &only_on, options)
+    };
+    // Gangs are placed on the same snapshot and checked first, so tasks of ordinary jobs never
+    // starve them; an ordinary task that lost its place to a gang waits for the next pass.
+    let mut placed_gangs = super::gang::place(&snapshot, ready_gangs, &only_on, options);
+    let conflicts = super::gang::check(&snapshot, &mut placed_gangs, &plan, &demands);
     plan.drop_conflicts(&conflicts);
+    super::gang::launch(b, st, pass, placed_gangs, now);
     for p in &plan.placements {
         let Some(&id) = by_task.get(&p.task_id) else {
             continue;
@@ -244,33 +264,7 @@ pub fn launch_queued(
         }
         let host = agent.record.info.hostname.clone();
         let info = run_task(&job.def, r, p.agent_id.clone(), &host, p.numa.clone());
-        let rec = TaskRecord {
-            info,
-            owner: TaskOwner::JobRun {
-                job: r.job.clone(),
-                run: id,
-            },
-            state: TaskState::TaskStaging,
-            status: None,
-            last_seq: 0,
-            staged_at: now,
-            started_at: None,
-            unreachable_since: None,
-            expunged: false,
-            kill_requested: false,
-            health: Vec::new(),
-        };
-        if let Some(r) = b.active.get_mut(&id) {
-            r.state = RunState::Launched;
-            r.task_id = Some(rec.info.task_id.0.clone());
-            r.agent_id = Some(p.agent_id.0.clone());
-            r.host = Some(host);
-            r.launched_at = Some(now);
-            r.waiting = None;
-            let snapshot = r.clone();
-            pass.put_run(&snapshot);
-        }
-        pass.launches.push(rec);
+        mark_launched(b, pass, id, info, host, now);
     }
     for u in &plan.unplaced {
         if let Some(r) = by_task.get(&u.task_id).and_then(|id| b.active.get_mut(id)) {
@@ -278,4 +272,42 @@ pub fn launch_queued(
         }
     }
     more
+}
+
+/// Stores run `id` as launched with task `info` on the agent named `host`, and queues the launch.
+pub(super) fn mark_launched(
+    b: &mut BatchState,
+    pass: &mut Pass,
+    id: u64,
+    info: TaskInfo,
+    host: String,
+    now: f64,
+) {
+    let Some(r) = b.active.get_mut(&id) else {
+        return;
+    };
+    let rec = TaskRecord {
+        info,
+        owner: TaskOwner::JobRun {
+            job: r.job.clone(),
+            run: id,
+        },
+        state: TaskState::TaskStaging,
+        status: None,
+        last_seq: 0,
+        staged_at: now,
+        started_at: None,
+        unreachable_since: None,
+        expunged: false,
+        kill_requested: false,
+        health: Vec::new(),
+    };
+    r.state = RunState::Launched;
+    r.task_id = Some(rec.info.task_id.0.clone());
+    r.agent_id = Some(rec.info.agent_id.0.clone());
+    r.host = Some(host);
+    r.launched_at = Some(now);
+    r.waiting = None;
+    pass.put_run(r);
+    pass.launches.push(rec);
 }

@@ -8,6 +8,7 @@ pub mod active;
 pub mod constraints;
 pub mod controller;
 pub mod ends;
+pub mod gang;
 pub mod job;
 pub mod launch;
 pub mod pass;

@@ -78,12 +78,16 @@ pub fn enqueue(
     arguments: Option<String>,
     now: f64,
 ) -> u64 {
-    let indices: Vec<Option<u32>> = match b.jobs.get(job).and_then(|j| j.def.array.as_ref()) {
-        Some(a) => a.indices.iter().map(|i| Some(*i)).collect(),
-        None => vec![None],
-    };
+    let def = b.jobs.get(job).map(|j| &j.def);
+    // (array index, gang rank) of each attempt: one per element, one per rank, or one.
+    let elements: Vec<(Option<u32>, Option<u32>)> =
+        match (def.and_then(|d| d.array.as_ref()), def.and_then(|d| d.gang)) {
+            (Some(a), _) => a.indices.iter().map(|i| (Some(*i), None)).collect(),
+            (None, Some(g)) => (0..g.size).map(|k| (None, Some(k))).collect(),
+            (None, None) => vec![(None, None)],
+        };
     let mut occurrence = 0;
-    for idx in indices {
+    for (idx, rank) in elements {
         let id = b.take_run_id();
         if occurrence == 0 {
             occurrence = id;
@@ -92,6 +96,7 @@ pub fn enqueue(
         r.occurrence = occurrence;
         r.arguments = arguments.clone();
         r.array_index = idx;
+        r.gang_rank = rank;
         pass.put_run(&r);
         b.active.insert(id, r);
     }
@@ -104,11 +109,11 @@ pub fn enqueue(
 /// Moves an ended attempt into its job's history (bounded; dropped runs are deleted).
 pub fn to_history(b: &mut BatchState, pass: &mut Pass, run: RunRecord) {
     pass.put_run(&run);
-    let keep = b
-        .jobs
-        .get(&run.job)
-        .and_then(|j| j.def.array.as_ref())
-        .map_or(b.retention, |a| b.retention.max(a.size() + 10));
+    let def = b.jobs.get(&run.job).map(|j| &j.def);
+    let elements = def
+        .and_then(|d| d.array.as_ref().map(|a| a.size()))
+        .or_else(|| def.and_then(|d| d.gang).map(|g| g.size as usize));
+    let keep = elements.map_or(b.retention, |n| b.retention.max(n + 10));
     let h = b.history.entry(run.job.clone()).or_default();
     h.push_back(run);
     while h.len() > keep {
@@ -119,15 +124,17 @@ pub fn to_history(b: &mut BatchState, pass: &mut Pass, run: RunRecord) {
 }
 
 /// The verdict of a run whose attempts have all ended, or `None` while some still run (or the
-/// run was cancelled). An array run succeeds when every element's last attempt succeeded.
+/// run was cancelled). An array run succeeds when every element's last attempt succeeded, a gang
+/// run when every rank's last attempt did.
 pub fn verdict(b: &BatchState, job: &str, occurrence: u64) -> Option<RunOutcome> {
     if b.active.has_occurrence(occurrence) {
         return None;
     }
-    let mut last: std::collections::BTreeMap<Option<u32>, &RunRecord> = Default::default();
+    type Element = (Option<u32>, Option<u32>);
+    let mut last: std::collections::BTreeMap<Element, &RunRecord> = Default::default();
     for r in b.history.get(job).into_iter().flatten() {
         if r.occurrence == occurrence {
-            last.insert(r.array_index, r);
+            last.insert((r.array_index, r.gang_rank), r);
         }
     }
     if last.is_empty() {

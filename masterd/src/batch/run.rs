@@ -107,6 +107,23 @@ pub struct RunRecord {
     /// Why a queued run is not launched yet (no agent fits, an earlier run still runs, ...).
     #[serde(default)]
     pub waiting: Option<String>,
+    /// The rank of a gang job's attempt (0 to `gangSize` - 1); the ranks of one attempt share
+    /// `occurrence` and `attempt`, and are launched, ended and retried together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang_rank: Option<u32>,
+    /// Set on the other ranks once one rank of their gang attempt ended other than in success:
+    /// they are being killed, and end as that rank did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang_ended: Option<GangEnded>,
+}
+
+/// Which rank ended a gang attempt, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GangEnded {
+    pub rank: u32,
+    /// `Failed` or `Killed`.
+    pub state: RunState,
 }
 
 impl RunRecord {
@@ -135,6 +152,8 @@ impl RunRecord {
             message: None,
             timed_out: false,
             waiting: None,
+            gang_rank: None,
+            gang_ended: None,
         }
     }
 

@@ -78,6 +78,7 @@ pub fn run_json(r: &RunRecord, cluster: &ClusterState) -> Value {
         "scheduledAt": crate::api::marathon::render::iso(r.due_ms as f64 / 1000.0),
         "attempt": r.attempt,
         "arrayIndex": r.array_index,
+        "gangRank": r.gang_rank,
         "arguments": r.arguments,
         "state": state,
         "taskId": r.task_id,

@@ -16,9 +16,10 @@ mod tests;
 pub use array::{JobArray, MAX_ARRAY_INDEX, MAX_ARRAY_TASKS};
 pub use model::{
     ConstraintOperator, Container, ContainerNetwork, ContainerType, DependencyInput,
-    EnvironmentVariable, ExternalVolume, Fetch, JobConstraint, JobDefinition, JobError, KeyValue,
-    MissedRuns, NetworkInfo, PortMapping, Trigger, Volume, VolumeMode, AGENT_DEFAULT_USER,
-    DEFAULT_CPUS, DEFAULT_DISK, DEFAULT_MEM, DEFAULT_RETRIES,
+    EnvironmentVariable, ExternalVolume, Fetch, Gang, JobConstraint, JobDefinition, JobError,
+    KeyValue, MissedRuns, NetworkInfo, PortMapping, Trigger, Volume, VolumeMode,
+    AGENT_DEFAULT_USER, DEFAULT_CPUS, DEFAULT_DISK, DEFAULT_GANG_TIMEOUT_SECONDS, DEFAULT_MEM,
+    DEFAULT_RETRIES, MAX_GANG_SIZE,
 };
 pub use read::{parse_body, read_job, Endpoint, Mode, ReadContext};
 pub use render::{chronos_time, job_json, render_job, JobJson, RenderOptions};

@@ -299,6 +299,31 @@ pub struct JobDefinition {
     pub retry_backoff_factor: Option<f64>,
     pub max_retry_delay_seconds: Option<u64>,
     pub array: Option<JobArray>,
+    /// `gang: true` with `gangSize` and `gangTimeoutSeconds`: the run is a gang of ranks placed
+    /// all together (docs/gang.md); `None` for an ordinary job.
+    pub gang: Option<Gang>,
+}
+
+/// The largest `gangSize`.
+pub const MAX_GANG_SIZE: u32 = 4096;
+/// How long a gang waits for room for all its ranks when `gangTimeoutSeconds` is not given.
+pub const DEFAULT_GANG_TIMEOUT_SECONDS: u64 = 600;
+
+/// A gang job's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gang {
+    /// `gangSize`: the number of ranks (torchrun's `WORLD_SIZE`, Slurm's `--ntasks`); each rank
+    /// asks for the job's cpus, mem, disk and gpus.
+    pub size: u32,
+    /// `gangTimeoutSeconds` as given (`None`: [`DEFAULT_GANG_TIMEOUT_SECONDS`]; 0: wait forever).
+    pub timeout_seconds: Option<u64>,
+}
+
+impl Gang {
+    /// Seconds a gang waits for a place before its run fails; 0 = forever.
+    pub fn timeout(&self) -> u64 {
+        self.timeout_seconds.unwrap_or(DEFAULT_GANG_TIMEOUT_SECONDS)
+    }
 }
 
 impl JobDefinition {
@@ -345,6 +370,7 @@ impl JobDefinition {
             retry_backoff_factor: None,
             max_retry_delay_seconds: None,
             array: None,
+            gang: None,
         }
     }
 

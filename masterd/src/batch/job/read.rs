@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::array::JobArray;
 use super::model::{
-    DependencyInput, EnvironmentVariable, JobDefinition, JobError, MissedRuns, Trigger,
-    DEFAULT_CPUS, DEFAULT_DISK, DEFAULT_MEM, DEFAULT_RETRIES,
+    DependencyInput, EnvironmentVariable, Gang, JobDefinition, JobError, MissedRuns, Trigger,
+    DEFAULT_CPUS, DEFAULT_DISK, DEFAULT_MEM, DEFAULT_RETRIES, MAX_GANG_SIZE,
 };
 use super::read_container::{read_constraints, read_container, read_fetch};
 use super::values::{
@@ -466,7 +466,50 @@ fn read_extensions(o: &Map<String, Value>, job: &mut JobDefinition) -> Result<()
         let text = string(v, "array")?;
         job.array = Some(JobArray::parse(&text).map_err(|m| JobError::new("array", m))?);
     }
+    job.gang = read_gang(o, job.array.is_some())?;
     Ok(())
+}
+
+/// `gang`, `gangSize` and `gangTimeoutSeconds` (docs/gang.md).
+fn read_gang(o: &Map<String, Value>, array: bool) -> Result<Option<Gang>, JobError> {
+    let gang = opt_bool(o, "gang")?.unwrap_or(false);
+    let size = get(o, "gangSize")
+        .map(|v| unsigned32(v, "gangSize"))
+        .transpose()?;
+    let timeout_seconds = opt_unsigned(o, "gangTimeoutSeconds")?;
+    if !gang {
+        for (field, given) in [
+            ("gangSize", size.is_some()),
+            ("gangTimeoutSeconds", timeout_seconds.is_some()),
+        ] {
+            if given {
+                return Err(JobError::new(field, "is only allowed with gang: true"));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(size) = size else {
+        return Err(JobError::new(
+            "gangSize",
+            "is required with gang: true (the number of ranks, WORLD_SIZE)",
+        ));
+    };
+    if size == 0 || size > MAX_GANG_SIZE {
+        return Err(JobError::new(
+            "gangSize",
+            format!("{size} must be between 1 and {MAX_GANG_SIZE}"),
+        ));
+    }
+    if array {
+        return Err(JobError::new(
+            "gang",
+            "a gang job cannot also be an array job (remove array or gang)",
+        ));
+    }
+    Ok(Some(Gang {
+        size,
+        timeout_seconds,
+    }))
 }
 
 fn read_missed_runs(v: &Value) -> Result<MissedRuns, JobError> {

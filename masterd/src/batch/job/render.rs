@@ -134,6 +134,9 @@ pub fn job_json<'a>(job: &'a JobDefinition, opts: RenderOptions<'a>) -> JobJson<
         retry_backoff_factor: job.retry_backoff_factor,
         max_retry_delay_seconds: job.max_retry_delay_seconds,
         array: job.array.as_ref().map(|a| a.text.as_str()),
+        gang: job.gang.map(|_| true),
+        gang_size: job.gang.map(|g| g.size),
+        gang_timeout_seconds: job.gang.and_then(|g| g.timeout_seconds),
     }
 }
 
@@ -205,6 +208,12 @@ pub struct JobJson<'a> {
     max_retry_delay_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     array: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gang: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gang_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gang_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -92,6 +92,7 @@ fn defaults_are_chronos_3() {
         "missedRuns",
         "array",
         "retryDelay",
+        "gang",
     ] {
         assert!(!text.contains(ext), "{ext} rendered unset: {text}");
     }
@@ -500,4 +501,63 @@ fn run_command_follows_chronos() {
         .uris
         .iter()
         .any(|u| u.uri == "https://h/run.sh" && u.executable));
+}
+
+#[test]
+fn gang_fields_round_trip_and_are_checked() {
+    let body = json!({"name": "ddp", "command": "torchrun train.py", "gpus": 8,
+        "gang": true, "gangSize": 4, "gangTimeoutSeconds": 120});
+    let job = create(&body).unwrap();
+    assert_eq!(
+        job.gang,
+        Some(Gang {
+            size: 4,
+            timeout_seconds: Some(120)
+        })
+    );
+    let text = render_job(&job, RenderOptions::default());
+    let out: Value = serde_json::from_str(&text).unwrap();
+    for k in ["gang", "gangSize", "gangTimeoutSeconds"] {
+        assert_eq!(out[k], body[k], "{k} in {text}");
+    }
+    assert_eq!(
+        read_job(&out, &ctx(Endpoint::Any, Mode::Update)).unwrap(),
+        job
+    );
+    let plain = create(&json!({"name": "g", "gang": true, "gangSize": 2})).unwrap();
+    assert_eq!(
+        plain.gang.map(|g| g.timeout()),
+        Some(DEFAULT_GANG_TIMEOUT_SECONDS)
+    );
+    let text = render_job(&plain, RenderOptions::default());
+    assert!(!text.contains("gangTimeoutSeconds"), "{text}");
+    let off = create(&json!({"name": "g", "gang": false})).unwrap();
+    assert_eq!(off.gang, None);
+    assert!(!render_job(&off, RenderOptions::default()).contains("gang"));
+    for (body, field) in [
+        (json!({"name": "g", "gang": true}), "gangSize"),
+        (
+            json!({"name": "g", "gang": true, "gangSize": 0}),
+            "gangSize",
+        ),
+        (
+            json!({"name": "g", "gang": true, "gangSize": MAX_GANG_SIZE + 1}),
+            "gangSize",
+        ),
+        (json!({"name": "g", "gangSize": 4}), "gangSize"),
+        (
+            json!({"name": "g", "gangTimeoutSeconds": 4}),
+            "gangTimeoutSeconds",
+        ),
+        (json!({"name": "g", "gang": "yes", "gangSize": 4}), "gang"),
+        (
+            json!({"name": "g", "gang": true, "gangSize": 2, "array": "0-3"}),
+            "gang",
+        ),
+    ] {
+        let msg = create(&body)
+            .expect_err(&format!("accepted {body}"))
+            .to_string();
+        assert!(msg.starts_with(&format!("{field}:")), "{body}: {msg}");
+    }
 }
