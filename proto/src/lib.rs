@@ -10,7 +10,7 @@ pub mod task;
 pub mod time;
 pub mod usage;
 
-pub use agent::{AgentInfo, GpuInfo, NumaDomain};
+pub use agent::{AgentInfo, GpuInfo, MigInfo, NumaDomain};
 pub use ids::{AgentId, TaskId};
 pub use messages::{
     AgentMessage, DecodeError, MasterMessage, StatusUpdate, TaskReport, MIN_PROTOCOL_VERSION,

@@ -268,6 +268,7 @@ mod tests {
                 pcie_switch: None,
                 mig_mode: MigMode::Unsupported,
                 health: GpuHealth::Healthy,
+                mig: None,
             })
             .collect();
         let domains = [0u32, 1].map(|n| NumaDomain {
