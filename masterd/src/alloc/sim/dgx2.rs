@@ -161,6 +161,7 @@ pub fn gpu_demands(tasks: usize, per_group: usize, seed: u64) -> Vec<TaskDemand>
             resources: app.1.clone(),
             port_count: 0,
             numa: app.2,
+            gpu_profile: None,
         });
     }
     out
