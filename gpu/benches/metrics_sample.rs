@@ -40,6 +40,7 @@ fn main() {
                     minor: (2 * t + i) as u32,
                     uuid: u.as_str().into(),
                     pci_bus_id: "".into(),
+                    caps_minors: Vec::new(),
                 })
                 .collect();
             (TaskId(format!("task-{t}")), gpus)

@@ -1,5 +1,6 @@
 //! Device-cgroup rules and environment for a task's GPUs (spec §5.4, §5.5): allow the task's
-//! `/dev/nvidia<minor>` and the control devices, deny every other NVIDIA device; export
+//! `/dev/nvidia<minor>` (for a MIG device, its parent's, plus its `/dev/nvidia-caps` nodes) and
+//! the control devices, deny every other NVIDIA device; export
 //! `NVIDIA_VISIBLE_DEVICES` (UUIDs) and `CUDA_VISIBLE_DEVICES`. Pure: `/proc/devices` is an input.
 
 use crate::model::Gpu;
@@ -16,6 +17,8 @@ pub const NVIDIA_MODESET_MINOR: u32 = 254;
 /// (as `nvidia-modprobe -u -c 0` creates them).
 const UVM_MINOR: u32 = 0;
 const UVM_TOOLS_MINOR: u32 = 1;
+/// The `/proc/devices` name of the char major of `/dev/nvidia-caps/nvidia-cap<N>` (dynamic).
+pub const NVIDIA_CAPS_MAJOR_NAME: &str = "nvidia-caps";
 
 /// One devices-cgroup rule on a char device, `c MAJOR:MINOR ACCESS` (`*` for any minor).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +96,19 @@ pub fn proc_char_majors(proc_devices: &str) -> Vec<(u32, String)> {
 /// NVIDIA driver is absent: `nvidia-uvm` is allowed when `/proc/devices` lists it and simply not
 /// mentioned otherwise (see [`gpu_device_rules`] for the checked form).
 pub fn gpu_device_rules_for_minors(minors: &[u32], proc_devices: &str) -> DeviceAccessRules {
+    gpu_device_rules_for(minors, &[], proc_devices)
+}
+
+/// [`gpu_device_rules_for_minors`] with MIG: also allow `/dev/nvidia-caps/nvidia-cap<N>` for
+/// each of `caps_minors` (the GPU- and compute-instance access nodes of the task's MIG devices),
+/// on the `nvidia-caps` major of `/proc/devices`. The other caps nodes (`config` 1, `monitor` 2,
+/// other slices) stay denied with the rest of that major. Without an `nvidia-caps` line (no
+/// driver, or a driver that keeps MIG caps in `/proc`) no caps rule is written.
+pub fn gpu_device_rules_for(
+    minors: &[u32],
+    caps_minors: &[u32],
+    proc_devices: &str,
+) -> DeviceAccessRules {
     let majors = proc_char_majors(proc_devices);
     let mut deny_majors: BTreeSet<u32> = majors
         .iter()
@@ -133,6 +149,14 @@ pub fn gpu_device_rules_for_minors(minors: &[u32], proc_devices: &str) -> Device
         set.into_iter()
             .map(|m| DeviceRule::rwm(NVIDIA_MAJOR, Some(m), format!("/dev/nvidia{m}"))),
     );
+    if let Some((caps, _)) = majors.iter().find(|(_, n)| n == NVIDIA_CAPS_MAJOR_NAME) {
+        let set: BTreeSet<u32> = caps_minors.iter().copied().collect();
+        allow.extend(
+            set.into_iter().map(|m| {
+                DeviceRule::rwm(*caps, Some(m), format!("/dev/nvidia-caps/nvidia-cap{m}"))
+            }),
+        );
+    }
     DeviceAccessRules { deny, allow }
 }
 
@@ -161,6 +185,9 @@ pub fn gpu_device_rules(
 ///   task enumerates only its own), renumbered `0..N-1` as Slurm does; when not confined, the
 ///   UUIDs, so the task cannot land on GPUs it was not given. Empty string for no GPUs;
 /// - `CUDA_DEVICE_ORDER=PCI_BUS_ID`, so index `i` is the `i`-th UUID above.
+///
+/// MIG devices (UUID `MIG-...`) are always named by UUID in `CUDA_VISIBLE_DEVICES`, confined
+/// or not: CUDA enumerates MIG devices by their UUID, and NVIDIA documents exactly this form.
 pub fn visible_devices_env(allocated: &[&Gpu], confined: bool) -> Vec<(String, String)> {
     let mut gpus: Vec<&Gpu> = allocated.to_vec();
     gpus.sort_by(|a, b| a.pci_bus_id.cmp(&b.pci_bus_id));
@@ -171,7 +198,8 @@ pub fn visible_devices_env(allocated: &[&Gpu], confined: bool) -> Vec<(String, S
     } else {
         uuids.join(",")
     };
-    let cuda = if confined {
+    let mig = uuids.iter().any(|u| u.starts_with("MIG-"));
+    let cuda = if confined && !mig {
         (0..gpus.len())
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
@@ -211,6 +239,7 @@ mod tests {
             pcie_switch: None,
             mig_mode: MigMode::Unsupported,
             health: GpuHealth::Healthy,
+            mig: None,
         }
     }
 
@@ -286,6 +315,33 @@ mod tests {
         let none: BTreeMap<String, String> = visible_devices_env(&[], true).into_iter().collect();
         assert_eq!(none["CUDA_VISIBLE_DEVICES"], "");
         assert_eq!(none["NVIDIA_VISIBLE_DEVICES"], "void");
+    }
+
+    #[test]
+    fn a_mig_device_gets_its_parent_node_and_its_caps_nodes_only() {
+        let r = gpu_device_rules_for(&[0], &[85, 84, 84], PROC_DEVICES);
+        let allow = lines(&r.allow);
+        assert!(allow.contains(&"c 195:0 rwm".to_string()));
+        assert_eq!(
+            allow
+                .iter()
+                .filter(|l| l.starts_with("c 235:"))
+                .collect::<Vec<_>>(),
+            vec!["c 235:84 rwm", "c 235:85 rwm"]
+        );
+        assert!(r
+            .allow
+            .iter()
+            .any(|a| a.path == "/dev/nvidia-caps/nvidia-cap85"));
+        assert!(lines(&r.deny).contains(&"c 235:* rwm".to_string()));
+        // No nvidia-caps major on the host: no caps rule, the GPU rule stays.
+        let r = gpu_device_rules_for(&[0], &[84], "Character devices:\n195 nvidia\n");
+        assert!(lines(&r.allow).iter().all(|l| !l.contains(":84 ")));
+        let mut m = gpu(1000, 0, "0000:1b:00.0");
+        m.uuid = "MIG-aaaa".into();
+        let env: BTreeMap<String, String> = visible_devices_env(&[&m], true).into_iter().collect();
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "MIG-aaaa");
+        assert_eq!(env["NVIDIA_VISIBLE_DEVICES"], "MIG-aaaa");
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub struct GpuFixture {
 }
 
 impl GpuFixture {
-    /// Checks that indexes, minors, UUIDs and PCI ids are unique and NVLink peers exist.
+    /// Checks that indexes and UUIDs are unique, minors and PCI ids too among GPUs that are not
+    /// MIG devices (a MIG device shares its parent's), NVLink peers exist, and MIG devices name
+    /// their parent consistently (`crate::mig::validate_mig`).
     pub fn validate(&self) -> Result<(), String> {
         let mut idx = BTreeSet::new();
         let mut minors = BTreeSet::new();
@@ -32,6 +34,9 @@ impl GpuFixture {
         for g in &self.gpus {
             if !idx.insert(g.index) {
                 return Err(format!("duplicate GPU index {}", g.index));
+            }
+            if g.mig.is_some() {
+                continue;
             }
             if !minors.insert(g.minor) {
                 return Err(format!("duplicate minor {}", g.minor));
@@ -52,7 +57,7 @@ impl GpuFixture {
                 return Err(format!("GPU {} has invalid NVLink peer {p}", g.index));
             }
         }
-        Ok(())
+        crate::mig::validate_mig(&self.gpus)
     }
 }
 

@@ -106,6 +106,10 @@ impl HealthTracker {
             if gpu.health.is_healthy() {
                 gpu.health = self.health_of(&gpu.uuid);
             }
+            // A MIG device fails with its parent (NVML reports XIDs on the parent GPU).
+            if let (true, Some(m)) = (gpu.health.is_healthy(), &gpu.mig) {
+                gpu.health = self.health_of(&m.parent_uuid);
+            }
         }
     }
 }

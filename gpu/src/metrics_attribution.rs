@@ -116,6 +116,7 @@ mod tests {
             minor: index,
             uuid: format!("GPU-{index}").into(),
             pci_bus_id: "".into(),
+            caps_minors: Vec::new(),
         }
     }
 

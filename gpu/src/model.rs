@@ -1,5 +1,7 @@
 //! One NVIDIA GPU as the inventory describes it: identity, memory, locality, links, MIG, health.
+//! A MIG device is a [`Gpu`] of its own whose [`Gpu::mig`] names its parent and slice.
 
+use crate::mig::MigSlice;
 use gantry_topology::PciBusId;
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +62,30 @@ pub struct Gpu {
     /// The PCIe switch the GPU hangs off (see `gantry_topology::GpuLocality::pcie_switch`).
     #[serde(default)]
     pub pcie_switch: Option<PciBusId>,
-    /// MIG mode.
+    /// MIG mode (of the parent, for a MIG device).
     pub mig_mode: MigMode,
     /// Health.
     pub health: GpuHealth,
+    /// Set on a MIG device: its parent GPU, instances, profile and `/dev/nvidia-caps` minors.
+    /// `minor` and `pci_bus_id` are then the parent's, `memory_mib` the slice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig: Option<MigSlice>,
+}
+
+impl Gpu {
+    /// True for a MIG device.
+    pub fn is_mig_device(&self) -> bool {
+        self.mig.is_some()
+    }
+
+    /// True when the GPU is handed out whole (to tasks without a `gpuProfile`): not a MIG
+    /// device, and not a GPU with MIG enabled (only its MIG devices are given then).
+    pub fn is_whole(&self) -> bool {
+        self.mig.is_none() && self.mig_mode != MigMode::Enabled
+    }
+
+    /// The MIG profile (`1g.10gb`) of a MIG device.
+    pub fn mig_profile(&self) -> Option<&str> {
+        self.mig.as_ref().map(|m| m.profile.as_str())
+    }
 }

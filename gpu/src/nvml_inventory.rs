@@ -169,6 +169,7 @@ fn read_gpu(index: u32, d: &Device<'static>) -> Result<(Gpu, Vec<PciBusId>), Gpu
         pcie_switch: None,
         mig_mode,
         health: GpuHealth::Healthy,
+        mig: None,
     };
     Ok((gpu, remotes))
 }
@@ -221,6 +222,7 @@ pub(crate) fn resolve_nvlink_peers(gpus: &mut [Gpu], remotes: &[Vec<PciBusId>]) 
 }
 
 impl GpuInventory for NvmlInventory {
+    /// The GPUs, then the MIG devices of every GPU whose MIG mode is enabled.
     fn gpus(&self) -> Result<Vec<Gpu>, GpuError> {
         let mut gpus = Vec::new();
         let mut remotes = Vec::new();
@@ -230,6 +232,21 @@ impl GpuInventory for NvmlInventory {
             remotes.push(r);
         }
         resolve_nvlink_peers(&mut gpus, &remotes);
+        // MIG devices after every GPU (indexes from `mig_device_index`), each its own GPU.
+        let parents: Vec<usize> = (0..gpus.len())
+            .filter(|&i| gpus[i].mig_mode == MigMode::Enabled)
+            .collect();
+        if !parents.is_empty() {
+            let minors = crate::nvml_mig::read_mig_minors();
+            let devices = self.devices()?;
+            for p in parents {
+                let parent = gpus[p].clone();
+                if let Some(d) = devices.get(p) {
+                    let migs = crate::nvml_mig::read_mig_devices(self.nvml, &parent, d, &minors)?;
+                    gpus.extend(migs);
+                }
+            }
+        }
         self.health
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -308,6 +325,7 @@ mod tests {
             pcie_switch: None,
             mig_mode: MigMode::Unsupported,
             health: GpuHealth::Healthy,
+            mig: None,
         }
     }
 

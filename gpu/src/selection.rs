@@ -224,6 +224,7 @@ mod tests {
                         .then(|| PciBusId::from_parts(0, 0x80 + (b >> 1) as u8 % 4, 0, 0)),
                     mig_mode: MigMode::Unsupported,
                     health: GpuHealth::Healthy,
+                    mig: None,
                 }
             })
             .collect()

@@ -3,8 +3,9 @@
 //! their cores for the master's placement.
 
 use crate::device_rules::visible_devices_env;
+use crate::mig::MigSlice;
 use crate::model::{Gpu, GpuHealth, MigMode};
-use gantry_proto::{GpuAssignment, GpuInfo, NumaDomain};
+use gantry_proto::{GpuAssignment, GpuInfo, MigInfo, NumaDomain};
 use gantry_topology::{PciBusId, Topology};
 
 fn mig_name(m: MigMode) -> &'static str {
@@ -34,6 +35,16 @@ impl From<&Gpu> for GpuInfo {
             mig_mode: mig_name(g.mig_mode).to_string(),
             healthy,
             unhealthy_reason,
+            mig: g.mig.as_ref().map(|m| MigInfo {
+                parent_index: m.parent_index,
+                parent_uuid: m.parent_uuid.clone(),
+                gpu_instance: m.gpu_instance,
+                compute_instance: m.compute_instance,
+                profile: m.profile.clone(),
+                sm_count: m.sm_count,
+                gpu_slices: m.gpu_slices,
+                caps_minors: m.caps_minors.clone(),
+            }),
         }
     }
 }
@@ -90,6 +101,16 @@ impl TryFrom<&GpuInfo> for Gpu {
             pcie_switch: g.pcie_switch.as_deref().and_then(PciBusId::parse),
             mig_mode,
             health,
+            mig: g.mig.as_ref().map(|m| MigSlice {
+                parent_index: m.parent_index,
+                parent_uuid: m.parent_uuid.clone(),
+                gpu_instance: m.gpu_instance,
+                compute_instance: m.compute_instance,
+                profile: m.profile.clone(),
+                sm_count: m.sm_count,
+                gpu_slices: m.gpu_slices,
+                caps_minors: m.caps_minors.clone(),
+            }),
         })
     }
 }
@@ -101,6 +122,11 @@ impl From<&Gpu> for GpuAssignment {
             minor: g.minor,
             uuid: g.uuid.as_str().into(),
             pci_bus_id: g.pci_bus_id.to_string().into(),
+            caps_minors: g
+                .mig
+                .as_ref()
+                .map(|m| m.caps_minors.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -139,6 +165,7 @@ pub fn assignment_env(assigned: &[GpuAssignment], confined: bool) -> Vec<(String
             pcie_switch: None,
             mig_mode: MigMode::Unsupported,
             health: GpuHealth::Healthy,
+            mig: None,
         })
         .collect();
     let refs: Vec<&Gpu> = gpus.iter().collect();
@@ -163,6 +190,7 @@ mod tests {
             pcie_switch: PciBusId::parse("0000:32:00.0"),
             mig_mode: MigMode::Disabled,
             health,
+            mig: None,
         }
     }
 

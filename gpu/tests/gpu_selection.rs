@@ -32,6 +32,7 @@ fn pcie_box() -> Vec<Gpu> {
             pcie_switch: PciBusId::parse(&format!("0000:{:02x}:00.0", 0x80 + i / 2)),
             mig_mode: MigMode::Disabled,
             health: GpuHealth::Healthy,
+            mig: None,
         })
         .collect()
 }

@@ -123,6 +123,7 @@ fn a_task_holding_a_real_gpu_gets_its_reading() {
         minor: g.minor,
         uuid: g.uuid.as_str().into(),
         pci_bus_id: g.pci_bus_id.as_str().into(),
+        caps_minors: Vec::new(),
     }];
     let task = TaskId::from("hw.1");
     let mut a = GpuAttribution::default();

@@ -33,6 +33,7 @@ fn gangs(gangs: usize, ranks: usize, gpus: u32, cpus: f64, numa: NumaPolicy) -> 
                         ..Resources::scalars(cpus, 16_384.0, 1_000.0)
                     },
                     port_count: usize::from(r == 0),
+                    gpu_profile: None,
                     numa,
                 })
                 .collect(),

@@ -31,6 +31,7 @@ fn task(id: &str, cpus: f64, ports: usize) -> TaskDemand {
         resources: Resources::scalars(cpus, 256.0, 0.0),
         port_count: ports,
         numa: NumaPolicy::None,
+        gpu_profile: None,
     }
 }
 

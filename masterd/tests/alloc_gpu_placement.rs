@@ -21,6 +21,7 @@ fn gpu_task(id: &str, gpus: u32, cpus: f64, numa: NumaPolicy) -> TaskDemand {
         },
         port_count: 0,
         numa,
+        gpu_profile: None,
     }
 }
 

@@ -97,6 +97,7 @@ fn demands_strategy() -> impl Strategy<Value = Vec<TaskDemand>> {
                 port_count: 0,
                 numa: [NumaPolicy::None, NumaPolicy::Prefer, NumaPolicy::Require]
                     [usize::from(policy)],
+                gpu_profile: None,
             })
             .collect()
     })

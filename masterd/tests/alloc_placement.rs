@@ -27,6 +27,7 @@ fn task(id: &str, group: &str, cpus: f64, mem: f64, ports: usize) -> TaskDemand 
         resources: Resources::scalars(cpus, mem, 0.0),
         port_count: ports,
         numa: NumaPolicy::None,
+        gpu_profile: None,
     }
 }
 

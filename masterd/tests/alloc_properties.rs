@@ -107,6 +107,7 @@ fn demands_strategy() -> impl Strategy<Value = Vec<TaskDemand>> {
                 },
                 port_count: ports,
                 numa: NumaPolicy::None,
+                gpu_profile: None,
             })
             .collect()
     })

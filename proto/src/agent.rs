@@ -89,12 +89,43 @@ pub struct GpuInfo {
     /// Why it is unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unhealthy_reason: Option<String>,
+    /// Set on a MIG device (a GPU of its own, UUID `MIG-...`): its parent and slice. `minor`
+    /// and `pci_bus_id` are the parent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mig: Option<MigInfo>,
+}
+
+/// The slice of a MIG device (a GPU instance and a compute instance inside it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MigInfo {
+    /// NVML index of the parent GPU.
+    pub parent_index: u32,
+    /// UUID of the parent GPU (`GPU-...`).
+    pub parent_uuid: String,
+    /// GPU instance id on the parent.
+    pub gpu_instance: u32,
+    /// Compute instance id inside the GPU instance.
+    pub compute_instance: u32,
+    /// Profile name, e.g. `1g.10gb`, `3g.40gb`.
+    pub profile: String,
+    /// Streaming multiprocessors of the slice.
+    pub sm_count: u32,
+    /// GPU-instance slices (the `Ng` of the profile).
+    pub gpu_slices: u32,
+    /// Minors of the slice's `/dev/nvidia-caps/nvidia-cap<N>` nodes (GPU instance access, then
+    /// compute instance access).
+    pub caps_minors: Vec<u32>,
 }
 
 impl AgentInfo {
-    /// How many of the agent's reported GPUs are healthy.
+    /// How many of the agent's reported GPUs are healthy and offered: a GPU with MIG enabled is
+    /// offered as its MIG devices (each counts one), not itself.
     pub fn healthy_gpus(&self) -> u32 {
-        self.gpus.iter().filter(|g| g.healthy).count() as u32
+        self.gpus
+            .iter()
+            .filter(|g| g.healthy && (g.mig.is_some() || g.mig_mode != "enabled"))
+            .count() as u32
     }
 }
 
@@ -122,6 +153,20 @@ mod tests {
         };
         let info = AgentInfo {
             gpus: vec![gpu(0, true), gpu(1, false), gpu(2, true)],
+            ..AgentInfo::default()
+        };
+        assert_eq!(info.healthy_gpus(), 2);
+        // A MIG-enabled GPU with two MIG devices offers two, not three.
+        let parent = GpuInfo {
+            mig_mode: "enabled".into(),
+            ..gpu(3, true)
+        };
+        let slice = |i| GpuInfo {
+            mig: Some(MigInfo::default()),
+            ..gpu(i, true)
+        };
+        let info = AgentInfo {
+            gpus: vec![parent, slice(4000), slice(4001)],
             ..AgentInfo::default()
         };
         assert_eq!(info.healthy_gpus(), 2);

@@ -11,7 +11,7 @@ pub mod task;
 pub mod time;
 pub mod usage;
 
-pub use agent::{AgentInfo, GpuInfo, NumaDomain};
+pub use agent::{AgentInfo, GpuInfo, MigInfo, NumaDomain};
 pub use health::{HealthCheckSpec, HealthProtocol, HealthResult};
 pub use ids::{AgentId, TaskId};
 pub use messages::{

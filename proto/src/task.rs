@@ -250,6 +250,10 @@ pub struct GpuAssignment {
     /// PCI address (`dddd:bb:dd.f`): CUDA's `PCI_BUS_ID` order numbers the task's GPUs by it.
     #[serde(default, skip_serializing_if = "str::is_empty")]
     pub pci_bus_id: Arc<str>,
+    /// For a MIG device: the minors of its `/dev/nvidia-caps/nvidia-cap<N>` nodes, which the
+    /// task is allowed besides `/dev/nvidia<minor>` (the parent GPU). Empty for a whole GPU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caps_minors: Vec<u32>,
 }
 
 /// How the task's container is set up beyond its resources.

@@ -94,14 +94,20 @@ fn command() -> impl Strategy<Value = CommandInfo> {
 }
 
 fn placement() -> impl Strategy<Value = NumaPlacement> {
-    let gpu = (any::<u32>(), any::<u32>(), text(), text()).prop_map(|(index, minor, uuid, bus)| {
-        GpuAssignment {
+    let gpu = (
+        any::<u32>(),
+        any::<u32>(),
+        text(),
+        text(),
+        vec(any::<u32>(), 0..3),
+    )
+        .prop_map(|(index, minor, uuid, bus, caps_minors)| GpuAssignment {
             index,
             minor,
             uuid: Arc::from(uuid),
             pci_bus_id: Arc::from(bus),
-        }
-    });
+            caps_minors,
+        });
     (
         option::of(any::<u32>()),
         vec(any::<u32>(), 0..4),
@@ -241,6 +247,7 @@ fn gpu_info() -> impl Strategy<Value = GpuInfo> {
                 mig_mode,
                 healthy,
                 unhealthy_reason,
+                mig: None,
             },
         )
 }

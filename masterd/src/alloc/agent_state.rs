@@ -122,6 +122,7 @@ mod tests {
             ports: 2,
             numa: gantry_gpu::NumaPolicy::None,
             pus: 2,
+            profile: None,
         };
         assert_eq!(s.commit(&shape, 1), Some(vec![31001, 31002]));
         assert_eq!((s.cpus, s.mem, s.disk, s.gpus), (1.5, 2072.0, 990.0, 0));

@@ -106,6 +106,8 @@ struct Left {
     /// GPUs held by tasks, and PUs pinned by tasks.
     taken_gpus: HashSet<u32>,
     pinned: HashSet<u32>,
+    /// The agent's GPUs, for the MIG conflicts of what the plan takes.
+    topology: Option<std::sync::Arc<super::NodeTopology>>,
 }
 
 impl Left {
@@ -126,7 +128,18 @@ impl Left {
                     .map(|g| g.index)
                     .collect()
             }),
-            taken_gpus: topo.map_or_else(HashSet::new, |x| x.taken_gpus.iter().copied().collect()),
+            // A held MIG device holds its parent and a held parent its MIG devices.
+            taken_gpus: topo.map_or_else(HashSet::new, |x| {
+                x.taken_gpus
+                    .iter()
+                    .flat_map(|&i| {
+                        let mut v = x.topology.conflicting_indexes(i);
+                        v.push(i);
+                        v
+                    })
+                    .collect()
+            }),
+            topology: topo.map(|x| x.topology.clone()),
             pinned: topo.map_or_else(HashSet::new, |x| x.pinned_cpus.iter().copied().collect()),
         }
     }
@@ -238,7 +251,12 @@ pub fn check(snapshot: &ClusterSnapshot, plan: &Plan, demands: &[TaskDemand]) ->
             if refusal.is_none() {
                 l.take(&shape, &p.ports);
                 if let Some(n) = &p.numa {
-                    l.taken_gpus.extend(n.gpus.iter().map(|g| g.index));
+                    for g in &n.gpus {
+                        l.taken_gpus.insert(g.index);
+                        if let Some(t) = &l.topology {
+                            l.taken_gpus.extend(t.conflicting_indexes(g.index));
+                        }
+                    }
                     l.pinned.extend(n.cpus.iter().copied());
                 }
             }

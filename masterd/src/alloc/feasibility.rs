@@ -154,6 +154,7 @@ mod tests {
             ports,
             numa: gantry_gpu::NumaPolicy::None,
             pus: cpus.ceil() as u32,
+            profile: None,
         }
     }
 

@@ -35,6 +35,7 @@ fn gang(name: &str, ranks: usize, cpus: f64, gpus: u32) -> GangDemand {
                     ..Resources::scalars(cpus, 256.0, 10.0)
                 },
                 port_count: usize::from(r == 0),
+                gpu_profile: None,
                 numa: if gpus > 0 {
                     NumaPolicy::Prefer
                 } else {

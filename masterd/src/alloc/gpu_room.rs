@@ -119,6 +119,7 @@ mod tests {
             ports: 0,
             numa,
             pus: 1,
+            profile: None,
         };
         assert!(room.admits(&shape(6, NumaPolicy::Require)));
         assert!(!room.admits(&shape(7, NumaPolicy::Require)));
@@ -163,6 +164,7 @@ mod tests {
                 ports: 0,
                 numa: policy(p),
                 pus: cpus.ceil() as u32,
+                profile: None,
             };
             if fits(&a, &shape) {
                 prop_assert!(GpuRoom::of(&a).admits(&shape), "{:?} {:?}", GpuRoom::of(&a), shape);

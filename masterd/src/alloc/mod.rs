@@ -82,6 +82,9 @@ pub struct TaskDemand {
     pub port_count: usize,
     /// NUMA policy: `None` for unbound tasks; apps asking for GPUs default to `Prefer`.
     pub numa: NumaPolicy,
+    /// MIG profile (`gpuProfile`, e.g. `1g.10gb`): every GPU of the task is a MIG device of this
+    /// profile. `None`: whole GPUs (never a MIG device, nor a GPU with MIG enabled).
+    pub gpu_profile: Option<std::sync::Arc<str>>,
 }
 
 /// One task put on one agent, with the host ports chosen for it.

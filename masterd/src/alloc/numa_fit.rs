@@ -57,7 +57,7 @@ impl TopoState {
             d.mem - bound
         }));
         TopoState {
-            free_gpus: t.healthy_mask & !taken,
+            free_gpus: t.healthy_mask & !t.with_conflicts(taken),
             shape: t.clone(),
             busy,
             free_pus,
@@ -70,12 +70,21 @@ impl TopoState {
         self.free_pus[d] >= shape.pus && shape.mem <= self.free_mem[d] + EPSILON
     }
 
-    /// Free GPUs on domains that hold the shape's PUs and memory.
+    /// Free GPUs the shape may be given: whole GPUs, or MIG devices of its profile.
+    #[inline]
+    fn offered(&self, shape: &Shape) -> u64 {
+        self.free_gpus
+            & self
+                .shape
+                .offer_mask(shape.profile.as_ref().map(|p| p.as_str()))
+    }
+
+    /// Free GPUs the shape may be given on domains that hold the shape's PUs and memory.
     fn free_gpus_on_holding_domains(&self, shape: &Shape) -> u64 {
         (0..self.shape.domains.len())
             .filter(|&d| self.domain_holds(d, shape))
             .fold(0, |m, d| m | self.shape.domains[d].gpu_mask)
-            & self.free_gpus
+            & self.offered(shape)
     }
 
     /// True when the agent reports a GPU count but no GPU list (`--resources gpus:N` without an
@@ -90,20 +99,22 @@ impl TopoState {
 #[inline]
 pub(crate) fn topo_fits(topo: Option<&TopoState>, shape: &Shape) -> bool {
     let Some(t) = topo else {
-        return shape.numa != NumaPolicy::Require;
+        return shape.numa != NumaPolicy::Require && shape.profile.is_none();
     };
+    let mut offered = t.free_gpus;
     if shape.gpus > 0 {
         if t.count_only() {
-            return shape.numa != NumaPolicy::Require;
+            return shape.numa != NumaPolicy::Require && shape.profile.is_none();
         }
-        if t.free_gpus.count_ones() < shape.gpus {
+        offered = t.offered(shape);
+        if offered.count_ones() < shape.gpus {
             return false;
         }
     }
     match shape.numa {
         NumaPolicy::Require => (0..t.shape.domains.len()).any(|d| {
             t.domain_holds(d, shape)
-                && (t.free_gpus & t.shape.domains[d].gpu_mask).count_ones() >= shape.gpus
+                && (offered & t.shape.domains[d].gpu_mask).count_ones() >= shape.gpus
         }),
         NumaPolicy::Prefer | NumaPolicy::None => true,
     }
@@ -193,7 +204,7 @@ pub(crate) fn choose(
             sel = memo.select(&t.shape, local, shape.gpus, NumaPolicy::Require);
         }
         if sel.is_none() && shape.numa != NumaPolicy::Require {
-            sel = memo.select(&t.shape, t.free_gpus, shape.gpus, shape.numa);
+            sel = memo.select(&t.shape, t.offered(shape), shape.gpus, shape.numa);
         }
         let (bits, sel_node) = sel?;
         let node = if shape.numa == NumaPolicy::None {
@@ -219,7 +230,7 @@ pub(crate) fn choose(
         numa_node: node,
         ..NumaPlacement::default()
     };
-    t.free_gpus &= !gpu_bits;
+    t.free_gpus &= !t.shape.with_conflicts(gpu_bits);
     placement.gpus = Vec::with_capacity(gpu_bits.count_ones() as usize);
     placement.gpus.extend(
         (0..t.shape.assignments.len())
@@ -268,6 +279,7 @@ mod tests {
                 pcie_switch: None,
                 mig_mode: MigMode::Unsupported,
                 health: GpuHealth::Healthy,
+                mig: None,
             })
             .collect();
         let domains = [0u32, 1].map(|n| NumaDomain {
@@ -289,6 +301,7 @@ mod tests {
             ports: 0,
             numa,
             pus: cpus.ceil() as u32,
+            profile: None,
         }
     }
 

@@ -22,6 +22,8 @@ pub(crate) struct Tally {
     topology: usize,
     /// Agents with GPUs that CPU-only tasks may not use (`GpuAgentRule::Never`).
     gpu_agents_kept: usize,
+    /// Of `topology`, for a `gpuProfile` task: agents with no MIG device of the profile at all.
+    profile_absent: usize,
 }
 
 /// Counts why each reachable agent in `states` refuses `shape`; `unreachable` agents are counted too.
@@ -44,6 +46,13 @@ pub(crate) fn tally(
         if fits_scalars(agent, shape) {
             if shape.binds() && !topo_fits(agent.topo.as_ref(), shape) {
                 t.topology += 1;
+                if let Some(p) = &shape.profile {
+                    let has = agent
+                        .topo
+                        .as_ref()
+                        .is_some_and(|x| x.shape.offer_mask(Some(p.as_str())) != 0);
+                    t.profile_absent += usize::from(!has);
+                }
             }
             continue;
         }
@@ -94,7 +103,37 @@ impl Tally {
                 amount(asked(shape, kind)),
             ));
         }
-        if self.topology > 0 {
+        if let (Some(p), true) = (&shape.profile, self.topology > 0) {
+            let p = p.as_str();
+            let absent = self.profile_absent;
+            if absent > 0 {
+                parts.push(format!(
+                    "{absent} {} no MIG device of profile {p} (gpuProfile)",
+                    if absent == 1 {
+                        "agent has"
+                    } else {
+                        "agents have"
+                    }
+                ));
+            }
+            let busy = self.topology - absent;
+            if busy > 0 {
+                parts.push(format!(
+                    "{busy} {} too few free MIG devices of profile {p}{} ({} asked)",
+                    if busy == 1 {
+                        "agent has"
+                    } else {
+                        "agents have"
+                    },
+                    if shape.numa == NumaPolicy::Require {
+                        " on one NUMA node with the cpus and mem (numaPolicy require)"
+                    } else {
+                        ""
+                    },
+                    shape.gpus
+                ));
+            }
+        } else if self.topology > 0 {
             let n = self.topology;
             let (agents, verb) = if n == 1 {
                 ("agent", "has")
@@ -121,6 +160,11 @@ impl Tally {
         }
         if self.unreachable > 0 {
             parts.push(format!("{} unreachable", self.unreachable));
+        }
+        if let Some(p) = &shape.profile {
+            if !parts.iter().any(|x| x.contains(p.as_str())) {
+                parts.push(format!("MIG devices of profile {} asked", p.as_str()));
+            }
         }
         if parts.is_empty() {
             return "no agent can run it".to_owned();
@@ -170,6 +214,7 @@ mod tests {
             ports,
             numa: NumaPolicy::None,
             pus: cpus.ceil() as u32,
+            profile: None,
         }
     }
 

@@ -123,6 +123,7 @@ mod tests {
             ports: 0,
             numa: gantry_gpu::NumaPolicy::None,
             pus: 0,
+            profile: None,
         }
     }
 

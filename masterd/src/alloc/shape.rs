@@ -2,7 +2,42 @@
 //! nowhere, so that a batch of identical tasks that cannot run costs one scan of the cluster, not one each.
 
 use super::TaskDemand;
-use gantry_gpu::NumaPolicy;
+use gantry_gpu::{NumaPolicy, MAX_PROFILE_LEN};
+use std::fmt;
+
+/// A MIG profile name (`1g.10gb`) kept inline, so that shapes stay `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Profile {
+    len: u8,
+    bytes: [u8; MAX_PROFILE_LEN],
+}
+
+impl Profile {
+    /// The profile `name`, or `None` when it is longer than [`MAX_PROFILE_LEN`] bytes.
+    pub(crate) fn new(name: &str) -> Option<Self> {
+        let b = name.as_bytes();
+        if b.len() > MAX_PROFILE_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_PROFILE_LEN];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Self {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The name.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
 
 /// Slack for comparing fractional cpus, mem and disk (1/1000, Mesos's scalar precision).
 pub(crate) const EPSILON: f64 = 1e-3;
@@ -19,10 +54,12 @@ pub(crate) struct Shape {
     pub numa: NumaPolicy,
     /// PUs to pin when the task is bound to a NUMA node: `ceil(cpus)`.
     pub pus: u32,
+    /// The MIG profile every GPU of the task must be (`gpuProfile`); `None`: whole GPUs.
+    pub profile: Option<Profile>,
 }
 
 /// A hashable key for exactly one shape.
-pub(crate) type ShapeKey = (u64, u64, u64, u32, usize, u8);
+pub(crate) type ShapeKey = (u64, u64, u64, u32, usize, u8, Option<Profile>);
 
 impl Shape {
     /// The shape of `demand`, or why it cannot be placed anywhere whatever the cluster holds.
@@ -35,7 +72,20 @@ impl Shape {
                 ));
             }
         }
+        let profile = match demand.gpu_profile.as_deref() {
+            None => None,
+            Some(p) if r.gpus == 0 => {
+                return Err(format!(
+                    "invalid demand: gpuProfile {p} needs gpus of at least 1"
+                ))
+            }
+            Some(p) => Some(
+                Profile::new(p)
+                    .ok_or_else(|| format!("invalid demand: gpuProfile {p} is too long"))?,
+            ),
+        };
         Ok(Shape {
+            profile,
             cpus: r.cpus,
             mem: r.mem,
             disk: r.disk,
@@ -49,7 +99,7 @@ impl Shape {
     /// True when the task takes part in GPU/NUMA placement (it asks for GPUs or a NUMA policy).
     #[inline]
     pub(crate) fn binds(&self) -> bool {
-        self.gpus > 0 || self.numa != NumaPolicy::None
+        self.gpus > 0 || self.numa != NumaPolicy::None || self.profile.is_some()
     }
 
     /// True when `self` asks for at least as much as `other` of everything, as strictly: same
@@ -58,6 +108,7 @@ impl Shape {
     pub(crate) fn covers(&self, other: &Shape) -> bool {
         let strict = |p: NumaPolicy| p == NumaPolicy::Require;
         (self.gpus == 0) == (other.gpus == 0)
+            && self.profile == other.profile
             && strict(self.numa) >= strict(other.numa)
             && self.cpus >= other.cpus
             && self.mem >= other.mem
@@ -75,6 +126,7 @@ impl Shape {
             self.gpus,
             self.ports,
             self.numa as u8,
+            self.profile,
         )
     }
 }
@@ -119,6 +171,7 @@ mod tests {
             resources: Resources::scalars(cpus, mem, 0.0),
             port_count: ports,
             numa: NumaPolicy::None,
+            gpu_profile: None,
         }
     }
 

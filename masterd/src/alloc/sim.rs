@@ -94,6 +94,7 @@ pub fn demands(tasks: usize, per_group: usize, seed: u64) -> Vec<TaskDemand> {
             } else {
                 NumaPolicy::None
             },
+            gpu_profile: None,
         });
     }
     out

@@ -1,6 +1,9 @@
 //! What the allocator knows of an agent's hardware for GPU and NUMA placement: its GPUs (with
 //! health, NVLink peers, switches), its NUMA domains (cores, PUs, memory, GPUs), built once per
 //! agent report; and what running tasks already hold of it (GPUs, pinned PUs, bound memory).
+//! MIG devices are GPUs of their own here: whole-GPU tasks see only `whole_mask`, `gpuProfile`
+//! tasks only the MIG devices of their profile, and holding a MIG device holds its parent (and
+//! holding a parent its MIG devices) through `conflicts`.
 
 use gantry_gpu::Gpu;
 use gantry_proto::{AgentInfo, GpuAssignment};
@@ -38,6 +41,13 @@ pub struct NodeTopology {
     pub assignments: Vec<GpuAssignment>,
     /// 64-bit words needed for a bit set of every PU index in `domains`.
     pub pu_words: usize,
+    /// Bit `i` set: `gpus[i]` is handed out whole (not a MIG device, and MIG not enabled).
+    pub whole_mask: u64,
+    /// The MIG devices of each profile: `(profile, bits)`, in order of first appearance.
+    pub profiles: Vec<(Box<str>, u64)>,
+    /// Per GPU position: the bits that cannot be held while it is (a MIG device's parent; a
+    /// parent's MIG devices); empty when the agent has no MIG device.
+    pub conflicts: Vec<u64>,
 }
 
 impl NodeTopology {
@@ -65,7 +75,17 @@ impl NodeTopology {
     /// Builds the topology from GPUs and domains (tests and simulations use this directly).
     pub fn new(gpus: Vec<Gpu>, domains: &[gantry_proto::NumaDomain]) -> NodeTopology {
         let gpus: Vec<Gpu> = gpus.into_iter().take(MAX_GPUS_PER_AGENT).collect();
-        let healthy_mask = mask_of(&gpus, |g| g.health.is_healthy());
+        let (conflicts, profiles) = mig_masks(&gpus);
+        // A MIG device is usable only while its parent is healthy too.
+        let parent_ok = |g: &Gpu| {
+            g.mig.as_ref().is_none_or(|m| {
+                gpus.iter()
+                    .filter(|p| p.mig.is_none() && p.index == m.parent_index)
+                    .all(|p| p.health.is_healthy())
+            })
+        };
+        let healthy_mask = mask_of(&gpus, |g| g.health.is_healthy() && parent_ok(g));
+        let whole_mask = mask_of(&gpus, Gpu::is_whole);
         let domains: Vec<DomainShape> = domains
             .iter()
             .map(|d| {
@@ -95,7 +115,48 @@ impl NodeTopology {
             domains,
             healthy_mask,
             pu_words,
+            whole_mask,
+            profiles,
+            conflicts,
         }
+    }
+
+    /// The GPUs a task may be given: whole GPUs for `None`, else the MIG devices of `profile`
+    /// (none when the agent has no MIG device of that profile).
+    #[inline]
+    pub fn offer_mask(&self, profile: Option<&str>) -> u64 {
+        match profile {
+            None => self.whole_mask,
+            Some(p) => self
+                .profiles
+                .iter()
+                .find(|(name, _)| &**name == p)
+                .map_or(0, |&(_, m)| m),
+        }
+    }
+
+    /// `bits` and every bit that holding them holds too (see `conflicts`).
+    #[inline]
+    pub fn with_conflicts(&self, bits: u64) -> u64 {
+        if self.conflicts.is_empty() {
+            return bits;
+        }
+        (0..self.conflicts.len())
+            .filter(|p| bits & (1u64 << p) != 0)
+            .fold(bits, |m, p| m | self.conflicts[p])
+    }
+
+    /// NVML indexes that cannot be held while the GPU with index `index` is: for a MIG device its
+    /// parent, for a GPU with MIG devices those devices.
+    pub fn conflicting_indexes(&self, index: u32) -> Vec<u32> {
+        let Some(bit) = self.gpu_bit(index) else {
+            return Vec::new();
+        };
+        let others = self.with_conflicts(bit) & !bit;
+        (0..self.gpus.len())
+            .filter(|p| others & (1u64 << p) != 0)
+            .map(|p| self.gpus[p].index)
+            .collect()
     }
 
     /// The bit of the GPU with NVML index `index`.
@@ -110,6 +171,32 @@ impl NodeTopology {
     pub fn domain_pos(&self, id: u32) -> Option<usize> {
         self.domains.iter().position(|d| d.id == id)
     }
+}
+
+/// Per position the conflicting bits (MIG device <-> parent), and the bits of each profile.
+type MigMasks = (Vec<u64>, Vec<(Box<str>, u64)>);
+
+fn mig_masks(gpus: &[Gpu]) -> MigMasks {
+    if gpus.iter().all(|g| g.mig.is_none()) {
+        return (Vec::new(), Vec::new());
+    }
+    let mut conflicts = vec![0u64; gpus.len()];
+    let mut profiles: Vec<(Box<str>, u64)> = Vec::new();
+    for (i, g) in gpus.iter().enumerate() {
+        let Some(m) = &g.mig else { continue };
+        if let Some(p) = gpus
+            .iter()
+            .position(|p| p.mig.is_none() && p.index == m.parent_index)
+        {
+            conflicts[i] |= 1u64 << p;
+            conflicts[p] |= 1u64 << i;
+        }
+        match profiles.iter_mut().find(|(n, _)| **n == *m.profile) {
+            Some((_, bits)) => *bits |= 1u64 << i,
+            None => profiles.push((m.profile.as_str().into(), 1u64 << i)),
+        }
+    }
+    (conflicts, profiles)
 }
 
 fn mask_of(gpus: &[Gpu], pred: impl Fn(&Gpu) -> bool) -> u64 {

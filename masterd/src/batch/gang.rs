@@ -87,6 +87,7 @@ pub fn ready(
                     // Rank 0's port is the gang's MASTER_PORT.
                     port_count: usize::from(rank == 0),
                     numa: numa(&def),
+                    gpu_profile: def.gpu_profile.as_deref().map(Into::into),
                 })
                 .collect(),
         };

@@ -216,6 +216,7 @@ pub fn launch_queued(
             resources: resources(def),
             port_count: 0,
             numa: numa(def),
+            gpu_profile: def.gpu_profile.as_deref().map(Into::into),
         });
     }
     for id in discard {

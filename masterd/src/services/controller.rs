@@ -183,6 +183,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                         resources: instance_resources(app),
                         port_count: app.host_port_count(),
                         numa: app.effective_numa_policy(),
+                        gpu_profile: app.gpu_profile.as_deref().map(Into::into),
                     });
                 }
             }

@@ -32,10 +32,17 @@ pub fn host_has_nvidia(proc_devices: &str) -> bool {
 }
 
 /// The limits for `task`. Device rules are applied when the task was given GPUs or the host has
-/// NVIDIA devices (a task without GPUs then gets none of them).
+/// NVIDIA devices (a task without GPUs then gets none of them). A MIG device is allowed as its
+/// parent's `/dev/nvidia<minor>` plus its `/dev/nvidia-caps/nvidia-cap<N>` nodes.
 pub fn limits_for(task: &TaskInfo, pids_max: Option<u64>, proc_devices: &str) -> Limits {
     let placement = task.placement.clone().unwrap_or_default();
     let minors: Vec<u32> = placement.gpus.iter().map(|g| g.minor).collect();
+    // MIG devices: their parent's /dev/nvidia<minor> above, and their /dev/nvidia-caps nodes.
+    let caps: Vec<u32> = placement
+        .gpus
+        .iter()
+        .flat_map(|g| g.caps_minors.iter().copied())
+        .collect();
     let restrict = !minors.is_empty() || host_has_nvidia(proc_devices);
     Limits {
         cpus: task.resources.cpus,
@@ -43,7 +50,7 @@ pub fn limits_for(task: &TaskInfo, pids_max: Option<u64>, proc_devices: &str) ->
         pids_max,
         cpuset_cpus: (!placement.cpus.is_empty()).then(|| list_form(&placement.cpus)),
         cpuset_mems: (!placement.mems.is_empty()).then(|| list_form(&placement.mems)),
-        devices: restrict.then(|| gantry_gpu::gpu_device_rules_for_minors(&minors, proc_devices)),
+        devices: restrict.then(|| gantry_gpu::gpu_device_rules_for(&minors, &caps, proc_devices)),
         host_char_majors: gantry_gpu::proc_char_majors(proc_devices)
             .into_iter()
             .map(|(m, _)| m)
@@ -116,5 +123,33 @@ mod tests {
         )
         .devices
         .is_some());
+    }
+
+    #[test]
+    #[allow(clippy::field_reassign_with_default)]
+    fn a_mig_device_allows_its_parent_node_and_its_caps_nodes() {
+        let mut t = TaskInfo::default();
+        t.placement = Some(NumaPlacement {
+            gpus: vec![GpuAssignment {
+                index: 1002,
+                minor: 0,
+                uuid: "MIG-x".into(),
+                caps_minors: vec![84, 85],
+                ..Default::default()
+            }],
+            ..NumaPlacement::default()
+        });
+        let proc = "Character devices:\n195 nvidia\n235 nvidia-caps\n510 nvidia-uvm\n";
+        let rules = limits_for(&t, None, proc).devices.expect("rules");
+        let allow: Vec<String> = rules.allow.iter().map(ToString::to_string).collect();
+        for want in ["c 195:0 rwm", "c 235:84 rwm", "c 235:85 rwm"] {
+            assert!(allow.contains(&want.to_string()), "{want} in {allow:?}");
+        }
+        assert!(
+            !allow.iter().any(|a| a == "c 235:1 rwm"),
+            "not the config node"
+        );
+        let env = gpu_env(&t);
+        assert!(env.contains(&("CUDA_VISIBLE_DEVICES".into(), "MIG-x".into())));
     }
 }

@@ -35,6 +35,7 @@ pub fn dgx2_topology() -> NodeTopology {
             pcie_switch: Some(PciBusId::from_parts(0, 0x30 + 8 * (i / 2) as u8, 0, 0)),
             mig_mode: MigMode::Unsupported,
             health: GpuHealth::Healthy,
+            mig: None,
         })
         .collect();
     let pus_per_socket = 2 * DGX2_CORES_PER_NODE;
@@ -160,6 +161,7 @@ pub fn gpu_demands(tasks: usize, per_group: usize, seed: u64) -> Vec<TaskDemand>
             resources: app.1.clone(),
             port_count: 0,
             numa: app.2,
+            gpu_profile: None,
         });
     }
     out

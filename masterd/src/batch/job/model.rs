@@ -294,6 +294,8 @@ pub struct JobDefinition {
     // Gantry extensions.
     pub gpus: Option<u32>,
     pub numa_policy: Option<NumaPolicy>,
+    /// MIG profile of the job's GPUs (`gpuProfile`, e.g. `1g.10gb`); `None`: whole GPUs.
+    pub gpu_profile: Option<String>,
     pub missed_runs: Option<MissedRuns>,
     pub retry_delay_seconds: Option<u64>,
     pub retry_backoff_factor: Option<f64>,
@@ -365,6 +367,7 @@ impl JobDefinition {
             errors_since_last_success: 0,
             gpus: None,
             numa_policy: None,
+            gpu_profile: None,
             missed_runs: None,
             retry_delay_seconds: None,
             retry_backoff_factor: None,

@@ -438,6 +438,13 @@ fn read_extensions(o: &Map<String, Value>, job: &mut JobDefinition) -> Result<()
             })?,
         );
     }
+    if let Some(v) = get(o, "gpuProfile") {
+        let p = string(v, "gpuProfile")?;
+        if let Some(why) = crate::services::app::gpu_profile_issue(&p, job.gpus.unwrap_or(0)) {
+            return Err(JobError::new("gpuProfile", why));
+        }
+        job.gpu_profile = Some(p);
+    }
     if let Some(v) = get(o, "missedRuns") {
         job.missed_runs = Some(read_missed_runs(v)?);
     }

@@ -127,6 +127,7 @@ pub fn job_json<'a>(job: &'a JobDefinition, opts: RenderOptions<'a>) -> JobJson<
         parents,
         gpus: job.gpus,
         numa_policy: job.numa_policy,
+        gpu_profile: job.gpu_profile.as_deref(),
         dependencies,
         dependency_mode,
         missed_runs: job.missed_runs.map(MissedRunsJson::from),
@@ -194,6 +195,8 @@ pub struct JobJson<'a> {
     gpus: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     numa_policy: Option<gantry_gpu::NumaPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_profile: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dependencies: Option<Vec<DependencyJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -207,6 +207,8 @@ fn create_rules_and_field_checks() {
         ("gpus", json!(-1)),
         ("gpus", json!(100000)),
         ("numaPolicy", json!("strict")),
+        ("gpuProfile", json!("1x.10gb")),
+        ("gpuProfile", json!(7)),
         ("shell", json!("yes")),
         ("command", json!("echo \u{0}")),
         ("arguments", json!(["a\u{0}"])),
@@ -292,7 +294,7 @@ fn every_extension_round_trips() {
     let body = json!({"name": "train", "command": "python train.py",
         "dependencies": [{"job": "prep", "type": "afterany"}, {"job": "lint"}],
         "parents": ["fetch"], "dependencyMode": "any",
-        "gpus": 2, "numaPolicy": "require",
+        "gpus": 2, "numaPolicy": "require", "gpuProfile": "1g.10gb",
         "missedRuns": {"catchUp": "all", "limit": 5, "startingDeadlineSeconds": 600},
         "retryDelaySeconds": 30, "retryBackoffFactor": 2.0, "maxRetryDelaySeconds": 600,
         "array": "0-15%4"});
@@ -560,4 +562,27 @@ fn gang_fields_round_trip_and_are_checked() {
             .to_string();
         assert!(msg.starts_with(&format!("{field}:")), "{body}: {msg}");
     }
+}
+
+#[test]
+fn a_gpu_profile_needs_gpus_and_names_a_mig_profile() {
+    let e = rejected(
+        json!({"name": "j", "command": "x", "gpuProfile": "1g.10gb"}),
+        "gpuProfile",
+    );
+    assert!(e.contains("needs gpus of at least 1"), "{e}");
+    let e = rejected(
+        json!({"name": "j", "command": "x", "gpus": 1, "gpuProfile": "big"}),
+        "gpuProfile",
+    );
+    assert!(e.contains("'big' is not a MIG profile"), "{e}");
+    let job = create(&json!({"name": "j", "command": "x", "gpus": 1, "gpuProfile": "3g.40gb"}))
+        .expect("valid");
+    assert_eq!(job.gpu_profile.as_deref(), Some("3g.40gb"));
+    let plain = create(&json!({"name": "k", "command": "x", "gpus": 1})).expect("valid");
+    let text = render_job(&plain, RenderOptions::default());
+    assert!(
+        !text.contains("gpuProfile"),
+        "emitted only when given: {text}"
+    );
 }

@@ -44,6 +44,10 @@ impl Serialize for AppDefinition {
             // Gantry extension, only when given: marathon-python 0.13 rejects unknown keys.
             m.serialize_entry("numaPolicy", p)?;
         }
+        if let Some(p) = &self.gpu_profile {
+            // Gantry extension, only when given.
+            m.serialize_entry("gpuProfile", p)?;
+        }
         m.serialize_entry("executor", &self.executor)?;
         m.serialize_entry("backoffSeconds", &self.backoff_seconds)?;
         m.serialize_entry("backoffFactor", &number(self.backoff_factor))?;

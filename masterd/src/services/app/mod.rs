@@ -20,6 +20,7 @@ pub use constraints::{Constraint, ConstraintOperator};
 pub use container::{Container, ContainerKind, DockerContainer, DockerParameter, PortMapping};
 pub use error::{describe, AppError, FieldErrors};
 pub use model::{AppDefinition, FetchUri, Network, NetworkMode, PortDefinition};
+pub(crate) use normalize::gpu_profile_issue;
 pub use read::parse_body;
 pub use strategies::{KillSelection, UnreachableStrategy, UpgradeStrategy, VersionInfo};
 

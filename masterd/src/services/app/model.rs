@@ -127,6 +127,10 @@ pub struct AppDefinition {
     /// means `prefer` for apps with GPUs and `none` otherwise. Emitted only when given.
     #[serde(default)]
     pub numa_policy: Option<gantry_gpu::NumaPolicy>,
+    /// Gantry extension `gpuProfile`: every GPU of a task is a MIG device of this profile
+    /// (`1g.10gb`); `None`: whole GPUs. Emitted only when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_profile: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -246,6 +250,7 @@ impl AppDefinition {
             disk: 0.0,
             gpus: 0,
             numa_policy: None,
+            gpu_profile: None,
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
             port_definitions: vec![PortDefinition::default_port()],

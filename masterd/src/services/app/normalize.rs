@@ -42,6 +42,7 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, AppEr
         disk,
         gpus,
         numa_policy,
+        gpu_profile,
         env,
         labels,
         ports,
@@ -297,6 +298,12 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, AppEr
     app.disk = disk.unwrap_or(app.disk);
     app.gpus = gpus.unwrap_or(app.gpus);
     app.numa_policy = numa_policy;
+    if let Some(p) = &gpu_profile {
+        if let Some(why) = gpu_profile_issue(p, app.gpus) {
+            issues.push(("/gpuProfile".into(), why));
+        }
+    }
+    app.gpu_profile = gpu_profile;
     app.executor = executor.unwrap_or_default();
     app.backoff_seconds = backoff_seconds.unwrap_or(app.backoff_seconds);
     app.backoff_factor = backoff_factor.unwrap_or(app.backoff_factor);
@@ -323,4 +330,15 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, AppEr
         }
     }
     Ok(Normalized { app, issues })
+}
+
+/// Why `gpuProfile` is refused, if it is: not a MIG profile name, or on an app without GPUs.
+pub(crate) fn gpu_profile_issue(profile: &str, gpus: u32) -> Option<String> {
+    if !gantry_gpu::is_valid_profile(profile) {
+        return Some(format!(
+            "'{profile}' is not a MIG profile: expected <g>g.<GB>gb such as 1g.10gb or 3g.40gb \
+             (optionally <c>c. before it and +me after it)"
+        ));
+    }
+    (gpus == 0).then(|| "gpuProfile needs gpus of at least 1".to_string())
 }

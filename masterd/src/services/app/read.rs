@@ -60,6 +60,8 @@ pub(super) struct AppInput {
     pub gpus: Option<u32>,
     /// Gantry extension: `none`, `prefer` or `require`.
     pub numa_policy: Option<gantry_gpu::NumaPolicy>,
+    /// Gantry extension: the MIG profile of the app's GPUs.
+    pub gpu_profile: Option<String>,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub ports: Option<Vec<u32>>,
@@ -175,6 +177,7 @@ fn read_fields(r: &mut JsonReader, o: &Map<String, Value>) -> AppInput {
         numa_policy: r.field(o, "", "numaPolicy", |r, v, p| {
             r.literal(v, p, super::model::numa_policy_from_literal)
         }),
+        gpu_profile: r.field(o, "", "gpuProfile", JsonReader::string),
         env,
         labels: r
             .field(o, "", "labels", JsonReader::string_map)
