@@ -3,9 +3,9 @@
 
 use crate::containerizer::{Containerizer, LaunchSpec, Recovered, Termination};
 use crate::fetcher::Fetcher;
-use crate::inventory::GpuMetrics;
 use crate::health::probe::{CommandRunner, ProbeContext};
 use crate::health::{self, TaskChecks};
+use crate::inventory::GpuMetrics;
 use crate::recovery::{Durability, TaskCheckpoint, WorkDir};
 use gantry_proto::{
     AgentId, HealthResult, Reason, StatusUpdate, TaskId, TaskInfo, TaskReport, TaskState,

@@ -184,6 +184,14 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
 
     // The app's page: scale to 2, then destroy.
     visit(&b, &c, "/ui/services/ui-web", "/ui-web", None).await?;
+    mark(&b).await?;
+    b.fill("#scale-form input[name=instances]", "2").await?;
+    b.click("#scale-form button[type=submit]").await?;
+    b.eventually(WAIT, "2 of 2 on the app's page", || async {
+        b.text("p.meta .instances").await.filter(|t| t == "2 of 2")
+    })
+    .await?;
+    assert!(still_marked(&b).await);
     b.screenshot(&shots_dir(&c), "app").await?;
     b.click("button.danger[data-method=DELETE]").await?;
     b.client.accept_alert().await?;

@@ -32,7 +32,9 @@ fn state() -> MasterState {
             reregistered_at: None,
             unreachable_since: None,
         };
-        st.cluster.agents.insert(id, AgentEntry::new(record, None, false));
+        st.cluster
+            .agents
+            .insert(id, AgentEntry::new(record, None, false));
     }
     for i in 0..APPS {
         let json = format!(
@@ -42,7 +44,10 @@ fn state() -> MasterState {
         );
         let app = AppDefinition::parse(json.as_bytes()).expect("a valid app");
         for k in 0..PER_APP {
-            let tid = TaskId(format!("{}.{k}", app.id.trim_start_matches('/').replace('/', "_")));
+            let tid = TaskId(format!(
+                "{}.{k}",
+                app.id.trim_start_matches('/').replace('/', "_")
+            ));
             let agent = AgentId(format!("agent-{}", (i * PER_APP + k) % AGENTS));
             let info = task_info(&app, tid.clone(), agent, vec![31000], None);
             let rec = TaskRecord {
@@ -124,7 +129,10 @@ fn main() {
         (locked, html.len())
     });
     for (name, f) in [
-        ("tasks page (first 100 of 10,000)", tasks::Filters::default()),
+        (
+            "tasks page (first 100 of 10,000)",
+            tasks::Filters::default(),
+        ),
         (
             "tasks page, last page",
             tasks::Filters {

@@ -44,6 +44,7 @@ fn failing(n: u32) -> HealthResult {
     HealthResult {
         alive: false,
         consecutive_failures: n,
+        last_failure: Some(1.0),
         last_failure_cause: Some("HTTP status 500".into()),
         ..HealthResult::default()
     }
