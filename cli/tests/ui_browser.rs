@@ -102,8 +102,9 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
         .post(
             "/v2/apps",
             &format!(
-                r#"{{"id":"/gpu-holders","cmd":"{}","cpus":0.5,"mem":64,"gpus":1,"instances":3}}"#,
-                c.sleeper_cmd()
+                r#"{{"id":"/gpu-holders","cmd":"{}","cpus":0.5,"mem":64,"gpus":1,"instances":3,"env":{}}}"#,
+                c.sleeper_cmd(),
+                c.marker_env()
             ),
         )
         .await;
@@ -147,6 +148,12 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
     b.fill("#app-form input[name=id]", "/ui-web").await?;
     b.fill("#app-form input[name=cmd]", &c.sleeper_cmd())
         .await?;
+    // The harness finds (and cleans up) the test's task processes by this marker.
+    b.fill(
+        "#app-form textarea[name=json]",
+        &format!(r#"{{"env":{}}}"#, c.marker_env()),
+    )
+    .await?;
     b.fill("#app-form input[name=cpus]", "-1").await?;
     b.click("#app-form button[type=submit]").await?;
     let err = b
