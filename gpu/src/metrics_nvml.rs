@@ -10,7 +10,6 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, EventSet, Nvml};
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::sync::{Mutex, PoisonError};
 
 /// Milliwatts per watt (NVML reports power in mW).
@@ -33,19 +32,7 @@ impl NvmlMetrics {
     /// counts initialisations, so this is independent of the inventory's) and registers for XID
     /// events. The handle lives as long as the process, as the inventory's does.
     pub fn open() -> Result<Self, GpuError> {
-        let mut failures = Vec::new();
-        let mut loaded = None;
-        for lib in ["libnvidia-ml.so.1", "libnvidia-ml.so"] {
-            match Nvml::builder().lib_path(OsStr::new(lib)).init() {
-                Ok(nvml) => {
-                    loaded = Some(nvml);
-                    break;
-                }
-                Err(e) => failures.push(format!("{lib}: {e}")),
-            }
-        }
-        let nvml = loaded.ok_or_else(|| GpuError::NvmlUnavailable(failures.join("; ")))?;
-        let nvml: &'static Nvml = Box::leak(Box::new(nvml));
+        let nvml = crate::nvml_inventory::load_nvml()?;
         let xids = match register_xids(nvml) {
             Ok(set) => Some(set),
             Err(e) => {

@@ -47,25 +47,33 @@ fn nvml_err(call: &'static str, index: u32) -> impl Fn(NvmlError) -> GpuError {
     }
 }
 
+/// Loads libnvidia-ml (`libnvidia-ml.so.1`, then `libnvidia-ml.so`) and initialises NVML. The
+/// handle is leaked on purpose: NVML stays initialised for the life of the process, so that event
+/// sets can live next to it. NVML counts initialisations, so the inventory and the metrics source
+/// each open their own.
+pub(crate) fn load_nvml() -> Result<&'static Nvml, GpuError> {
+    let mut failures = Vec::new();
+    let mut loaded = None;
+    for lib in ["libnvidia-ml.so.1", "libnvidia-ml.so"] {
+        match Nvml::builder().lib_path(OsStr::new(lib)).init() {
+            Ok(nvml) => {
+                loaded = Some(nvml);
+                break;
+            }
+            Err(e) => failures.push(format!("{lib}: {e}")),
+        }
+    }
+    let nvml = loaded.ok_or_else(|| GpuError::NvmlUnavailable(failures.join("; ")))?;
+    Ok(Box::leak(Box::new(nvml)))
+}
+
 impl NvmlInventory {
     /// Loads libnvidia-ml (`libnvidia-ml.so.1`, then `libnvidia-ml.so`) and initialises NVML.
     ///
     /// NVML stays initialised for the life of the process (the handle is leaked on purpose so
     /// that the event set can live next to it); open the inventory once per process.
     pub fn open() -> Result<Self, GpuError> {
-        let mut failures = Vec::new();
-        let mut loaded = None;
-        for lib in ["libnvidia-ml.so.1", "libnvidia-ml.so"] {
-            match Nvml::builder().lib_path(OsStr::new(lib)).init() {
-                Ok(nvml) => {
-                    loaded = Some(nvml);
-                    break;
-                }
-                Err(e) => failures.push(format!("{lib}: {e}")),
-            }
-        }
-        let nvml = loaded.ok_or_else(|| GpuError::NvmlUnavailable(failures.join("; ")))?;
-        let nvml: &'static Nvml = Box::leak(Box::new(nvml));
+        let nvml = load_nvml()?;
         let driver_version = nvml
             .sys_driver_version()
             .unwrap_or_else(|e| format!("unknown ({e})"));
