@@ -11,7 +11,7 @@ mod browser;
 mod support;
 
 use browser::Browser;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 use support::{Cluster, CREDENTIALS};
@@ -189,8 +189,13 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
         .is_empty());
     b.screenshot(&shots_dir(&c), "services").await?;
 
-    // The app's page: scale to 2, then destroy.
+    // The app's page: once its create deployment is over (the page lists it until then; a
+    // scale while it runs would be refused with Marathon's 409), scale to 2, then destroy.
     visit(&b, &c, "/ui/services/ui-web", "/ui-web", None).await?;
+    b.eventually(WAIT, "the create deployment off the app's page", || async {
+        (b.count("tr[data-deployment]").await == 0).then_some(())
+    })
+    .await?;
     mark(&b).await?;
     b.fill("#scale-form input[name=instances]", "2").await?;
     b.click("#scale-form button[type=submit]").await?;
@@ -200,7 +205,7 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
     .await?;
     assert!(still_marked(&b).await);
     b.screenshot(&shots_dir(&c), "app").await?;
-    b.click("button.danger[data-method=DELETE]").await?;
+    b.click("#destroy-app").await?;
     b.client.accept_alert().await?;
     b.eventually(WAIT, "the services page without /ui-web", || async {
         let at = b.client.current_url().await.ok()?;
@@ -219,6 +224,38 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
             .all(|a| a["id"] != "/ui-web"),
         "{v}"
     );
+
+    // A deployment that cannot finish (more CPUs than the agent has) is listed with its steps
+    // until it is rolled back from the page, which takes the app it was creating away.
+    let (status, _) = c
+        .post(
+            "/v2/apps",
+            &json!({"id": "/ui-huge", "cmd": "sleep 1", "cpus": 64, "mem": 16, "env": c.marker_env()})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    visit(&b, &c, "/ui/services", "Services", None).await?;
+    let progress = b
+        .eventually(WAIT, "the deployment of /ui-huge listed", || async {
+            b.text("#deployments td.progress").await
+        })
+        .await?;
+    assert_eq!(progress, "step 2 of 2");
+    assert_eq!(b.count("#deployments li.done").await, 1);
+    b.click("#deployments button[data-method=DELETE]:not(.danger)")
+        .await?;
+    b.client.accept_alert().await?;
+    b.eventually(
+        WAIT,
+        "no deployment and no /ui-huge after the rollback",
+        || async {
+            (b.count("tr[data-deployment]").await == 0
+                && b.count("tr[data-app='/ui-huge']").await == 0)
+                .then_some(())
+        },
+    )
+    .await?;
 
     // Jobs: submit from the form, run now, see SUCCESS and the output.
     visit(&b, &c, "/ui/jobs", "Jobs", None).await?;

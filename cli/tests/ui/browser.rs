@@ -175,7 +175,13 @@ impl Browser {
                 return Ok(v);
             }
             if start.elapsed() > timeout {
-                bail!("timed out after {timeout:?} waiting for {what}");
+                let at = self.client.current_url().await.map(|u| u.to_string());
+                let shown = self.text("main").await.unwrap_or_default();
+                let flash = self.text("#flash").await.unwrap_or_default();
+                bail!(
+                    "timed out after {timeout:?} waiting for {what}; at {at:?}, flash {flash:?}, \
+                     the page shows:\n{shown}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }

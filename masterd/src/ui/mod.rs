@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod dag;
+pub mod deployments;
 pub mod jobs;
 pub mod layout;
 pub mod services;

@@ -3,8 +3,10 @@
 //! waiting), a label filter and a search box, why an app waits, and the create form whose
 //! validation errors appear next to the field at fault; and an app's page
 //! (`/ui/services/{id}`) with its tasks, last failure and actions (scale, restart, edit, destroy).
+//! Both show the deployments in progress (all of them, or the app's) with their steps.
 
 use super::cluster::not_found;
+use super::deployments::{deployments_markup, plans};
 use super::layout::{cpus, enc, mib, respond, Page, Section};
 use crate::api::marathon::render::waiting;
 use crate::cluster::Core;
@@ -308,15 +310,15 @@ pub async fn page(
     Query(f): Query<Filters>,
     headers: HeaderMap,
 ) -> Response {
-    let rows = {
+    let (rows, deploying) = {
         let st = core.state().await;
-        app_rows(&st)
+        (app_rows(&st), plans(&st, None))
     };
     let page = Page {
         title: "Services".into(),
         section: Section::Services,
         top: filter_bar(&f),
-        live: services_markup(&rows, &f),
+        live: html! { (services_markup(&rows, &f)) (deployments_markup(&deploying)) },
         fixed: create_form(),
     };
     respond(&headers, page)
@@ -362,7 +364,7 @@ fn app_actions(id: &str, instances: u32, json: &str) -> Markup {
                 span.err data-for="/instances" {}
             }
             button data-method="POST" data-url=(format!("{api}/restart")) { "Restart" }
-            button.danger data-method="DELETE" data-url=(api.clone()) data-confirm=(format!("Destroy {id} and kill its tasks?")) data-then="/ui/services" { "Destroy" }
+            button.danger #destroy-app data-method="DELETE" data-url=(api.clone()) data-confirm=(format!("Destroy {id} and kill its tasks?")) data-then="/ui/services" { "Destroy" }
         }
         details.create {
             summary { "Edit the definition" }
@@ -410,16 +412,18 @@ pub async fn app_page(
                 .collect();
             let info = crate::api::marathon::render::app_info(&st, app, true);
             let json = serde_json::to_string_pretty(app).unwrap_or_default();
-            (r, tasks, info.get("lastTaskFailure").cloned(), json)
+            let deploying = plans(&st, Some(&id));
+            let failure = info.get("lastTaskFailure").cloned();
+            (r, tasks, failure, json, deploying)
         })
     };
     match found {
-        Some((r, tasks, failure, json)) => {
+        Some((r, tasks, failure, json, deploying)) => {
             let page = Page {
                 title: r.id.clone(),
                 section: Section::Services,
                 top: html! {},
-                live: app_markup(&r, &tasks, failure.as_ref()),
+                live: html! { (app_markup(&r, &tasks, failure.as_ref())) (deployments_markup(&deploying)) },
                 fixed: app_actions(&r.id, r.instances, &json),
             };
             respond(&headers, page)
