@@ -3,75 +3,12 @@
 //! rows out of the state (the part done under the master's lock, timed alone as well), then
 //! render the HTML. `cargo bench -p gantry-masterd --bench ui_render`.
 
-use gantry_masterd::cluster::AgentEntry;
-use gantry_masterd::services::app_definition::AppDefinition;
-use gantry_masterd::services::launch::task_info;
-use gantry_masterd::state::MasterState;
-use gantry_masterd::store::records::{AgentLifecycle, AgentRecord, TaskOwner, TaskRecord};
+#[path = "support/big_state.rs"]
+mod big_state;
+
+use big_state::{state, AGENTS, APPS, PER_APP};
 use gantry_masterd::ui::{services, tasks};
-use gantry_proto::{AgentId, AgentInfo, TaskId, TaskState};
 use std::time::{Duration, Instant};
-
-const APPS: usize = 1_000;
-const PER_APP: usize = 10;
-const AGENTS: usize = 100;
-
-fn state() -> MasterState {
-    let mut st = MasterState::default();
-    for a in 0..AGENTS {
-        let id = AgentId(format!("agent-{a}"));
-        let info = AgentInfo {
-            hostname: format!("node{a}.example"),
-            ..AgentInfo::default()
-        };
-        let record = AgentRecord {
-            id: id.clone(),
-            info,
-            lifecycle: AgentLifecycle::Active,
-            registered_at: 0.0,
-            reregistered_at: None,
-            unreachable_since: None,
-        };
-        st.cluster
-            .agents
-            .insert(id, AgentEntry::new(record, None, false));
-    }
-    for i in 0..APPS {
-        let json = format!(
-            r#"{{"id":"/team{}/app-{i}","cmd":"sleep 3600","cpus":0.1,"mem":32,"instances":{PER_APP},"labels":{{"team":"t{}"}}}}"#,
-            i % 20,
-            i % 20
-        );
-        let app = AppDefinition::parse(json.as_bytes()).expect("a valid app");
-        for k in 0..PER_APP {
-            let tid = TaskId(format!(
-                "{}.{k}",
-                app.id.trim_start_matches('/').replace('/', "_")
-            ));
-            let agent = AgentId(format!("agent-{}", (i * PER_APP + k) % AGENTS));
-            let info = task_info(&app, tid.clone(), agent, vec![31000], None);
-            let rec = TaskRecord {
-                info,
-                owner: TaskOwner::App {
-                    id: app.id.clone(),
-                    version: app.version.clone(),
-                },
-                state: TaskState::TaskRunning,
-                status: None,
-                last_seq: 1,
-                staged_at: 1.0,
-                started_at: Some(2.0),
-                unreachable_since: None,
-                expunged: false,
-                kill_requested: false,
-                health: Vec::new(),
-            };
-            st.cluster.tasks.insert(tid, rec);
-        }
-        st.services.apps.insert(app.id.clone(), app);
-    }
-    st
-}
 
 fn measure(name: &str, n: usize, mut f: impl FnMut() -> (Duration, usize)) {
     let mut total = Vec::with_capacity(n);
@@ -104,10 +41,8 @@ fn main() {
         .unwrap_or(100);
     let st = state();
     println!(
-        "{} apps, {} tasks, {} agents; {n} renders each",
-        st.services.apps.len(),
-        st.cluster.tasks.len(),
-        st.cluster.agents.len()
+        "{APPS} apps x {PER_APP} tasks on {AGENTS} agents ({} tasks); {n} renders each",
+        st.cluster.tasks().len()
     );
     let all = services::Filters::default();
     measure("services page (all apps, first 200 rows)", n, || {

@@ -137,7 +137,7 @@ async fn load(
             // An end its owner had not recorded yet (see `TaskOwner::keeps_end`).
             st.ended.push(t);
         } else {
-            st.tasks.insert(t.info.task_id.clone(), t);
+            st.put_task(t);
         }
     }
     for a in snap.agents {
@@ -183,7 +183,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     };
     tracing::info!(
         apps = state.services.apps.len(),
-        tasks = state.cluster.tasks.len(),
+        tasks = state.cluster.tasks().len(),
         agents = state.cluster.agents.len(),
         "state recovered from the store"
     );

@@ -148,7 +148,7 @@ async fn locate(core: &Core, id: &TaskId) -> Result<Located, Refused> {
     let guard = core.state().await;
     let st = &guard.cluster;
     let rec = st
-        .tasks
+        .tasks()
         .get(id)
         .or_else(|| st.completed.iter().rev().find(|r| &r.info.task_id == id))
         .map(|r| (r.info.agent_id.clone(), r.state));

@@ -96,7 +96,7 @@ fn agent_json(
         "numa_domains": r.info.numa_domains,
         "gpus": r.info.gpus,
         "topology_warnings": r.info.topology_warnings,
-        "tasks_running": st.tasks.values().filter(|t| t.info.agent_id == r.id).count(),
+        "tasks_running": st.tasks().values().filter(|t| t.info.agent_id == r.id).count(),
     })
 }
 
@@ -137,7 +137,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
     let pid = master_pid(&core);
     let agents = agents_json(st);
     let (unreachable, running): (Vec<&TaskRecord>, Vec<&TaskRecord>) = st
-        .tasks
+        .tasks()
         .values()
         .partition(|t| t.state == TaskState::TaskUnreachable);
     let count = |l: AgentLifecycle| {
@@ -244,7 +244,7 @@ async fn metrics(State(core): State<Arc<Core>>) -> Json<Value> {
         acc.plus(&a.record.info.resources)
     });
     let used = st
-        .tasks
+        .tasks()
         .values()
         .fold(Resources::default(), |acc, t| acc.plus(&t.info.resources));
     for (name, t, u) in [

@@ -179,7 +179,7 @@ pub fn render(st: &MasterState, f: &Figures) -> String {
     );
 
     let mut live = std::collections::HashMap::<TaskState, u64>::new();
-    for t in st.cluster.tasks.values() {
+    for t in st.cluster.tasks().values() {
         *live.entry(t.state).or_default() += 1;
     }
     e.family(
@@ -356,7 +356,7 @@ fn resources(e: &mut Exposition, st: &MasterState) {
         });
     let used = st
         .cluster
-        .tasks
+        .tasks()
         .values()
         .fold(Resources::default(), |acc, t| acc.plus(&t.info.resources));
     let rows = |r: &Resources| {

@@ -128,7 +128,7 @@ fn kill_runs(
         .collect();
     let mut killed = Vec::new();
     for tid in tasks {
-        if let Some(t) = st.tasks.get(&tid).filter(|t| !t.kill_requested) {
+        if let Some(t) = st.tasks().get(&tid).filter(|t| !t.kill_requested) {
             let t = TaskRecord {
                 kill_requested: true,
                 ..t.clone()
@@ -161,7 +161,7 @@ pub(super) fn queue_kills(
             grace_period_secs: Some(t.info.kill_grace_period_secs),
         };
         out.push(st, &t.info.agent_id, msg);
-        st.tasks.insert(t.info.task_id.clone(), t);
+        st.put_task(t);
     }
 }
 

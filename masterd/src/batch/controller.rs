@@ -71,7 +71,7 @@ pub async fn pass(core: &Arc<Core>) -> Result<Duration, CoreError> {
             task: Box::new(rec.info.clone()),
         };
         out.push(st, &agent, msg);
-        st.tasks.insert(rec.info.task_id.clone(), rec);
+        st.put_task(rec);
         st.counters.tasks_launched += 1;
     }
     super::actions::queue_kills(st, &mut out, kills);

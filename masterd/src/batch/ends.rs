@@ -75,9 +75,11 @@ pub fn sweep_lost(
         .values()
         .filter(|r| r.state == RunState::Launched)
         .filter(|r| {
-            r.task_id
-                .as_ref()
-                .is_none_or(|t| !cluster.tasks.contains_key(&gantry_proto::TaskId(t.clone())))
+            r.task_id.as_ref().is_none_or(|t| {
+                !cluster
+                    .tasks()
+                    .contains_key(&gantry_proto::TaskId(t.clone()))
+            })
         })
         .map(|r| r.id)
         .collect();
@@ -104,7 +106,7 @@ pub fn enforce_deadlines(b: &mut BatchState, cluster: &ClusterState, pass: &mut 
         let Some(t) = r
             .task_id
             .as_ref()
-            .and_then(|t| cluster.tasks.get(&gantry_proto::TaskId(t.clone())))
+            .and_then(|t| cluster.tasks().get(&gantry_proto::TaskId(t.clone())))
         else {
             continue;
         };

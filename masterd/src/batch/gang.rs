@@ -404,7 +404,7 @@ pub fn kill_ended(b: &BatchState, st: &ClusterState, pass: &mut Pass) {
         let task = r
             .task_id
             .as_ref()
-            .and_then(|t| st.tasks.get(&TaskId(t.clone())))
+            .and_then(|t| st.tasks().get(&TaskId(t.clone())))
             .filter(|t| !t.kill_requested);
         if let Some(t) = task {
             tracing::info!(job = %r.job, run = r.id, "killing a rank of an ended gang");

@@ -203,7 +203,7 @@ pub fn launch_queued(
                 .clone()
                 .unwrap_or_else(|| def.arguments.join(" ")),
         ));
-        if st.tasks.contains_key(&tid) || by_task.contains_key(&tid) {
+        if st.tasks().contains_key(&tid) || by_task.contains_key(&tid) {
             // Two runs with one due time (manual runs in one millisecond): the next pass.
             continue;
         }

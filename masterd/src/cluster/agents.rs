@@ -58,7 +58,7 @@ impl Core {
 
         // Stored: now change memory and talk to the agent.
         for t in plan.updated {
-            st.tasks.insert(t.info.task_id.clone(), t);
+            st.put_task(t);
         }
         for t in plan.ended {
             tracing::warn!(agent = %id, task = %t.info.task_id, state = t.state.name(), "task ended while the agent was away");
@@ -139,7 +139,7 @@ impl Core {
         for u in usage {
             // Only for tasks the master placed on this agent.
             if st
-                .tasks
+                .tasks()
                 .get(&u.task_id)
                 .is_some_and(|t| &t.info.agent_id == agent)
             {
@@ -199,7 +199,7 @@ impl Core {
                     r.lifecycle = AgentLifecycle::Unreachable;
                     r.unreachable_since = Some(now);
                     agents.push(r);
-                    for t in st.tasks.values().filter(|t| &t.info.agent_id == id) {
+                    for t in st.tasks().values().filter(|t| &t.info.agent_id == id) {
                         let mut t = t.clone();
                         t.state = TaskState::TaskUnreachable;
                         t.unreachable_since = Some(now);
@@ -219,7 +219,7 @@ impl Core {
                     let mut r = a.record.clone();
                     r.lifecycle = AgentLifecycle::Gone;
                     agents.push(r);
-                    for t in st.tasks.values().filter(|t| &t.info.agent_id == id) {
+                    for t in st.tasks().values().filter(|t| &t.info.agent_id == id) {
                         gone.push(TaskRecord {
                             state: TaskState::TaskGone,
                             ..t.clone()
@@ -259,7 +259,7 @@ impl Core {
             }
         }
         for t in unreachable {
-            st.tasks.insert(t.info.task_id.clone(), t);
+            st.put_task(t);
         }
         for t in gone {
             st.task_ended(t);
@@ -293,7 +293,7 @@ fn reconcile_reports(
         .collect();
     for (tid, rep) in &reported {
         let alive = !rep.status.state.is_terminal();
-        let rec = st.tasks.get(tid).filter(|r| &r.info.agent_id == id);
+        let rec = st.tasks().get(tid).filter(|r| &r.info.agent_id == id);
         match rec {
             // Unknown to the master, or placed on another agent: kill this copy here.
             None => {
@@ -332,7 +332,7 @@ fn reconcile_reports(
         }
     }
     // Tasks the master placed there that the agent does not know: lost in transit, or gone.
-    for t in st.tasks.values() {
+    for t in st.tasks().values() {
         if &t.info.agent_id != id || reported.contains_key(&t.info.task_id) {
             continue;
         }

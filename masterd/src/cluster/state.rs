@@ -6,7 +6,7 @@ use crate::alloc::{AgentSnapshot, ClusterSnapshot, NodeTopology, TopologyUse};
 use crate::store::records::{AgentLifecycle, AgentRecord, TaskOwner, TaskRecord};
 use crate::store::Write;
 use gantry_proto::{AgentId, MasterMessage, Resources, TaskId, TaskState};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -71,8 +71,13 @@ pub struct Counters {
 /// Everything the master holds in memory.
 #[derive(Debug, Default)]
 pub struct ClusterState {
-    /// Non-terminal tasks (terminal ones move to `completed`).
-    pub tasks: BTreeMap<TaskId, TaskRecord>,
+    /// Non-terminal tasks (terminal ones move to `completed`): read through
+    /// [`ClusterState::tasks`], written through [`ClusterState::put_task`], so that `by_app`
+    /// always agrees.
+    tasks: BTreeMap<TaskId, TaskRecord>,
+    /// The ids in `tasks` of each app's tasks, so that an app's tasks are found without a scan
+    /// of every task (`GET /v2/apps?embed=apps.tasks` asks for each app's).
+    by_app: HashMap<String, BTreeSet<TaskId>>,
     pub agents: BTreeMap<AgentId, AgentEntry>,
     pub completed: VecDeque<TaskRecord>,
     /// Tasks that ended and whose owner has not read the end yet (see [`ClusterState::take_ended`]).
@@ -84,6 +89,36 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
+    /// The live (non-terminal) tasks.
+    pub fn tasks(&self) -> &BTreeMap<TaskId, TaskRecord> {
+        &self.tasks
+    }
+
+    /// Adds a live task, or replaces the record of one (a task never changes owner).
+    pub fn put_task(&mut self, rec: TaskRecord) {
+        if let Some(app) = rec.app_id() {
+            self.by_app
+                .entry(app.to_owned())
+                .or_default()
+                .insert(rec.info.task_id.clone());
+        }
+        self.tasks.insert(rec.info.task_id.clone(), rec);
+    }
+
+    fn remove_task(&mut self, id: &TaskId) {
+        let Some(rec) = self.tasks.remove(id) else {
+            return;
+        };
+        if let Some(app) = rec.app_id() {
+            if let Some(ids) = self.by_app.get_mut(app) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_app.remove(app);
+                }
+            }
+        }
+    }
+
     /// The store write that records a task's end: owners that keep ends (job runs) keep the
     /// terminal record until they release it; other tasks are deleted.
     pub fn end_write(rec: &TaskRecord) -> Write {
@@ -97,7 +132,7 @@ impl ClusterState {
     /// A task ended (its end is stored): it leaves the live tasks, is remembered among the
     /// completed ones, and waits in `ended` for its owner.
     pub fn task_ended(&mut self, rec: TaskRecord) {
-        self.tasks.remove(&rec.info.task_id);
+        self.remove_task(&rec.info.task_id);
         self.ended.push(rec.clone());
         self.push_completed(rec);
     }
@@ -176,9 +211,11 @@ impl ClusterState {
 
     /// The live tasks of one app.
     pub fn app_tasks<'a>(&'a self, app_id: &'a str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
-        self.tasks
-            .values()
-            .filter(move |t| t.app_id() == Some(app_id))
+        self.by_app
+            .get(app_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
     }
 
     /// (staged, running) counts of an app's tasks, as Marathon reports them.
@@ -205,5 +242,62 @@ impl ClusterState {
             *out.entry(t.state).or_default() += 1;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, app: Option<&str>) -> TaskRecord {
+        let owner = match app {
+            Some(a) => TaskOwner::App {
+                id: a.into(),
+                version: "v".into(),
+            },
+            None => TaskOwner::JobRun {
+                job: "j".into(),
+                run: 1,
+            },
+        };
+        TaskRecord {
+            info: gantry_proto::TaskInfo {
+                task_id: id.into(),
+                ..Default::default()
+            },
+            owner,
+            state: TaskState::TaskRunning,
+            status: None,
+            last_seq: 0,
+            staged_at: 0.0,
+            started_at: None,
+            unreachable_since: None,
+            expunged: false,
+            kill_requested: false,
+            health: Vec::new(),
+        }
+    }
+
+    fn ids(st: &ClusterState, app: &str) -> Vec<String> {
+        st.app_tasks(app).map(|t| t.info.task_id.0.clone()).collect()
+    }
+
+    #[test]
+    fn an_apps_tasks_are_found_by_owner_whatever_their_ids() {
+        let mut st = ClusterState::default();
+        st.put_task(task("x1", Some("/a")));
+        st.put_task(task("a.2", Some("/a")));
+        st.put_task(task("a.3", Some("/a/b")));
+        st.put_task(task("run", None));
+        st.put_task(task("x1", Some("/a"))); // an update of the same task
+        assert_eq!(ids(&st, "/a"), ["a.2", "x1"]);
+        assert_eq!(ids(&st, "/a/b"), ["a.3"]);
+        assert_eq!(st.app_counts("/a"), (0, 2));
+        st.task_ended(task("x1", Some("/a")));
+        assert_eq!(ids(&st, "/a"), ["a.2"]);
+        st.task_ended(task("a.2", Some("/a")));
+        assert!(ids(&st, "/a").is_empty());
+        assert!(!st.by_app.contains_key("/a"), "no empty entry is kept");
+        assert_eq!(st.tasks().len(), 2);
     }
 }

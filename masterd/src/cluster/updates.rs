@@ -67,7 +67,7 @@ impl Core {
             let alive = !up.status.state.is_terminal();
             let old = changed
                 .get(&tid)
-                .or_else(|| st.tasks.get(&tid))
+                .or_else(|| st.tasks().get(&tid))
                 .filter(|t| !t.state.is_terminal());
             let Some(old) = old else {
                 // Unknown (already ended and forgotten, or never ours): acknowledged so the agent
@@ -156,7 +156,7 @@ impl Core {
                 st.task_ended(rec);
                 ended = true;
             } else {
-                st.tasks.insert(tid, rec);
+                st.put_task(rec);
             }
         }
         drop(guard);

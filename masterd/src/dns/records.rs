@@ -57,7 +57,7 @@ impl Snapshot {
             })
             .collect();
         let tasks = st
-            .tasks
+            .tasks()
             .values()
             .filter(|t| t.state == TaskState::TaskRunning)
             // Marathon's tasks (the `marathon` framework); job runs are not named.

@@ -120,7 +120,7 @@ pub async fn kill_app_tasks(
             grace_period_secs: Some(t.info.kill_grace_period_secs),
         };
         Core::send(st, &t.info.agent_id, msg);
-        st.tasks.insert(t.info.task_id.clone(), t);
+        st.put_task(t);
     }
     drop(guard);
     core.wake();

@@ -69,7 +69,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
 
         // Expunge unreachable tasks whose app gave up on them.
         let expunge: Vec<TaskId> = st
-            .tasks
+            .tasks()
             .values()
             .filter(|t| t.state == TaskState::TaskUnreachable && !t.expunged)
             .filter(|t| {
@@ -86,7 +86,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
             .collect();
         let mut changed: Vec<TaskRecord> = Vec::new();
         for tid in expunge {
-            if let Some(t) = st.tasks.get(&tid) {
+            if let Some(t) = st.tasks().get(&tid) {
                 changed.push(TaskRecord {
                     expunged: true,
                     ..t.clone()
@@ -96,7 +96,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
 
         // Orphans (app deleted) and surplus instances are killed.
         let mut to_kill: Vec<TaskId> = st
-            .tasks
+            .tasks()
             .values()
             .filter(|t| !t.kill_requested)
             .filter(|t| t.app_id().is_some_and(|a| !svc.apps.contains_key(a)))
@@ -191,7 +191,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         to_kill.extend(super::health::kills_due(st, svc));
         let mut kills = Vec::new();
         for tid in to_kill {
-            if let Some(t) = st.tasks.get(&tid) {
+            if let Some(t) = st.tasks().get(&tid) {
                 let t = changed
                     .iter()
                     .position(|c| c.info.task_id == tid)
@@ -234,12 +234,12 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         writes.extend(changed.iter().map(|t| Write::PutTask(Box::new(t.clone()))));
         core.store().apply(writes).await?;
         for t in changed {
-            st.tasks.insert(t.info.task_id.clone(), t);
+            st.put_task(t);
         }
         for k in kills {
             if let MasterMessage::KillTask { task_id, .. } = &k {
                 tracing::info!(task = %task_id, "killing a task its app no longer wants");
-                if let Some(agent) = st.tasks.get(task_id).map(|t| t.info.agent_id.clone()) {
+                if let Some(agent) = st.tasks().get(task_id).map(|t| t.info.agent_id.clone()) {
                     Core::send(st, &agent, k);
                 }
             }
@@ -327,7 +327,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let msg = MasterMessage::LaunchTask {
             task: Box::new(rec.info.clone()),
         };
-        st.tasks.insert(rec.info.task_id.clone(), rec);
+        st.put_task(rec);
         st.counters.tasks_launched += 1;
         Core::send(st, &agent, msg);
     }

@@ -110,7 +110,7 @@ fn healthy_and_unhealthy_counts() {
 fn state(tasks: Vec<TaskRecord>) -> ClusterState {
     let mut st = ClusterState::default();
     for t in tasks {
-        st.tasks.insert(t.info.task_id.clone(), t);
+        st.put_task(t);
     }
     st
 }

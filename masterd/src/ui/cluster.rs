@@ -42,7 +42,7 @@ fn lifecycle(st: &ClusterState, id: &AgentId) -> &'static str {
 fn rows(st: &ClusterState) -> Vec<AgentRow> {
     let used = st.used_by_agent();
     let mut tasks: HashMap<&AgentId, (usize, usize)> = HashMap::new();
-    for t in st.tasks.values() {
+    for t in st.tasks().values() {
         let e = tasks.entry(&t.info.agent_id).or_default();
         e.0 += 1;
         e.1 += t.info.placement.as_ref().map_or(0, |p| p.gpus.len());
@@ -148,7 +148,7 @@ struct Holders {
 
 fn holders(st: &ClusterState, agent: &AgentId) -> Holders {
     let mut h = Holders::default();
-    for t in st.tasks.values().filter(|t| &t.info.agent_id == agent) {
+    for t in st.tasks().values().filter(|t| &t.info.agent_id == agent) {
         h.tasks.push((
             t.info.task_id.0.clone(),
             t.info.name.clone(),

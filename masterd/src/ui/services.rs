@@ -74,7 +74,7 @@ pub struct AppRow {
 /// Running and staged task counts of every app, in one pass over the tasks.
 fn counts(st: &MasterState) -> HashMap<&str, (usize, usize)> {
     let mut out: HashMap<&str, (usize, usize)> = HashMap::new();
-    for t in st.cluster.tasks.values() {
+    for t in st.cluster.tasks().values() {
         let Some(app) = t.app_id() else { continue };
         let e = out.entry(app).or_default();
         match t.state {

@@ -81,7 +81,7 @@ pub fn task_rows(st: &ClusterState, f: &Filters) -> (Vec<TaskRow>, usize) {
             t.info.task_id.0.to_lowercase().contains(q) || t.owner.name().to_lowercase().contains(q)
         })
     };
-    let live = st.tasks.values().filter(keep).map(|t| (t, true));
+    let live = st.tasks().values().filter(keep).map(|t| (t, true));
     let ended = st.completed.iter().rev().filter(keep).map(|t| (t, false));
     let all = live.chain(ended);
     let page = f.page.unwrap_or(0);
@@ -247,7 +247,7 @@ pub async fn task_page(
         let st = core.state().await;
         let c = &st.cluster;
         let tid = TaskId(id.clone());
-        c.tasks
+        c.tasks()
             .get(&tid)
             .map(|t| (t, true))
             .or_else(|| {

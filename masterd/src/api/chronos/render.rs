@@ -63,7 +63,7 @@ pub fn run_json(r: &RunRecord, cluster: &ClusterState) -> Value {
         let live = r
             .task_id
             .as_ref()
-            .and_then(|t| cluster.tasks.get(&gantry_proto::TaskId(t.clone())));
+            .and_then(|t| cluster.tasks().get(&gantry_proto::TaskId(t.clone())));
         if let Some(t) = live.filter(|t| matches!(t.owner, TaskOwner::JobRun { .. })) {
             if t.state == gantry_proto::TaskState::TaskRunning {
                 state = "running".into();

@@ -26,7 +26,7 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
     let st = core.state().await;
     let tasks: Vec<Value> = st
         .cluster
-        .tasks
+        .tasks()
         .values()
         .filter(|t| t.app_id().is_some())
         .filter(|t| wanted.is_empty() || wanted.contains(&t.state))

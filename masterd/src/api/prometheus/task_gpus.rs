@@ -48,7 +48,7 @@ pub(super) fn render(e: &mut Exposition, st: &MasterState) {
         .usage
         .iter()
         .filter_map(|(id, u)| {
-            let agent = st.cluster.tasks.get(id)?.info.agent_id.as_str();
+            let agent = st.cluster.tasks().get(id)?.info.agent_id.as_str();
             Some(u.gpu_usage.iter().map(move |g| (id.as_str(), agent, g)))
         })
         .flatten()
@@ -87,25 +87,22 @@ mod tests {
             agent_id: "agent-7".into(),
             ..TaskInfo::default()
         };
-        st.cluster.tasks.insert(
-            info.task_id.clone(),
-            TaskRecord {
-                info: info.clone(),
-                owner: TaskOwner::App {
-                    id: "/train".into(),
-                    version: "v".into(),
-                },
-                state: TaskState::TaskRunning,
-                status: None,
-                last_seq: 0,
-                staged_at: 0.0,
-                started_at: None,
-                unreachable_since: None,
-                expunged: false,
-                kill_requested: false,
-                health: Vec::new(),
+        st.cluster.put_task(TaskRecord {
+            info: info.clone(),
+            owner: TaskOwner::App {
+                id: "/train".into(),
+                version: "v".into(),
             },
-        );
+            state: TaskState::TaskRunning,
+            status: None,
+            last_seq: 0,
+            staged_at: 0.0,
+            started_at: None,
+            unreachable_since: None,
+            expunged: false,
+            kill_requested: false,
+            health: Vec::new(),
+        });
         let gpu = |index: u32, util: Option<f64>| GpuUsage {
             uuid: format!("GPU-{index}"),
             index,

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 /// The live tasks of every app, in one pass over the tasks.
 pub fn tasks_by_app(st: &ClusterState) -> HashMap<&str, Vec<&TaskRecord>> {
     let mut out: HashMap<&str, Vec<&TaskRecord>> = HashMap::new();
-    for t in st.tasks.values() {
+    for t in st.tasks().values() {
         if let Some(app) = t.app_id() {
             out.entry(app).or_default().push(t);
         }
