@@ -279,7 +279,9 @@ mod tests {
     }
 
     fn ids(st: &ClusterState, app: &str) -> Vec<String> {
-        st.app_tasks(app).map(|t| t.info.task_id.0.clone()).collect()
+        st.app_tasks(app)
+            .map(|t| t.info.task_id.0.clone())
+            .collect()
     }
 
     #[test]
