@@ -74,10 +74,10 @@ fn details_text(body: &Value) -> String {
         .filter_map(|d| d["id"].as_str())
         .collect();
     if !locking.is_empty() {
+        let ids = locking.join(" ");
         out.push_str(&format!(
-            "\n  locked by deployment {}: add --force to cancel it, or `gantry deployments \
-             cancel ID`",
-            locking.join(", ")
+            "\n  locked by deployment {ids}: add --force to cancel it, or `gantry deployments \
+             cancel {ids}`"
         ));
     }
     out
