@@ -1,8 +1,9 @@
 //! `gantry apps` and `gantry deployments` against a real cluster: deploy a new app and wait, deploy
 //! it changed (a rolling replacement), a bad file refused with the field at fault, scale, restart,
 //! roll back (to the previous version and to a named one), show, delete, a usage error; and a
-//! deployment that can never finish: followed with a short --timeout (exit 1 naming why), listed
-//! while it runs, a locked app's 409 suggesting --force, and cancelled.
+//! deployment that can never finish: followed with a short --timeout (exit 1 naming why: what no
+//! agent offers, or the last task failure), listed while it runs, a locked app's 409 suggesting
+//! --force, and cancelled.
 
 mod support;
 
@@ -164,6 +165,18 @@ async fn a_deployment_that_cannot_finish() {
         err.contains("did not finish within 3s") && err.contains("too few cpus"),
         "{err}"
     );
+
+    // A command that always fails: the follow names the last task failure.
+    let crash = serde_json::json!({"id": "/crash", "cmd": "exit 3", "instances": 1, "cpus": 0.1,
+        "mem": 16, "env": c.marker_env()});
+    let file = app_file(&c, "crash.json", &crash);
+    let (code, out, err) = gantry(&c, &["apps", "deploy", &file, "--timeout", "4s"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("did not finish within 4s") && err.contains("failed (TASK_FAILED)"),
+        "{err}"
+    );
+    ok(&c, &["apps", "delete", "/crash"]);
 
     // Listed while it runs.
     let out = ok(&c, &["deployments", "list"]);
