@@ -30,7 +30,7 @@ pub struct RunArgs {
 
 /// The WAITING column: why instances are not running (what no agent offers), the launch delay
 /// after failures, and the last failure's message; empty when nothing waits.
-fn waiting_text(w: &Value) -> String {
+pub(crate) fn waiting_text(w: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(r) = w["reason"].as_str() {
         parts.push(r.to_string());
@@ -42,6 +42,45 @@ fn waiting_text(w: &Value) -> String {
         parts.push(format!("last failure: {m}"));
     }
     parts.join("; ")
+}
+
+/// The `details` of a Marathon error (spec §3.9), each field at fault as `path: errors`, and a
+/// hint for an app locked by a deployment; empty when there are none.
+fn details_text(body: &Value) -> String {
+    let mut out = String::new();
+    match &body["details"] {
+        Value::Null => {}
+        Value::String(s) => out.push_str(&format!(": {s}")),
+        Value::Array(items) => {
+            for d in items {
+                let errors: Vec<String> = d["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from))
+                    .collect();
+                match d["path"].as_str() {
+                    Some(path) => out.push_str(&format!("\n  {path}: {}", errors.join(", "))),
+                    None => out.push_str(&format!("\n  {d}")),
+                }
+            }
+        }
+        other => out.push_str(&format!(" {other}")),
+    }
+    let locking: Vec<&str> = body["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    if !locking.is_empty() {
+        let ids = locking.join(" ");
+        out.push_str(&format!(
+            "\n  locked by deployment {ids}: add --force to cancel it, or `gantry deployments \
+             cancel {ids}`"
+        ));
+    }
+    out
 }
 
 /// How the client proves who it is.
@@ -151,11 +190,7 @@ impl Client {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let msg = body["message"].as_str().unwrap_or("request failed");
-            let details = if body["details"].is_null() {
-                String::new()
-            } else {
-                format!(" {}", body["details"])
-            };
+            let details = details_text(&body);
             let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
                 " (give --credentials USER:PASSWORD or --api-token TOKEN)"
             } else {
@@ -262,18 +297,6 @@ impl Client {
                 &rows,
             )
         });
-        Ok(())
-    }
-
-    pub async fn apps_rm(&self, id: &str) -> anyhow::Result<()> {
-        let id = id.trim_start_matches('/');
-        let resp = self
-            .request(reqwest::Method::DELETE, &format!("/v2/apps/{id}"))
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
-        let body = Self::body(resp).await?;
-        self.print(&body, || format!("deleted /{id}"));
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! `gantry`: a one-process dev cluster (`gantry dev`), a client for apps, jobs, tasks and agents,
 //! and a preflight of agent and master hosts (`gantry doctor`).
 
+mod apps;
 mod client;
+mod deployments;
 mod dev;
 mod doctor;
 mod jobs;
@@ -52,9 +54,12 @@ struct Cli {
 enum Command {
     /// Run a master and one local agent in this process, on embedded SQLite.
     Dev(dev::DevArgs),
-    /// Marathon apps (long-running services).
-    #[command(subcommand)]
-    Apps(AppsCommand),
+    /// Marathon apps (long-running services): deploy, show, scale, restart, roll back, delete.
+    #[command(subcommand, alias = "app")]
+    Apps(apps::AppsCommand),
+    /// Deployments in progress: list them, cancel one.
+    #[command(subcommand, alias = "deployment")]
+    Deployments(deployments::DeploymentsCommand),
     /// Tasks: list them, print their output.
     #[command(subcommand, alias = "task")]
     Tasks(TasksCommand),
@@ -67,19 +72,6 @@ enum Command {
     /// Preflight checks of an agent or master host: each ✓/!/✗ with the fix; exit 1 on a failure.
     #[command(subcommand)]
     Doctor(doctor::DoctorCommand),
-}
-
-#[derive(Subcommand)]
-enum AppsCommand {
-    /// Create an app from flags or from a Marathon app JSON file.
-    Run(client::RunArgs),
-    /// List apps with their running counts and why any instance waits.
-    List,
-    /// Delete an app and kill its tasks.
-    Rm {
-        /// The app id, e.g. /web.
-        id: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -126,9 +118,8 @@ fn main() -> anyhow::Result<()> {
     let c = client::Client::new(&cli.master, cli.json, auth, cli.ca_file.as_deref())?;
     rt.block_on(async move {
         match cmd {
-            Command::Apps(AppsCommand::Run(args)) => c.apps_run(args).await,
-            Command::Apps(AppsCommand::List) => c.apps_list().await,
-            Command::Apps(AppsCommand::Rm { id }) => c.apps_rm(&id).await,
+            Command::Apps(cmd) => apps::run(&c, cmd).await,
+            Command::Deployments(cmd) => deployments::run(&c, cmd).await,
             Command::Tasks(TasksCommand::List) => c.tasks_list().await,
             Command::Tasks(TasksCommand::Log(args)) => {
                 logs::print_task_log(&c, args.task_id(), args.options()).await

@@ -108,8 +108,8 @@ until_ok 20 sh -c '[ "$(curl -s localhost:5050/v1/scheduler/job/hello-job | pyth
 [ "$(curl -s localhost:5050/v1/scheduler/job/hello-job/runs | json 'd["runs"][0]["exitCode"]')" = 0 ] ||
   fail "the run's exit code is 0"
 
-step "cleanup: gantry apps rm deletes at once and kills the tasks"
-gantry apps rm /sleepy | grep -qx "deleted /sleepy" || fail "gantry apps rm /sleepy"
+step "cleanup: gantry apps rm deletes at once and waits until the tasks are killed"
+gantry apps rm /sleepy | grep -q "^deleted /sleepy: deployment .* finished$" || fail "gantry apps rm /sleepy"
 gantry apps rm /hello >/dev/null
 gantry apps rm /big >/dev/null
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE localhost:5050/v1/scheduler/job/hello-job)" = 204 ] ||
