@@ -1,7 +1,7 @@
-//! A one-agent Gantry cluster for the benchmarks: a release gantry-masterd (HTTP Basic, a rate
-//! limit high enough that the bench is never answered 429) and one gantry-agentd with the default
-//! containerizer (native when run as root) and the resources given, both in a temp dir and killed
-//! when dropped; plus an HTTP client with the bench's credentials, the store's transaction count
+//! A Gantry cluster for the benchmarks: a release gantry-masterd (HTTP Basic, a rate limit high
+//! enough that the bench is never answered 429) and one gantry-agentd (or several) with the
+//! default containerizer (native when run as root) and the resources given, all in a temp dir and
+//! killed when dropped; plus an HTTP client with the bench's credentials, the store's transaction count
 //! from the master's Prometheus `/metrics`, and the bytes the master has written to disk.
 
 use super::{bin, free_port, Killed};
@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-secret";
 
-/// A running master with one registered agent.
+/// A running master with its registered agents.
 pub struct GantryCluster {
-    // Dropped in this order: the agent, the master, then the dir.
+    // Dropped in this order: the agents, the master, then the dir.
     agent: Killed,
+    more_agents: Vec<Killed>,
     master: Killed,
     dir: tempfile::TempDir,
     /// `http://127.0.0.1:<port>`.
@@ -29,6 +30,12 @@ impl GantryCluster {
     /// Starts the master and an agent advertising `resources` (the agent's `--resources`, e.g.
     /// `cpus:64;mem:65536;disk:100000`) and waits until the agent is registered.
     pub async fn start(resources: &str) -> Result<Self> {
+        Self::start_agents(&[resources]).await
+    }
+
+    /// Starts the master and one agent per entry of `resources` (each agent's `--resources`,
+    /// with its own work dir), and waits until all are registered.
+    pub async fn start_agents(resources: &[&str]) -> Result<Self> {
         // `GANTRY_BENCH_DIR` puts the master's store and the agent's work dir on another file
         // system (e.g. /dev/shm, to see what the disk's file system costs).
         let dir = match std::env::var_os("GANTRY_BENCH_DIR") {
@@ -47,19 +54,32 @@ impl GantryCluster {
                 .arg(dir.path().join("m")),
         )
         .context("start gantry-masterd")?;
-        let agent = Killed::quiet(
-            Command::new(bin("gantry-agentd"))
-                .args(["--master", &base, "--token", "bench"])
-                .args(["--listen", "127.0.0.1:0", "--resources", resources])
-                .arg("--work-dir")
-                .arg(dir.path().join("a")),
-        )
-        .context("start gantry-agentd")?;
+        let mut agents = Vec::new();
+        for (i, r) in resources.iter().enumerate() {
+            let work = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("a{i}")
+            };
+            agents.push(
+                Killed::quiet(
+                    Command::new(bin("gantry-agentd"))
+                        .args(["--master", &base, "--token", "bench"])
+                        .args(["--listen", "127.0.0.1:0", "--resources", r])
+                        .arg("--work-dir")
+                        .arg(dir.path().join(work)),
+                )
+                .context("start gantry-agentd")?,
+            );
+        }
+        let mut agents = agents.into_iter();
+        let agent = agents.next().context("no agent to start")?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()?;
         let c = GantryCluster {
             agent,
+            more_agents: agents.collect(),
             master,
             dir,
             base,
@@ -73,12 +93,13 @@ impl GantryCluster {
         let start = Instant::now();
         loop {
             if let Ok(v) = self.get_json("/master/slaves").await {
-                if v["slaves"].as_array().is_some_and(|a| !a.is_empty()) {
+                let want = 1 + self.more_agents.len();
+                if v["slaves"].as_array().is_some_and(|a| a.len() >= want) {
                     return Ok(());
                 }
             }
             if start.elapsed() > Duration::from_secs(30) {
-                bail!("the agent never registered");
+                bail!("the agents never registered");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -106,15 +127,21 @@ impl GantryCluster {
 
     /// `POST path` with a JSON body; fails unless the answer is a success.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<()> {
-        let r = self
-            .request(reqwest::Method::POST, path)
-            .json(body)
-            .send()
-            .await?;
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    /// `method path` with a JSON body; fails unless the answer is a success.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<()> {
+        let r = self.request(method.clone(), path).json(body).send().await?;
         let status = r.status();
         if !status.is_success() {
             bail!(
-                "POST {path}: {status}: {}",
+                "{method} {path}: {status}: {}",
                 r.text().await.unwrap_or_default()
             );
         }
@@ -177,10 +204,29 @@ impl GantryCluster {
         ))
     }
 
-    /// The agent's process id.
+    /// The (first) agent's process id.
     pub fn agent_pid(&self) -> u32 {
         self.agent.0.id()
     }
+
+    /// Resident memory of the master and of each agent, bytes (VmRSS of /proc/<pid>/status).
+    pub fn rss(&self) -> (Option<u64>, Vec<Option<u64>>) {
+        let agents = std::iter::once(&self.agent)
+            .chain(&self.more_agents)
+            .map(|a| rss_of(a.0.id()))
+            .collect();
+        (rss_of(self.master.0.id()), agents)
+    }
+}
+
+/// VmRSS of a process, bytes.
+fn rss_of(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
 }
 
 /// utime + stime + cutime + cstime of a process, seconds (/proc counts in USER_HZ, 100 on Linux).
