@@ -3,13 +3,15 @@
 //! orphaned tasks, and applies the unreachable strategy; an app that a deployment restarts is
 //! replaced by the rolling arithmetic instead. Runs when woken and once a second.
 
+use super::app::AppDefinition;
 use super::app_definition::KillSelection;
 use super::deployments::replace;
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
+use super::placement_constraints::{AgentFacts, CompiledConstraints};
 use super::requirements::{self, all_met, unmet_reason};
 use super::state::Waiting;
 use crate::alloc::{self, TaskDemand};
-use crate::cluster::{Core, CoreError};
+use crate::cluster::{ClusterState, Core, CoreError};
 use crate::state::MasterState;
 use crate::store::records::{TaskOwner, TaskRecord};
 use crate::store::Write;
@@ -48,6 +50,31 @@ fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bo
         (TaskState::TaskUnreachable, Some(since), Some(after)) => now - since < after,
         _ => true,
     }
+}
+
+/// The connected agents that meet the app's container and network needs: the agents its
+/// constraints are evaluated over (GROUP_BY spreads over their values).
+fn constraint_agents<'a>(st: &'a ClusterState, app: &AppDefinition) -> Vec<AgentFacts<'a>> {
+    let needs = requirements::needs_of(app);
+    st.agents
+        .values()
+        .filter(|a| a.accepts_tasks() && all_met(&needs, &a.record.info))
+        .map(|a| AgentFacts {
+            id: &a.record.id,
+            info: &a.record.info,
+        })
+        .collect()
+}
+
+/// The app's instances per agent that constraints count: non-terminal tasks not being killed.
+fn instances_per_agent(st: &ClusterState, app_id: &str) -> HashMap<AgentId, usize> {
+    let mut out: HashMap<AgentId, usize> = HashMap::new();
+    for t in st.app_tasks(app_id) {
+        if !t.kill_requested && !t.expunged && !t.state.is_terminal() {
+            *out.entry(t.info.agent_id.clone()).or_default() += 1;
+        }
+    }
+    out
 }
 
 /// One controller run.
@@ -168,6 +195,22 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                     }
                     only_on.insert(app.id.clone(), eligible);
                 }
+                // Constraints (spec §2.2): the agents that may take one more instance now. The
+                // plan's placements are filtered again one by one once it is made.
+                let constraints = CompiledConstraints::new(&app.constraint_list());
+                if !constraints.is_empty() {
+                    let agents = constraint_agents(st, app);
+                    let per_agent = instances_per_agent(st, &app.id);
+                    match constraints.agents_for_one_more(&agents, &per_agent) {
+                        Ok(allowed) => {
+                            only_on.insert(app.id.clone(), allowed);
+                        }
+                        Err(reason) => {
+                            unmet.push((app.id.clone(), reason, missing));
+                            continue;
+                        }
+                    }
+                }
                 // Bounded work per run, whatever an app asks for: the rest comes next run.
                 let take = missing.min(budget);
                 if take == 0 {
@@ -278,6 +321,32 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         tracing::info!(conflict = %c, "placement no longer fits; retrying next run");
     }
     plan.drop_conflicts(&conflicts);
+    // Accept each app's placements in order only while its constraints hold; the rest are
+    // planned again on the next run, which follows at once.
+    let mut refused: HashSet<TaskId> = HashSet::new();
+    for app_id in apps_demanded.keys() {
+        let Some(app) = svc.apps.get(app_id) else {
+            continue;
+        };
+        let constraints = CompiledConstraints::new(&app.constraint_list());
+        if constraints.is_empty() {
+            continue;
+        }
+        let mine: Vec<&alloc::Placement> = plan
+            .placements
+            .iter()
+            .filter(|p| by_task.get(&p.task_id).is_some_and(|d| &d.group == app_id))
+            .collect();
+        let agents = constraint_agents(st, app);
+        let per_agent = instances_per_agent(st, app_id);
+        let targets: Vec<&AgentId> = mine.iter().map(|p| &p.agent_id).collect();
+        let accepted = constraints.filter_sequential(&agents, &per_agent, &targets);
+        for (p, ok) in mine.iter().zip(accepted) {
+            if !ok {
+                refused.insert(p.task_id.clone());
+            }
+        }
+    }
     let mut writes = Vec::new();
     let mut launches = Vec::new();
     let mut placed: HashMap<String, usize> = HashMap::new();
@@ -285,6 +354,9 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let Some(d) = by_task.get(&p.task_id) else {
             continue;
         };
+        if refused.contains(&p.task_id) {
+            continue; // would break a constraint given the ones placed before it
+        }
         let Some(app) = svc.apps.get(&d.group) else {
             continue; // deleted meanwhile
         };
@@ -333,7 +405,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     }
     // The budget ran out and this run made progress: plan the rest at once rather than in a
     // second. Without progress (nothing fits) the next run waits for a change or the tick.
-    if more && !placed.is_empty() {
+    if (more || !refused.is_empty()) && !placed.is_empty() {
         core.wake();
     }
     // Say why the rest waits.

@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod health;
 pub mod launch;
 pub mod path_id;
+pub mod placement_constraints;
 pub mod requirements;
 pub mod state;
 pub mod task_env;
