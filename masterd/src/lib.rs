@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cluster;
 pub mod config;
 pub mod dns;
+pub mod events;
 pub mod join_tokens;
 pub mod listener;
 pub mod master;
