@@ -148,6 +148,21 @@ impl Client {
         }
     }
 
+    /// Sends `method path` with `query` and a JSON `body`; the answer as it came.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut r = self.request(method, path).query(query);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.with_context(|| self.unreachable())
+    }
+
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let resp = self
             .request(reqwest::Method::GET, path)

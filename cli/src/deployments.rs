@@ -54,13 +54,7 @@ fn row(p: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|a| {
-            format!(
-                "{} {}",
-                a["action"].as_str().unwrap_or_default(),
-                a["app"].as_str().unwrap_or_default()
-            )
-        })
+        .map(crate::apps::follow::action_text)
         .collect();
     vec![
         p["id"].as_str().unwrap_or_default().to_string(),

@@ -151,17 +151,17 @@ fn current_actions(app: &str, plan: &Value) -> String {
     if !own.is_empty() {
         return own.join(", ");
     }
-    let all: Vec<String> = actions
-        .iter()
-        .map(|a| {
-            format!(
-                "{} {}",
-                a["action"].as_str().unwrap_or_default(),
-                a["app"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
+    let all: Vec<String> = actions.iter().map(|a| action_text(a)).collect();
     all.join(", ")
+}
+
+/// One action of a deployment step as `ScaleApplication /web`.
+pub(crate) fn action_text(a: &Value) -> String {
+    format!(
+        "{} {}",
+        a["action"].as_str().unwrap_or_default(),
+        a["app"].as_str().unwrap_or_default()
+    )
 }
 
 /// E.g. `deploying /web: step 1 of 2 (StartApplication), 2 of 3 tasks running`.

@@ -3,7 +3,7 @@
 //! restart, roll back to a stored version and delete. The commands that start a deployment follow
 //! it to its end (`follow.rs`) unless given `--no-wait`.
 
-mod follow;
+pub(crate) mod follow;
 
 pub use follow::FollowArgs;
 
@@ -159,11 +159,7 @@ async fn send(
     query: &[(&str, String)],
     body: Option<&Value>,
 ) -> anyhow::Result<Started> {
-    let mut r = c.request(method, path).query(query);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let resp = r.send().await.with_context(|| c.unreachable())?;
+    let resp = c.send(method, path, query, body).await?;
     let header = resp
         .headers()
         .get("Marathon-Deployment-Id")

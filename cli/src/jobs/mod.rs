@@ -173,12 +173,7 @@ async fn send(
     query: &[(&str, String)],
     body: Option<&Value>,
 ) -> anyhow::Result<Value> {
-    let mut r = c.request(method, path).query(query);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let resp = r.send().await.with_context(|| c.unreachable())?;
-    Client::body(resp).await
+    Client::body(c.send(method, path, query, body).await?).await
 }
 
 /// The jobs a submit sends, in order: the file's job or jobs, or the one the flags describe.
