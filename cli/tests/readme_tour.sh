@@ -35,6 +35,13 @@ cleanup() {
   rm -f "$log"
 }
 trap cleanup EXIT
+tour_pids() { # APP: the pids of APP's `sleep 3600` processes (not other ones on the machine), sorted
+  for p in $(pgrep -f '^sleep 3600'); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "MARATHON_APP_ID=$1" && echo "$p"
+  done | sort -n
+}
+none_of() { [ -z "$(tour_pids "$1")" ]; }
+
 running() { # APP N: exactly N tasks of APP, all TASK_RUNNING
   [ "$(curl -s "localhost:5050/v2/apps/$1/tasks" | json 'sum(t["state"] == "TASK_RUNNING" for t in d["tasks"])')" = "$2" ] &&
     [ "$(curl -s "localhost:5050/v2/apps/$1/tasks" | json 'len(d["tasks"])')" = "$2" ]
@@ -66,10 +73,7 @@ gantry agents list | grep -q "127.0.0.1" || fail "gantry agents list shows the l
 curl -s localhost:5050/metrics/snapshot | json 'd["master/slaves_active"]' | grep -qx "1.0" || fail "/metrics/snapshot"
 
 step "kill -9 a task: TASK_FAILED, lastTaskFailure, a replacement"
-victim=""
-for p in $(pgrep -f 'sleep 3600'); do
-  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'MARATHON_APP_ID=/sleepy' && { victim=$p; break; }
-done
+victim=$(tour_pids /sleepy | head -n 1)
 [ -n "$victim" ] || fail "no sleep 3600 process of /sleepy"
 kill -9 "$victim"
 until_ok 30 sh -c 'curl -s localhost:5050/v2/apps/sleepy | grep -q lastTaskFailure' || fail "no lastTaskFailure"
@@ -79,15 +83,15 @@ until_ok 30 running sleepy 3 || fail "no replacement after the backoff"
 
 step "kill -9 the whole cluster, start it again: same tasks, same processes"
 ids_before=$(curl -s localhost:5050/v2/apps/sleepy/tasks | json 'sorted(t["id"] for t in d["tasks"])')
-pids_before=$(pgrep -f '^sleep 3600' | sort)
+pids_before=$(tour_pids /sleepy)
 kill -9 "$dev_pid"
 wait "$dev_pid" 2>/dev/null || true
-[ "$(pgrep -fc '^sleep 3600')" -ge 3 ] || fail "tasks survive the cluster's death"
+[ "$(tour_pids /sleepy | wc -l)" -ge 3 ] || fail "tasks survive the cluster's death"
 start_cluster
 until_ok 30 running sleepy 3 || fail "/sleepy re-adopted"
 ids_after=$(curl -s localhost:5050/v2/apps/sleepy/tasks | json 'sorted(t["id"] for t in d["tasks"])')
 [ "$ids_before" = "$ids_after" ] || fail "task ids changed: $ids_before -> $ids_after"
-[ "$pids_before" = "$(pgrep -f '^sleep 3600' | sort)" ] || fail "the same processes run"
+[ "$pids_before" = "$(tour_pids /sleepy)" ] || fail "the same processes run"
 until_ok 30 running hello 2 || fail "/hello re-adopted"
 
 step "too big to fit: accepted, waits, and says why"
@@ -114,7 +118,7 @@ gantry apps rm /hello >/dev/null
 gantry apps rm /big >/dev/null
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE localhost:5050/v1/scheduler/job/hello-job)" = 204 ] ||
   fail "the job is deleted"
-until_ok 30 sh -c '! pgrep -f "^sleep 3600" >/dev/null' || fail "/sleepy's processes are gone"
+until_ok 30 none_of /sleepy || fail "/sleepy's processes are gone"
 [ "$(curl -s localhost:5050/v2/apps | json 'len(d["apps"])')" = 0 ] || fail "no app is left"
 until_ok 30 sh -c '[ "$(curl -s localhost:5050/v2/tasks | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"tasks\"]))")" = 0 ]' ||
   fail "no task is left"
