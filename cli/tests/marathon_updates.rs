@@ -75,7 +75,7 @@ async fn versions_put_patch_rollback_and_their_errors() {
     c.start_agent(0, "cpus:4;mem:2048;disk:1000;ports:[31000-31100]");
     c.wait_agents(1).await;
     let app = json!({"id": "/web", "cmd": "sleep 3600", "cpus": 0.1, "mem": 16,
-        "instances": 1, "env": c.marker_env()});
+        "instances": 1, "env": c.marker_env(), "labels": {"tier": "front"}});
     let (s, h, b) = send(&c, Method::POST, "/v2/apps", Some(app)).await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(header(&h, "location"), "/v2/apps/web");
@@ -205,21 +205,27 @@ async fn versions_put_patch_rollback_and_their_errors() {
     .await;
     assert_eq!(s, 404, "{b}");
 
-    // partialUpdate=false replaces the whole definition (the env goes).
+    let before = c.get("/v2/apps/web").await["app"]["labels"].clone();
+    assert_eq!(before, json!({"tier": "front"}), "the labels until now");
+    // partialUpdate=false replaces the whole definition (the labels go). The env stays in the
+    // new definition: every task of the test must carry the harness's marker, or one launched
+    // before the next change could outlive the test.
     let (s, h, b) = send(
         &c,
         Method::PUT,
         "/v2/apps/web?partialUpdate=False",
-        Some(json!({"cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 1})),
+        Some(
+            json!({"cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 1,
+            "env": c.marker_env()}),
+        ),
     )
     .await;
     assert_dr("partialUpdate=false", s, &h, &b);
     let app = c.get("/v2/apps/web").await["app"].clone();
     assert!(
-        app["env"].as_object().is_none_or(|e| e.is_empty()),
-        "the env went: {app}"
+        app["labels"].as_object().is_none_or(|l| l.is_empty()),
+        "the labels went: {app}"
     );
-    // Put the marker back so that the test's processes are cleaned up.
     let (s, ..) = send(
         &c,
         Method::PATCH,
