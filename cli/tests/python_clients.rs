@@ -68,13 +68,19 @@ async fn the_marathon_client_runs_its_own_scenarios() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/marathon_scenarios.py");
     let out = tokio::process::Command::new(py)
         .arg(script)
-        .args([c.url().as_str(), user, pass, &c.marker_env().to_string()])
+        .args([
+            c.url().as_str(),
+            user,
+            pass,
+            &c.marker_env().to_string(),
+            "--events",
+        ])
         .output()
         .await
         .expect("run the marathon client");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 8,
+        out.status.success() && stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 9,
         "marathon 0.13.0 scenarios against Gantry:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -99,6 +99,11 @@ pub struct MasterArgs {
     /// at least its size plus 10). Older ones are deleted from the store.
     #[arg(long, env = "GANTRY_JOB_HISTORY")]
     pub job_history: Option<usize>,
+    /// How many events a `/v2/events` reader may fall behind before it is disconnected with a
+    /// final `event_stream_detached` saying why (Marathon's
+    /// `--event_stream_max_outstanding_messages`; default 4096).
+    #[arg(long, env = "GANTRY_EVENT_STREAM_MAX_OUTSTANDING")]
+    pub event_stream_max_outstanding: Option<usize>,
 }
 
 impl MasterArgs {
@@ -135,6 +140,9 @@ impl MasterArgs {
             dns_resolvers: self.dns_resolvers.or(file.dns_resolvers),
             dns_enforce_rfc952: self.dns_enforce_rfc952.or(file.dns_enforce_rfc952),
             job_history: self.job_history.or(file.job_history),
+            event_stream_max_outstanding: self
+                .event_stream_max_outstanding
+                .or(file.event_stream_max_outstanding),
         }
     }
 
@@ -215,8 +223,14 @@ impl MasterArgs {
             self.tls_client_ca_file,
         )?;
         let job_history = positive("job_history", self.job_history, 100)?;
+        let event_stream_max_outstanding = positive(
+            "event_stream_max_outstanding",
+            self.event_stream_max_outstanding,
+            4096,
+        )?;
         Ok(MasterConfig {
             job_history,
+            event_stream_max_outstanding,
             auth: AuthSettings {
                 enabled: true,
                 principals_file: self.principals_file,
@@ -343,6 +357,8 @@ pub struct MasterConfig {
     pub dns: DnsSettings,
     /// Ended runs kept per batch job.
     pub job_history: usize,
+    /// How far a `/v2/events` reader may fall behind before it is disconnected.
+    pub event_stream_max_outstanding: usize,
 }
 
 /// Who may use the HTTP APIs. `Debug` hides the credentials.

@@ -5,6 +5,7 @@ use crate::api::guard::Security;
 use crate::auth::{self, principals, Authenticator};
 use crate::cluster::{AgentEntry, Core, CoreError};
 use crate::config::MasterConfig;
+use crate::events::bus::Numbered;
 use crate::join_tokens::{JoinTokenError, JoinTokens, TOKEN_FILE_POLL};
 use crate::listener::{MasterListener, Peer};
 use crate::services::app_definition::AppDefinition;
@@ -95,11 +96,17 @@ fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
 }
 
 /// Rebuilds the in-memory state from the store. Agents known there must re-register.
-async fn load(
-    store: &AsyncStore,
-    job_history: usize,
-) -> Result<(MasterState, Option<String>), MasterError> {
+async fn load(store: &AsyncStore, job_history: usize) -> Result<Loaded, MasterError> {
     let snap = store.load().await?;
+    let events = snap
+        .events
+        .into_iter()
+        .map(|e| Numbered {
+            id: e.id,
+            event_type: e.event_type,
+            body: e.body,
+        })
+        .collect();
     let mut state = MasterState::default();
     for (id, json) in snap.apps {
         let app: AppDefinition =
@@ -160,14 +167,30 @@ async fn load(
             }
         }
     }
-    Ok((state, master_id))
+    Ok(Loaded {
+        state,
+        master_id,
+        events,
+    })
+}
+
+/// What the store gave back at start-up.
+struct Loaded {
+    state: MasterState,
+    master_id: Option<String>,
+    /// The event stream's kept history.
+    events: Vec<Numbered>,
 }
 
 /// Starts a master on the current runtime and returns once it listens.
 pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     let sqlite = SqliteStore::open(&cfg.state_dir)?;
     let store = AsyncStore::new(Arc::new(sqlite));
-    let (state, master_id) = load(&store, cfg.job_history).await?;
+    let Loaded {
+        state,
+        master_id,
+        events,
+    } = load(&store, cfg.job_history).await?;
     let master_id = match master_id {
         Some(id) => id,
         None => {
@@ -185,6 +208,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         apps = state.services.apps.len(),
         tasks = state.cluster.tasks().len(),
         agents = state.cluster.agents.len(),
+        events = events.len(),
         "state recovered from the store"
     );
     let tokens = Arc::new(JoinTokens::from_config(&cfg)?);
@@ -220,7 +244,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     let join_tokens = tokens.len();
     let auth = authenticator(&cfg)?;
     let security = Arc::new(Security::new(auth, cfg.limits, store.clone()));
-    let core = Core::new(cfg, tokens, master_id, store, state);
+    let core = Core::new(cfg, tokens, master_id, store, state, events);
 
     let app = crate::api::router(core.clone(), security);
     tokio::spawn(async move {

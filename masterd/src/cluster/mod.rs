@@ -9,6 +9,8 @@ pub mod state;
 pub mod updates;
 
 use crate::config::MasterConfig;
+use crate::events::bus::{EventBus, Numbered};
+use crate::events::{MarathonEvent, Publisher};
 use crate::join_tokens::JoinTokens;
 use crate::state::MasterState;
 use crate::store::{AsyncStore, StoreError};
@@ -40,6 +42,8 @@ pub struct Core {
     /// definition changed); each controller waits on its own receiver.
     changes: watch::Sender<u64>,
     next_conn: AtomicU64,
+    /// Marathon's event stream (`/v2/events`): numbered, stored, fanned out.
+    events: Arc<Publisher>,
 }
 
 impl Core {
@@ -50,7 +54,15 @@ impl Core {
         master_id: String,
         store: AsyncStore,
         state: MasterState,
+        events: Vec<Numbered>,
     ) -> Arc<Self> {
+        let events = Arc::new(Publisher::new(
+            store.clone(),
+            cfg.event_stream_max_outstanding,
+            events,
+        ));
+        let mut state = state;
+        state.cluster.set_publisher(events.clone());
         Arc::new(Self {
             cfg,
             tokens,
@@ -60,7 +72,18 @@ impl Core {
             state: Mutex::new(state),
             changes: watch::Sender::new(0),
             next_conn: AtomicU64::new(1),
+            events,
         })
+    }
+
+    /// The event stream's bus (readers subscribe here).
+    pub fn events(&self) -> &EventBus {
+        self.events.bus()
+    }
+
+    /// Publishes an event (see [`Publisher::publish`]). Safe to call under the state lock.
+    pub fn publish(&self, event: MarathonEvent) {
+        self.events.publish(event);
     }
 
     /// Locks the master's state: the core's part and every controller's, under one lock.

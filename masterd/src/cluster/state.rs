@@ -3,6 +3,7 @@
 //! each controller keeps its own state beside this one. Pure queries live here.
 
 use crate::alloc::{AgentSnapshot, ClusterSnapshot, NodeTopology, TopologyUse};
+use crate::events::{emit, Publisher};
 use crate::store::records::{AgentLifecycle, AgentRecord, TaskOwner, TaskRecord};
 use crate::store::Write;
 use gantry_proto::{AgentId, MasterMessage, Resources, TaskId, TaskState};
@@ -86,6 +87,8 @@ pub struct ClusterState {
     pub counters: Counters,
     /// The latest usage of each running task, from the agents' heartbeats (not stored).
     pub usage: HashMap<TaskId, gantry_proto::TaskUsage>,
+    /// Where an app task's changes are published as Marathon events (none while loading).
+    publisher: Option<Arc<Publisher>>,
 }
 
 impl ClusterState {
@@ -94,8 +97,37 @@ impl ClusterState {
         &self.tasks
     }
 
+    /// From now on, task changes are published as Marathon events through `publisher`.
+    pub fn set_publisher(&mut self, publisher: Arc<Publisher>) {
+        self.publisher = Some(publisher);
+    }
+
+    /// The hostname of the agent `t` is on (empty when the agent is unknown).
+    pub fn hostname(&self, t: &TaskRecord) -> String {
+        self.agents
+            .get(&t.info.agent_id)
+            .map(|a| a.record.info.hostname.clone())
+            .unwrap_or_default()
+    }
+
+    /// Publishes the events of the task `rec` replacing what the table holds (if anything).
+    /// Callers change memory after the change was handed to the store, so the events follow it.
+    fn publish_change(&self, rec: &TaskRecord) {
+        let Some(publisher) = &self.publisher else {
+            return;
+        };
+        let host = self
+            .agents
+            .get(&rec.info.agent_id)
+            .map_or("", |a| a.record.info.hostname.as_str());
+        for event in emit::task_changed(self.tasks.get(&rec.info.task_id), rec, host) {
+            publisher.publish(event);
+        }
+    }
+
     /// Adds a live task, or replaces the record of one (a task never changes owner).
     pub fn put_task(&mut self, rec: TaskRecord) {
+        self.publish_change(&rec);
         if let Some(app) = rec.app_id() {
             self.by_app
                 .entry(app.to_owned())
@@ -132,6 +164,7 @@ impl ClusterState {
     /// A task ended (its end is stored): it leaves the live tasks, is remembered among the
     /// completed ones, and waits in `ended` for its owner.
     pub fn task_ended(&mut self, rec: TaskRecord) {
+        self.publish_change(&rec);
         self.remove_task(&rec.info.task_id);
         self.ended.push(rec.clone());
         self.push_completed(rec);

@@ -8,6 +8,7 @@ use super::deployments::DeploymentPlan;
 use super::state::PortsExhausted;
 use super::updates::app_writes;
 use crate::cluster::Core;
+use crate::events::MarathonEvent;
 use crate::store::records::TaskRecord;
 use crate::store::{StoreError, Write};
 use gantry_proto::{MasterMessage, TaskId};
@@ -107,10 +108,20 @@ pub async fn kill_app_tasks(
         svc.apps.insert(a.id.clone(), a);
     }
     for id in &locks {
-        svc.deployments.remove(id);
+        if let Some(old) = svc.deployments.remove(id) {
+            core.publish(super::updates::failed(
+                &old,
+                &svc.apps,
+                "cancelled by a forced change",
+            ));
+        }
     }
     let deployment = plan.map(|p| {
         let out = (p.id.clone(), p.version.clone());
+        core.publish(MarathonEvent::DeploymentInfo {
+            plan: p.to_event(&svc.apps),
+            current_step: p.current_step_event(),
+        });
         svc.deployments.insert(p.id.clone(), p);
         out
     });

@@ -91,7 +91,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         let ended = st.take_ended(|o| matches!(o, TaskOwner::App { .. }));
         super::backoff::record_ends(svc, &ended, now);
         // Deployments move on once their step's tasks are ready (stored with this run's writes).
-        let (moved, _) = super::deployments::progress::advance(svc, st);
+        let (moved, deployment_events) = super::deployments::progress::advance(svc, st);
         writes.extend(moved);
 
         // Expunge unreachable tasks whose app gave up on them.
@@ -231,7 +231,15 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 }
             }
         }
-        to_kill.extend(super::health::kills_due(st, svc));
+        let health_kills = super::health::kills_due(st, svc);
+        let mut events = deployment_events;
+        events.extend(
+            health_kills
+                .iter()
+                .filter_map(|tid| st.tasks().get(tid))
+                .filter_map(|t| crate::events::emit::unhealthy_kill(t, &st.hostname(t))),
+        );
+        to_kill.extend(health_kills);
         let mut kills = Vec::new();
         for tid in to_kill {
             if let Some(t) = st.tasks().get(&tid) {
@@ -276,6 +284,9 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         }
         writes.extend(changed.iter().map(|t| Write::PutTask(Box::new(t.clone()))));
         core.store().apply(writes).await?;
+        for event in events {
+            core.publish(event);
+        }
         for t in changed {
             st.put_task(t);
         }

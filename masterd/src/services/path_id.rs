@@ -161,6 +161,11 @@ pub struct TaskIdParts {
     pub incarnation: Option<u64>,
 }
 
+/// The instance id of a task (the task id itself when it is not one of Marathon's forms).
+pub fn instance_of(task_id: &str) -> String {
+    parse_task_id(task_id).map_or_else(|_| task_id.to_owned(), |p| p.instance_id)
+}
+
 /// Parses a task id in any of Marathon's forms: `<safeId>.instance-<uuid>._app.<n>`,
 /// `<safeId>.marathon-<uuid>._app.<n>`, `<safeId>.instance-<uuid>.<container>`,
 /// `<safeId>.instance-<uuid>`, legacy `<safeId>.<uuid>` (or `_<uuid>`) and legacy resident

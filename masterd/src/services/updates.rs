@@ -9,6 +9,7 @@ use super::deployments::config::{fresh_version, same_config};
 use super::deployments::plan::ChangeKind;
 use super::deployments::DeploymentPlan;
 use crate::cluster::Core;
+use crate::events::MarathonEvent;
 use crate::store::Write;
 use std::collections::BTreeMap;
 
@@ -38,6 +39,19 @@ pub struct Deployed {
     pub version: String,
     pub created: Vec<String>,
     pub apps: Vec<AppDefinition>,
+}
+
+/// `deployment_failed` for a deployment that will not finish.
+pub fn failed(
+    plan: &DeploymentPlan,
+    apps: &BTreeMap<String, AppDefinition>,
+    reason: &str,
+) -> MarathonEvent {
+    MarathonEvent::DeploymentFailed {
+        id: plan.id.clone(),
+        plan: plan.to_event(apps),
+        reason: reason.to_owned(),
+    }
 }
 
 /// Writes for one app version: the app and its entry in the version history.
@@ -150,9 +164,12 @@ pub async fn deploy(
     core.store().apply(writes).await?;
     for id in &locks {
         tracing::info!(deployment = %id, "deployment cancelled by a forced change");
-        svc.deployments.remove(id);
+        if let Some(old) = svc.deployments.remove(id) {
+            core.publish(failed(&old, &svc.apps, "cancelled by a forced change"));
+        }
     }
     for id in &deletes {
+        core.publish(MarathonEvent::AppTerminatedEvent { app_id: id.clone() });
         svc.apps.remove(id);
         svc.versions.remove(id);
         svc.waiting.remove(id);
@@ -175,6 +192,10 @@ pub async fn deploy(
     };
     if !plan.steps.is_empty() {
         tracing::info!(deployment = %plan.id, apps = ?plan.affected_apps(), "deployment started");
+        core.publish(MarathonEvent::DeploymentInfo {
+            plan: plan.to_event(&svc.apps),
+            current_step: plan.current_step_event(),
+        });
         svc.deployments.insert(plan.id.clone(), plan);
     }
     drop(guard);
@@ -195,6 +216,12 @@ pub async fn cancel(core: &Core, id: &str, force: bool) -> Result<Option<Deploye
             .apply(vec![Write::DeleteDeployment(id.to_owned())])
             .await?;
         svc.deployments.remove(id);
+        let why = if force {
+            "cancelled without a rollback"
+        } else {
+            "cancelled; rolled back"
+        };
+        core.publish(failed(&plan, &svc.apps, why));
         if force {
             tracing::info!(deployment = %id, "deployment cancelled without a rollback");
             return Ok(None);

@@ -78,7 +78,20 @@ pub enum Write {
     DeleteMeta(String),
     /// Appends to the audit log (the store assigns `seq` and keeps the newest [`AUDIT_KEPT`]).
     Audit(Box<AuditRecord>),
+    /// Keeps one event of `/v2/events` under its id (the store keeps the newest [`EVENTS_KEPT`]).
+    Event(Box<StoredEvent>),
 }
+
+/// One event of the event stream as stored: its id, `eventType` and JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub id: u64,
+    pub event_type: String,
+    pub body: String,
+}
+
+/// How many events the store keeps for `Last-Event-ID` replay.
+pub const EVENTS_KEPT: u64 = 10_000;
 
 /// How many audit entries the store keeps; older ones are dropped as new ones arrive.
 pub const AUDIT_KEPT: u64 = 100_000;
@@ -95,6 +108,8 @@ pub struct Snapshot {
     /// Every stored app version: (app id, version, app JSON), by app then version.
     pub app_versions: Vec<(String, String, serde_json::Value)>,
     pub deployments: Vec<(String, serde_json::Value)>,
+    /// The newest [`EVENTS_KEPT`] events, oldest first.
+    pub events: Vec<StoredEvent>,
 }
 
 /// Durable master state. Implementations are synchronous; `AsyncStore` runs them off the runtime.

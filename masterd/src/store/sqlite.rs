@@ -1,7 +1,7 @@
 //! The embedded SQLite store: versioned migrations, WAL journal, every batch one durable transaction.
 
 use super::records::{AgentRecord, AuditRecord, TaskRecord};
-use super::{Snapshot, Store, StoreError, Write, AUDIT_KEPT};
+use super::{Snapshot, Store, StoreError, StoredEvent, Write, AUDIT_KEPT, EVENTS_KEPT};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::Mutex;
@@ -27,6 +27,8 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO app_versions (app_id, version, body)
          SELECT id, COALESCE(json_extract(body, '$.version'), ''), body FROM apps;
      CREATE TABLE deployments (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
+    // 5: the event stream's history, for `Last-Event-ID` replay across restarts.
+    "CREATE TABLE events (id INTEGER PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL);",
 ];
 
 /// A SQLite database file (or an in-memory one for tests).
@@ -180,6 +182,16 @@ impl Store for SqliteStore {
                         params![seq - AUDIT_KEPT as i64],
                     )?;
                 }
+                Write::Event(e) => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO events (id, event_type, body) VALUES (?1, ?2, ?3)",
+                        params![e.id as i64, e.event_type, e.body],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM events WHERE id <= ?1",
+                        params![e.id as i64 - EVENTS_KEPT as i64],
+                    )?;
+                }
             }
         }
         tx.commit()?;
@@ -245,6 +257,19 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(id, body)| Ok((id.clone(), from_json(&id, &body)?)))
             .collect::<Result<_, StoreError>>()?;
+        let events = {
+            let mut stmt = conn.prepare("SELECT id, event_type, body FROM events ORDER BY id")?;
+            let out = stmt
+                .query_map([], |r| {
+                    Ok(StoredEvent {
+                        id: r.get::<_, i64>(0)? as u64,
+                        event_type: r.get(1)?,
+                        body: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            out
+        };
         Ok(Snapshot {
             apps,
             tasks,
@@ -254,6 +279,7 @@ impl Store for SqliteStore {
             runs,
             app_versions,
             deployments,
+            events,
         })
     }
 
@@ -416,6 +442,32 @@ mod tests {
             1,
             "the delete was rolled back with the failed batch"
         );
+    }
+
+    #[test]
+    fn events_survive_a_reopen_and_only_the_newest_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = |id: u64| {
+            Write::Event(Box::new(StoredEvent {
+                id,
+                event_type: "app_terminated_event".into(),
+                body: format!("{{\"n\":{id}}}"),
+            }))
+        };
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            s.apply(&[event(1), event(2)]).unwrap();
+            s.apply(&[event(EVENTS_KEPT + 1)]).unwrap();
+        }
+        let snap = SqliteStore::open(dir.path()).unwrap().load().unwrap();
+        let ids: Vec<u64> = snap.events.iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids,
+            vec![2, EVENTS_KEPT + 1],
+            "event 1 fell out of the kept window"
+        );
+        assert_eq!(snap.events[0].body, "{\"n\":2}");
+        assert_eq!(snap.events[0].event_type, "app_terminated_event");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! request into one core action and renders the answer in Marathon's shape.
 
 use super::error::MarathonError;
+use super::events::Origin;
 use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
 use super::query::{flag, Query};
 use super::render::{app_info, embeds_waiting, task, waiting};
@@ -35,6 +36,7 @@ pub fn check_user(caller: &Caller, app: &AppDefinition) -> Result<(), MarathonEr
 /// `POST /v2/apps`: 201 with the new AppInfo.
 pub async fn create(
     State(core): State<Arc<Core>>,
+    origin: Origin,
     caller: Option<Extension<Caller>>,
     Query(q): Query,
     body: Bytes,
@@ -50,6 +52,7 @@ pub async fn create(
         target: Target::Put(app),
     };
     let deployed = updates::deploy(&core, vec![change], flag(q.first("force"), false)).await?;
+    origin.api_post(&core, &deployed.apps);
     let Some(app) = deployed.apps.into_iter().next() else {
         return Err(MarathonError::Internal(
             "the deployment lost its app".into(),

@@ -46,6 +46,10 @@ pub enum MarathonError {
     /// 409: the app is locked by running deployments (their ids) and `force` was not given.
     #[error("App is locked by one or more deployments: {}", .0.join(", "))]
     Locked(Vec<String>),
+    /// 405 `{"message":"..."}`: `/v2/events` without `Accept: text/event-stream` (Marathon's
+    /// Jetty answers 405 there).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 500: something failed inside Gantry.
     #[error("{0}")]
     Internal(String),
@@ -90,6 +94,7 @@ impl MarathonError {
             MarathonError::NotFound(_) => StatusCode::NOT_FOUND,
             MarathonError::Forbidden(_) => StatusCode::FORBIDDEN,
             MarathonError::Conflict(_) | MarathonError::Locked(_) => StatusCode::CONFLICT,
+            MarathonError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             MarathonError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +127,7 @@ impl MarathonError {
             | MarathonError::BadRequest(m)
             | MarathonError::NotFound(m)
             | MarathonError::Conflict(m)
+            | MarathonError::MethodNotAllowed(m)
             | MarathonError::Internal(m) => json!({ "message": m }),
         }
     }
@@ -203,6 +209,11 @@ mod tests {
                 MarathonError::Locked(vec!["d1".into()]),
                 409,
                 json!({"message":"App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/d1'.","deployments":[{"id":"d1"}]}),
+            ),
+            (
+                MarathonError::MethodNotAllowed("m".into()),
+                405,
+                json!({"message":"m"}),
             ),
             (
                 MarathonError::Internal("i".into()),

@@ -1,9 +1,10 @@
 //! The Marathon v2 REST API: apps (and their versions, updates, restarts), tasks, deployments,
-//! queue, info, leader, ping.
+//! queue, the event stream, info, leader, ping.
 
 pub mod apps;
 pub mod deployments;
 pub mod error;
+pub mod events;
 pub mod gpu_usage;
 pub mod info;
 pub mod query;
@@ -39,6 +40,7 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/v2/tasks/delete", post(tasks::delete_many))
         .route("/v2/deployments", get(deployments::list))
         .route("/v2/deployments/{id}", delete(deployments::cancel))
+        .route("/v2/events", get(events::stream))
         .route("/v2/queue", get(tasks::queue))
         .route("/v2/info", get(info::get_info))
         .route("/v2/leader", get(info::get_leader))

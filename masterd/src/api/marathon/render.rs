@@ -17,12 +17,7 @@ pub fn iso(secs: f64) -> String {
 
 /// A task as Marathon returns it.
 pub fn task(st: &MasterState, t: &TaskRecord, with_service_ports: bool) -> Value {
-    let host = st
-        .cluster
-        .agents
-        .get(&t.info.agent_id)
-        .map(|a| a.record.info.hostname.clone())
-        .unwrap_or_default();
+    let host = st.cluster.hostname(t);
     let service_ports: Vec<u32> = if with_service_ports {
         t.app_id()
             .and_then(|a| st.services.apps.get(a))
@@ -41,7 +36,7 @@ pub fn task(st: &MasterState, t: &TaskRecord, with_service_ports: bool) -> Value
         "version": app_version(t),
         "ports": t.info.ports,
         "servicePorts": service_ports,
-        "ipAddresses": ip_addresses(&host),
+        "ipAddresses": crate::events::emit::ip_addresses(&host),
         "healthCheckResults": health_results(t),
     });
     if let (Some(started), Some(obj)) = (t.started_at, v.as_object_mut()) {
@@ -54,9 +49,7 @@ pub fn task(st: &MasterState, t: &TaskRecord, with_service_ports: bool) -> Value
 /// the app's checks), with both
 /// `taskId` and `instanceId` (marathon-python reads either).
 fn health_results(t: &TaskRecord) -> Value {
-    let instance = crate::services::path_id::parse_task_id(&t.info.task_id.0)
-        .map(|p| p.instance_id)
-        .unwrap_or_else(|_| t.info.task_id.0.clone());
+    let instance = crate::services::path_id::instance_of(&t.info.task_id.0);
     let ts = |x: Option<f64>| x.map_or(Value::Null, |x| json!(iso(x)));
     Value::Array(
         t.health
@@ -83,16 +76,6 @@ fn app_version(t: &TaskRecord) -> &str {
     match &t.owner {
         TaskOwner::App { version, .. } => version,
         TaskOwner::JobRun { .. } => "",
-    }
-}
-
-fn ip_addresses(host: &str) -> Value {
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => json!([{
-            "ipAddress": ip.to_string(),
-            "protocol": if ip.is_ipv4() { "IPv4" } else { "IPv6" },
-        }]),
-        Err(_) => json!([]),
     }
 }
 

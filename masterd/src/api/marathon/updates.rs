@@ -5,6 +5,7 @@
 
 use super::apps::{check_user, deployment_header, deployment_result, parse_path, AppPath};
 use super::error::MarathonError;
+use super::events::Origin;
 use super::query::{flag, Query};
 use crate::api::guard::Caller;
 use crate::cluster::Core;
@@ -140,6 +141,7 @@ fn change_for(
 /// answered 201 with its `Location`.
 async fn answer(
     core: &Core,
+    origin: &Origin,
     caller: &Caller,
     changes: Vec<Change>,
     force: bool,
@@ -151,6 +153,7 @@ async fn answer(
         }
     }
     let d = updates::deploy(core, changes, force).await?;
+    origin.api_post(core, &d.apps);
     let mut resp = deployment_result(&d.id, &d.version);
     if single {
         if let Some(id) = d.created.first() {
@@ -171,6 +174,7 @@ fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
 /// `PUT /v2/apps/{id}`.
 pub async fn put(
     State(core): State<Arc<Core>>,
+    origin: Origin,
     caller: Option<Extension<Caller>>,
     Path(rest): Path<String>,
     Query(q): Query,
@@ -190,12 +194,21 @@ pub async fn put(
     let body = parse_body(&body)?;
     let change = change_for(&*core.state().await, Some(id), &body, merge)?;
     let force = flag(q.first("force"), false);
-    answer(&core, &caller_of(caller), vec![change], force, true).await
+    answer(
+        &core,
+        &origin,
+        &caller_of(caller),
+        vec![change],
+        force,
+        true,
+    )
+    .await
 }
 
 /// `PATCH /v2/apps/{id}`: 404 for an unknown app.
 pub async fn patch(
     State(core): State<Arc<Core>>,
+    origin: Origin,
     caller: Option<Extension<Caller>>,
     Path(rest): Path<String>,
     Query(q): Query,
@@ -210,13 +223,22 @@ pub async fn patch(
     let body = parse_body(&body)?;
     let change = change_for(&*core.state().await, Some(id), &body, Merge::Deep)?;
     let force = flag(q.first("force"), false);
-    answer(&core, &caller_of(caller), vec![change], force, false).await
+    answer(
+        &core,
+        &origin,
+        &caller_of(caller),
+        vec![change],
+        force,
+        false,
+    )
+    .await
 }
 
 /// `PUT /v2/apps` and `PATCH /v2/apps`: a JSON array of apps, each with its `id`, in one
 /// deployment.
 async fn bulk(
     core: &Core,
+    origin: &Origin,
     caller: Caller,
     q: &super::query::Pairs,
     body: &[u8],
@@ -238,12 +260,21 @@ async fn bulk(
             .map(|item| change_for(&st, None, item, merge))
             .collect::<Result<Vec<_>, _>>()?
     };
-    answer(core, &caller, changes, flag(q.first("force"), false), false).await
+    answer(
+        core,
+        origin,
+        &caller,
+        changes,
+        flag(q.first("force"), false),
+        false,
+    )
+    .await
 }
 
 /// `PUT /v2/apps`.
 pub async fn put_all(
     State(core): State<Arc<Core>>,
+    origin: Origin,
     caller: Option<Extension<Caller>>,
     Query(q): Query,
     body: Bytes,
@@ -253,17 +284,18 @@ pub async fn put_all(
     } else {
         Merge::Replace
     };
-    bulk(&core, caller_of(caller), &q, &body, merge).await
+    bulk(&core, &origin, caller_of(caller), &q, &body, merge).await
 }
 
 /// `PATCH /v2/apps`.
 pub async fn patch_all(
     State(core): State<Arc<Core>>,
+    origin: Origin,
     caller: Option<Extension<Caller>>,
     Query(q): Query,
     body: Bytes,
 ) -> Result<Response, MarathonError> {
-    bulk(&core, caller_of(caller), &q, &body, Merge::Deep).await
+    bulk(&core, &origin, caller_of(caller), &q, &body, Merge::Deep).await
 }
 
 /// `POST /v2/apps/{id}/restart`: a rolling restart with the same definition.

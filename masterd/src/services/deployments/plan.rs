@@ -112,6 +112,36 @@ impl DeploymentPlan {
             .any(|a| a.app == app && a.action == ActionKind::RestartApplication)
     }
 
+    /// The plan as events carry it (spec §1.6, §4.2): `id`, `steps`, `version`, and the
+    /// pre-1.7 "heavy" `original` and `target` groups (the affected apps before, and as `now`
+    /// has them), without which marathon-python 0.13.0 cannot read deployment events.
+    pub fn to_event(&self, now: &BTreeMap<String, AppDefinition>) -> Value {
+        let group = |apps: Vec<&AppDefinition>| {
+            json!({
+                "id": "/",
+                "apps": apps,
+                "groups": [],
+                "dependencies": [],
+                "version": self.version,
+            })
+        };
+        let affected = self.affected_apps();
+        let original = self.original.values().flatten().collect();
+        let target = affected.iter().filter_map(|a| now.get(a)).collect();
+        json!({
+            "id": self.id,
+            "version": self.version,
+            "steps": self.steps.iter().map(|s| json!({ "actions": s })).collect::<Vec<_>>(),
+            "original": group(original),
+            "target": group(target),
+        })
+    }
+
+    /// The step in progress as events carry it (`currentStep`).
+    pub fn current_step_event(&self) -> Value {
+        json!({ "actions": self.current_actions() })
+    }
+
     /// The plan as `GET /v2/deployments` lists it (spec §3.5). `currentStep` is 1-based.
     pub fn to_marathon(&self) -> Value {
         let steps: Vec<Value> = self.steps.iter().map(|s| json!({ "actions": s })).collect();

@@ -1,10 +1,12 @@
 //! Advancing deployments: once per controller run, each plan's step in progress is checked against
-//! the tasks, and a plan whose steps are all done is removed. Every change is stored.
+//! the tasks, and a plan whose steps are all done is removed. Every change is stored, and
+//! published as Marathon's deployment events once it is.
 
 use super::config::CurrentConfig;
 use super::plan::{ActionKind, DeploymentPlan};
 use super::rolling::{is_ready, Census};
 use crate::cluster::ClusterState;
+use crate::events::MarathonEvent;
 use crate::services::state::ServiceState;
 use crate::store::records::TaskRecord;
 use crate::store::Write;
@@ -68,14 +70,15 @@ fn action_done(
 }
 
 /// Moves every plan past its finished steps; returns the writes (stored by the caller before the
-/// state is used) and the ids of the plans that finished.
-pub fn advance(svc: &mut ServiceState, st: &ClusterState) -> (Vec<Write>, Vec<String>) {
+/// state is used) and the events to publish once they are (`deployment_step_success` per step
+/// done, then `deployment_info` for the next step or `deployment_success`).
+pub fn advance(svc: &mut ServiceState, st: &ClusterState) -> (Vec<Write>, Vec<MarathonEvent>) {
     if svc.deployments.is_empty() {
         return (Vec::new(), Vec::new());
     }
     let tasks = tasks_by_app(st);
     let mut writes = Vec::new();
-    let mut finished = Vec::new();
+    let mut events = Vec::new();
     let mut moved: Vec<DeploymentPlan> = Vec::new();
     for plan in svc.deployments.values() {
         let mut p = plan.clone();
@@ -91,12 +94,31 @@ pub fn advance(svc: &mut ServiceState, st: &ClusterState) -> (Vec<Write>, Vec<St
         }
     }
     for p in moved {
+        let before = svc.deployments.get(&p.id).map_or(p.current, |b| b.current);
+        let plan = p.to_event(&svc.apps);
+        for done in before..p.current {
+            let step = p
+                .steps
+                .get(done)
+                .map(|s| serde_json::json!({ "actions": s }));
+            events.push(MarathonEvent::DeploymentStepSuccess {
+                plan: plan.clone(),
+                current_step: step.unwrap_or_default(),
+            });
+        }
         if p.current >= p.steps.len() {
             tracing::info!(deployment = %p.id, "deployment finished");
             writes.push(Write::DeleteDeployment(p.id.clone()));
             svc.deployments.remove(&p.id);
-            finished.push(p.id);
+            events.push(MarathonEvent::DeploymentSuccess {
+                id: p.id.clone(),
+                plan,
+            });
         } else {
+            events.push(MarathonEvent::DeploymentInfo {
+                plan,
+                current_step: p.current_step_event(),
+            });
             tracing::info!(deployment = %p.id, step = p.current + 1, "deployment step");
             writes.push(Write::PutDeployment {
                 id: p.id.clone(),
@@ -105,5 +127,5 @@ pub fn advance(svc: &mut ServiceState, st: &ClusterState) -> (Vec<Write>, Vec<St
             svc.deployments.insert(p.id.clone(), p);
         }
     }
-    (writes, finished)
+    (writes, events)
 }
