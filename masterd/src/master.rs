@@ -131,6 +131,13 @@ async fn load(store: &AsyncStore, job_history: usize) -> Result<Loaded, MasterEr
             }
         }
     }
+    for (id, json) in snap.groups {
+        let group = serde_json::from_value(json).map_err(|source| MasterError::CorruptApp {
+            id: format!("group {id}"),
+            source,
+        })?;
+        state.services.groups.insert(id, group);
+    }
     for (id, json) in snap.deployments {
         let plan = serde_json::from_value(json).map_err(|source| MasterError::CorruptApp {
             id: format!("deployment {id}"),

@@ -30,6 +30,10 @@ pub enum ServiceError {
     #[error(transparent)]
     PortsExhausted(#[from] PortsExhausted),
     #[error(transparent)]
+    Cycle(#[from] super::groups::Cycle),
+    #[error("Group '{0}' does not exist")]
+    GroupNotFound(String),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -82,6 +86,7 @@ pub async fn kill_app_tasks(
             version,
             &[(a.id.clone(), ChangeKind::Scale)],
             [(a.id.clone(), Some(app.clone()))].into_iter().collect(),
+            &std::collections::BTreeMap::new(),
         );
         writes.extend(locks.iter().cloned().map(Write::DeleteDeployment));
         writes.push(Write::PutDeployment {

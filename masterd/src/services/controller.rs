@@ -145,6 +145,10 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 .filter(|t| counts_as_active(t, inactive_after, now))
                 .filter(|t| !super::health::is_doomed(t))
                 .collect();
+            if svc.held(&app.id) {
+                // Its deployment step comes after what it depends on (spec §2.6): as it is.
+                continue;
+            }
             let want = app.instances as usize;
             let mut missing = want.saturating_sub(active.len());
             if svc.restarting(&app.id) {

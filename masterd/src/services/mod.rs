@@ -6,6 +6,8 @@ pub mod app_definition;
 pub mod backoff;
 pub mod controller;
 pub mod deployments;
+pub mod group_update;
+pub mod groups;
 pub mod health;
 pub mod launch;
 pub mod path_id;

@@ -5,6 +5,7 @@
 
 use super::app_definition::AppDefinition;
 use super::deployments::DeploymentPlan;
+use super::groups::GroupRecord;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The range service ports are assigned from (Marathon's `local_port_min`..`local_port_max`).
@@ -46,6 +47,9 @@ pub struct ServiceState {
     pub versions: BTreeMap<String, BTreeMap<String, AppDefinition>>,
     /// The deployments in progress, by id.
     pub deployments: BTreeMap<String, DeploymentPlan>,
+    /// The groups created on their own (`/v2/groups`), by id; the rest of the tree is implied by
+    /// the apps' ids.
+    pub groups: BTreeMap<String, GroupRecord>,
 }
 
 impl ServiceState {
@@ -62,6 +66,11 @@ impl ServiceState {
             .filter(|d| apps.iter().any(|a| d.affects(a)))
             .map(|d| d.id.clone())
             .collect()
+    }
+
+    /// Does a deployment hold `app` back until an earlier step (what it depends on) is done?
+    pub fn held(&self, app: &str) -> bool {
+        self.deployments.values().any(|d| d.holds(app))
     }
 
     /// Is a deployment's step in progress restarting `app` (a rolling replace)?

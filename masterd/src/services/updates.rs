@@ -8,6 +8,7 @@ use super::app_definition::AppDefinition;
 use super::deployments::config::{fresh_version, same_config};
 use super::deployments::plan::ChangeKind;
 use super::deployments::DeploymentPlan;
+use super::groups::{self, GroupRecord};
 use crate::cluster::Core;
 use crate::events::MarathonEvent;
 use crate::store::Write;
@@ -35,10 +36,54 @@ pub struct Change {
 /// A deployment started: its id and version, the apps created by it, and every app as it is now.
 #[derive(Clone, Debug)]
 pub struct Deployed {
+    /// For a dry run, the plan's steps as Marathon shows them; otherwise null.
+    pub steps: serde_json::Value,
     pub id: String,
     pub version: String,
     pub created: Vec<String>,
     pub apps: Vec<AppDefinition>,
+}
+
+/// Each changing app's step level (see `groups::levels`), from the dependencies as they will be
+/// once the change is made; a cycle among them refuses the change.
+fn dependency_levels(
+    svc: &super::state::ServiceState,
+    puts: &[AppDefinition],
+    deletes: &[String],
+    groups: &GroupChanges,
+    kinds: &[(String, ChangeKind)],
+) -> Result<BTreeMap<String, usize>, ServiceError> {
+    let changed: std::collections::HashSet<&str> = puts
+        .iter()
+        .map(|a| a.id.as_str())
+        .chain(deletes.iter().map(String::as_str))
+        .collect();
+    let after: Vec<&AppDefinition> = svc
+        .apps
+        .values()
+        .filter(|a| !changed.contains(a.id.as_str()))
+        .chain(puts)
+        .collect();
+    let mut group_map = svc.groups.clone();
+    for g in &groups.delete {
+        group_map.remove(g);
+    }
+    for g in &groups.put {
+        group_map.insert(g.id.clone(), g.clone());
+    }
+    let any = after.iter().any(|a| !a.dependencies.is_empty())
+        || group_map.values().any(|g| !g.dependencies.is_empty());
+    if !any {
+        return Ok(BTreeMap::new());
+    }
+    let deps = groups::dependency_map(after, &group_map);
+    groups::check_acyclic(&deps)?;
+    let moving = kinds
+        .iter()
+        .filter(|(_, k)| *k != ChangeKind::Delete)
+        .map(|(a, _)| a.clone())
+        .collect();
+    Ok(groups::levels(&moving, &deps))
 }
 
 /// `deployment_failed` for a deployment that will not finish.
@@ -76,6 +121,25 @@ pub async fn deploy(
     core: &Core,
     changes: Vec<Change>,
     force: bool,
+) -> Result<Deployed, ServiceError> {
+    deploy_with(core, changes, GroupChanges::default(), force, false).await
+}
+
+/// Groups created, changed or deleted with a deployment (`/v2/groups`).
+#[derive(Clone, Debug, Default)]
+pub struct GroupChanges {
+    pub put: Vec<GroupRecord>,
+    pub delete: Vec<String>,
+}
+
+/// As [`deploy`], with group changes; with `dry_run`, only plans (nothing is stored or changed,
+/// and the plan's steps are in [`Deployed::steps`]).
+pub async fn deploy_with(
+    core: &Core,
+    changes: Vec<Change>,
+    mut groups: GroupChanges,
+    force: bool,
+    dry_run: bool,
 ) -> Result<Deployed, ServiceError> {
     let now = gantry_proto::time::now_secs();
     let mut guard = core.state().await;
@@ -144,6 +208,17 @@ pub async fn deploy(
         original.insert(change.id, existing);
     }
     writes.extend(deletes.iter().cloned().map(Write::DeleteApp));
+    for g in &mut groups.put {
+        g.version = version.clone();
+    }
+    let levels = dependency_levels(svc, &puts, &deletes, &groups, &kinds)?;
+    for g in &groups.put {
+        writes.push(Write::PutGroup {
+            id: g.id.clone(),
+            group: serde_json::to_value(g).unwrap_or_default(),
+        });
+    }
+    writes.extend(groups.delete.iter().cloned().map(Write::DeleteGroup));
     let created: Vec<String> = kinds
         .iter()
         .filter(|(_, k)| *k == ChangeKind::Create)
@@ -154,7 +229,17 @@ pub async fn deploy(
         version.clone(),
         &kinds,
         original,
+        &levels,
     );
+    if dry_run {
+        return Ok(Deployed {
+            steps: plan.to_marathon()["steps"].clone(),
+            id: plan.id,
+            version,
+            created,
+            apps: puts,
+        });
+    }
     if !plan.steps.is_empty() {
         writes.push(Write::PutDeployment {
             id: plan.id.clone(),
@@ -184,7 +269,14 @@ pub async fn deploy(
             .insert(app.version.clone(), app.clone());
         svc.apps.insert(app.id.clone(), app.clone());
     }
+    for g in groups.delete {
+        svc.groups.remove(&g);
+    }
+    for g in groups.put {
+        svc.groups.insert(g.id.clone(), g);
+    }
     let deployed = Deployed {
+        steps: serde_json::Value::Null,
         id: plan.id.clone(),
         version,
         created,

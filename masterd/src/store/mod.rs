@@ -54,6 +54,12 @@ pub enum Write {
         deployment: serde_json::Value,
     },
     DeleteDeployment(String),
+    /// Create or replace a group created on its own (`/v2/groups`; the services' JSON).
+    PutGroup {
+        id: String,
+        group: serde_json::Value,
+    },
+    DeleteGroup(String),
     PutTask(Box<TaskRecord>),
     DeleteTask(String),
     PutAgent(Box<AgentRecord>),
@@ -110,6 +116,8 @@ pub struct Snapshot {
     pub deployments: Vec<(String, serde_json::Value)>,
     /// The newest [`EVENTS_KEPT`] events, oldest first.
     pub events: Vec<StoredEvent>,
+    /// The groups created on their own, by id.
+    pub groups: Vec<(String, serde_json::Value)>,
 }
 
 /// Durable master state. Implementations are synchronous; `AsyncStore` runs them off the runtime.

@@ -29,6 +29,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE deployments (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
     // 5: the event stream's history, for `Last-Event-ID` replay across restarts.
     "CREATE TABLE events (id INTEGER PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL);",
+    // 6: groups created on their own through /v2/groups (their dependencies and version).
+    "CREATE TABLE groups (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
 ];
 
 /// A SQLite database file (or an in-memory one for tests).
@@ -127,6 +129,15 @@ impl Store for SqliteStore {
                         "INSERT OR REPLACE INTO deployments (id, body) VALUES (?1, ?2)",
                         params![id, to_json(deployment)],
                     )?;
+                }
+                Write::PutGroup { id, group } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO groups (id, body) VALUES (?1, ?2)",
+                        params![id, to_json(group)],
+                    )?;
+                }
+                Write::DeleteGroup(id) => {
+                    tx.execute("DELETE FROM groups WHERE id = ?1", params![id])?;
                 }
                 Write::DeleteDeployment(id) => {
                     tx.execute("DELETE FROM deployments WHERE id = ?1", params![id])?;
@@ -257,6 +268,10 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(id, body)| Ok((id.clone(), from_json(&id, &body)?)))
             .collect::<Result<_, StoreError>>()?;
+        let groups = rows("SELECT id, body FROM groups ORDER BY id")?
+            .into_iter()
+            .map(|(id, body)| Ok((id.clone(), from_json(&id, &body)?)))
+            .collect::<Result<_, StoreError>>()?;
         let events = {
             let mut stmt = conn.prepare("SELECT id, event_type, body FROM events ORDER BY id")?;
             let out = stmt
@@ -280,6 +295,7 @@ impl Store for SqliteStore {
             app_versions,
             deployments,
             events,
+            groups,
         })
     }
 
@@ -376,6 +392,14 @@ mod tests {
         );
         s.apply(&[Write::DeleteDeployment("d1".into())]).unwrap();
         assert!(s.load().unwrap().deployments.is_empty());
+        s.apply(&[Write::PutGroup {
+            id: "/g".into(),
+            group: serde_json::json!({"id": "/g"}),
+        }])
+        .unwrap();
+        assert_eq!(s.load().unwrap().groups.len(), 1);
+        s.apply(&[Write::DeleteGroup("/g".into())]).unwrap();
+        assert!(s.load().unwrap().groups.is_empty());
     }
 
     #[test]

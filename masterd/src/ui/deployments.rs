@@ -85,6 +85,7 @@ mod tests {
             "2026-12-02T00:00:00.000Z".into(),
             &[("/web".into(), ChangeKind::Create)],
             BTreeMap::new(),
+            &BTreeMap::new(),
         );
         p.current = 1;
         let html = deployments_markup(&[p]).into_string();

@@ -76,6 +76,11 @@ impl From<ServiceError> for MarathonError {
             | ServiceError::DeploymentNotFound(_) => MarathonError::NotFound(e.to_string()),
             ServiceError::Locked(ids) => MarathonError::Locked(ids),
             ServiceError::PortsExhausted(_) => MarathonError::Unprocessable(e.to_string()),
+            ServiceError::Cycle(_) => MarathonError::InvalidObject(vec![FieldErrors {
+                path: "/".into(),
+                errors: vec![e.to_string()],
+            }]),
+            ServiceError::GroupNotFound(_) => MarathonError::NotFound(e.to_string()),
             ServiceError::Store(_) => MarathonError::Internal(e.to_string()),
         }
     }

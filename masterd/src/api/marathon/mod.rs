@@ -1,4 +1,4 @@
-//! The Marathon v2 REST API: apps (and their versions, updates, restarts), tasks, deployments,
+//! The Marathon v2 REST API: apps (and their versions, updates, restarts), groups, tasks, deployments,
 //! queue, the event stream, info, leader, ping.
 
 pub mod apps;
@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod error;
 pub mod events;
 pub mod gpu_usage;
+pub mod groups;
 pub mod info;
 pub mod query;
 pub mod render;
@@ -35,6 +36,20 @@ pub fn router() -> Router<Arc<Core>> {
                 .put(updates::put)
                 .patch(updates::patch)
                 .post(updates::restart),
+        )
+        .route(
+            "/v2/groups",
+            get(groups::root)
+                .post(groups::create_root)
+                .put(groups::update_root)
+                .delete(groups::delete_root),
+        )
+        .route(
+            "/v2/groups/{*id}",
+            get(groups::get)
+                .post(groups::create)
+                .put(groups::update)
+                .delete(groups::delete),
         )
         .route("/v2/tasks", get(tasks::list))
         .route("/v2/tasks/delete", post(tasks::delete_many))

@@ -49,33 +49,42 @@ pub enum ChangeKind {
 
 impl DeploymentPlan {
     /// The plan of Marathon's `DeploymentPlan`: stops first, then starts (at 0 instances), then
-    /// one step of scale and restart actions. Empty steps are dropped.
+    /// the scale and restart actions in dependency order: one step per `levels` value (an app's
+    /// level is the longest chain of changed apps it depends on; absent: 0). Empty steps are
+    /// dropped.
     pub fn new(
         id: String,
         version: String,
         changes: &[(String, ChangeKind)],
         original: BTreeMap<String, Option<AppDefinition>>,
+        levels: &BTreeMap<String, usize>,
     ) -> Self {
-        let of = |pick: &dyn Fn(ChangeKind) -> Option<ActionKind>| -> Vec<Action> {
+        let of = |pick: &dyn Fn(&str, ChangeKind) -> Option<ActionKind>| -> Vec<Action> {
             changes
                 .iter()
                 .filter_map(|(app, k)| {
-                    pick(*k).map(|action| Action {
+                    pick(app, *k).map(|action| Action {
                         action,
                         app: app.clone(),
                     })
                 })
                 .collect()
         };
-        let stops = of(&|k| (k == ChangeKind::Delete).then_some(ActionKind::StopApplication));
-        let starts = of(&|k| (k == ChangeKind::Create).then_some(ActionKind::StartApplication));
-        let rest = of(&|k| match k {
-            ChangeKind::Create | ChangeKind::Scale => Some(ActionKind::ScaleApplication),
-            ChangeKind::Restart => Some(ActionKind::RestartApplication),
-            ChangeKind::Delete => None,
+        let level = |app: &str| levels.get(app).copied().unwrap_or(0);
+        let stops = of(&|_, k| (k == ChangeKind::Delete).then_some(ActionKind::StopApplication));
+        let starts = of(&|_, k| (k == ChangeKind::Create).then_some(ActionKind::StartApplication));
+        let top = changes.iter().map(|(a, _)| level(a)).max().unwrap_or(0);
+        let ordered = (0..=top).map(|l| {
+            of(&|app, k| match k {
+                _ if level(app) != l => None,
+                ChangeKind::Create | ChangeKind::Scale => Some(ActionKind::ScaleApplication),
+                ChangeKind::Restart => Some(ActionKind::RestartApplication),
+                ChangeKind::Delete => None,
+            })
         });
-        let steps = [stops, starts, rest]
+        let steps = [stops, starts]
             .into_iter()
+            .chain(ordered)
             .filter(|s| !s.is_empty())
             .collect();
         DeploymentPlan {
@@ -85,6 +94,24 @@ impl DeploymentPlan {
             current: 0,
             original,
         }
+    }
+
+    /// Does `app` wait for an earlier step (its scale or restart comes after the one in
+    /// progress)? The controller leaves such an app as it is until its step comes.
+    pub fn holds(&self, app: &str) -> bool {
+        self.steps
+            .iter()
+            .enumerate()
+            .skip(self.current + 1)
+            .any(|(_, s)| {
+                s.iter().any(|a| {
+                    a.app == app
+                        && matches!(
+                            a.action,
+                            ActionKind::ScaleApplication | ActionKind::RestartApplication
+                        )
+                })
+            })
     }
 
     /// The apps the plan changes, sorted.
@@ -170,7 +197,13 @@ mod tests {
     fn plan(changes: &[(&str, ChangeKind)]) -> DeploymentPlan {
         let changes: Vec<(String, ChangeKind)> =
             changes.iter().map(|(a, k)| (a.to_string(), *k)).collect();
-        DeploymentPlan::new("d".into(), "v".into(), &changes, BTreeMap::new())
+        DeploymentPlan::new(
+            "d".into(),
+            "v".into(),
+            &changes,
+            BTreeMap::new(),
+            &BTreeMap::new(),
+        )
     }
 
     fn kinds(p: &DeploymentPlan) -> Vec<Vec<ActionKind>> {
@@ -221,5 +254,37 @@ mod tests {
             shown["currentActions"][0]["readinessCheckResults"],
             json!([])
         );
+    }
+
+    #[test]
+    fn dependencies_make_one_step_per_level_and_hold_the_later_apps() {
+        use ActionKind::*;
+        let changes: Vec<(String, ChangeKind)> = [
+            ("/web", ChangeKind::Create),
+            ("/db", ChangeKind::Create),
+            ("/cache", ChangeKind::Restart),
+        ]
+        .into_iter()
+        .map(|(a, k)| (a.to_string(), k))
+        .collect();
+        let levels: BTreeMap<String, usize> = [("/web".to_string(), 1), ("/db".to_string(), 0)]
+            .into_iter()
+            .collect();
+        let mut p = DeploymentPlan::new("d".into(), "v".into(), &changes, BTreeMap::new(), &levels);
+        assert_eq!(
+            kinds(&p),
+            [
+                vec![StartApplication, StartApplication],
+                vec![ScaleApplication, RestartApplication],
+                vec![ScaleApplication]
+            ]
+        );
+        assert_eq!(p.steps[2][0].app, "/web");
+        assert!(p.holds("/web") && p.holds("/db") && !p.holds("/nope"));
+        p.current = 1;
+        assert!(p.holds("/web"), "/web waits for /db's step");
+        assert!(!p.holds("/db") && !p.holds("/cache"));
+        p.current = 2;
+        assert!(!p.holds("/web"));
     }
 }
