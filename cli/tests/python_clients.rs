@@ -80,7 +80,7 @@ async fn the_marathon_client_runs_its_own_scenarios() {
         .expect("run the marathon client");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 9,
+        out.status.success() && stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 10,
         "marathon 0.13.0 scenarios against Gantry:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

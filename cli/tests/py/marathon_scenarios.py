@@ -2,8 +2,8 @@
 marathon-api.md section 4.3: itests/*.feature, steps/marathon_steps.py): ping, info, the trivial
 app of 5 instances and its one deployment, its tasks once the deployment is over, kill_task with
 scale, kill_given_tasks, the complex Docker app (accepted, never run: its image is fake), the event
-stream (with --events), and the itests' teardown (delete every app with force, wait until no
-deployment is left). Prints `ok <scenario>` per scenario; on the first failure prints
+stream (with --events), the client's group calls (beyond the itests), and the itests' teardown
+(delete every app with force, wait until no deployment is left). Prints `ok <scenario>` per scenario; on the first failure prints
 `FAIL <scenario>: <why>` and exits 1.
 Run as: python marathon_scenarios.py URL USER PASSWORD MARKER_ENV_JSON [--events]"""
 import collections
@@ -143,6 +143,24 @@ def event_stream():
     assert not errors, errors
 
 
+def groups():
+    # Beyond the itests: the client's group calls against /v2/groups.
+    from marathon.models.group import MarathonGroup
+
+    app = MarathonApp(id="web", cmd="sleep 3600", mem=16, cpus=0.1, instances=1, env=marker)
+    client.create_group(MarathonGroup(id="/test-group", apps=[app]))
+    assert [g.id for g in client.list_groups()] == ["/test-group"], client.list_groups()
+    group = client.get_group("test-group")
+    assert [a.id for a in group.apps] == ["/test-group/web"], group.apps
+    # (The complex Docker app's deployment never ends: only this group's counts.)
+    mine = lambda: [d for d in client.list_deployments() if "/test-group/web" in d.affected_apps]  # noqa: E731
+    until("the group's deployment to end", lambda: not mine())
+    client.scale_group("test-group", 2)
+    until("the group scaled", lambda: client.get_app("/test-group/web").instances == 2)
+    client.delete_group("test-group", force=True)
+    until("the group gone", lambda: not client.list_groups())
+
+
 def teardown():
     def delete_all():
         apps = client.list_apps()
@@ -163,4 +181,5 @@ scenario("kill_given_tasks", kill_given_tasks)
 scenario("complex docker app", complex_app)
 if with_events:
     scenario("event stream", event_stream)
+scenario("groups", groups)
 scenario("teardown", teardown)
