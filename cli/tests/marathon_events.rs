@@ -4,14 +4,18 @@
 //! `deployment_step_success`, `deployment_success`, `app_terminated_event`); `event_type`
 //! filters; 405 without `Accept: text/event-stream`; a reader that reconnects with
 //! `Last-Event-ID` misses nothing, also across a master `kill -9`; a reader that falls behind is
-//! told why and disconnected, and resumes from where it was with nothing lost.
+//! told why and disconnected, and resumes from where it was with nothing lost. The legacy
+//! `/v2/eventSubscriptions` callbacks: events POSTed to a subscribed URL, the subscription kept
+//! across a master restart, nothing sent after unsubscribing.
 
 mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::Cluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One SSE frame.
 #[derive(Debug, Clone)]
@@ -355,4 +359,157 @@ async fn a_reader_that_falls_behind_is_told_and_resumes_without_a_loss() {
         .filter(|f| f.event == "api_post_event")
         .count();
     assert_eq!(posts, rounds * per, "every app's api_post_event, once");
+}
+
+/// A callback receiver: an HTTP/1.1 server on loopback keeping every JSON body POSTed to it.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/callback", listener.local_addr().expect("addr"));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let keep = got.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < end + 4 + len {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                        if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                            keep.lock().expect("lock").push(v);
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if sock.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { url, got }
+    }
+
+    fn has(&self, f: impl Fn(&Value) -> bool) -> bool {
+        self.got.lock().expect("lock").iter().any(f)
+    }
+
+    async fn wait(&self, what: &str, f: impl Fn(&Value) -> bool) {
+        support::eventually(Duration::from_secs(30), what, || async {
+            self.has(&f).then_some(())
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_get_every_event_and_survive_a_restart() {
+    let mut c = Cluster::new();
+    c.start_agent(0, "cpus:2;mem:1024;disk:100;ports:[31100-31199]");
+    c.wait_agents(1).await;
+    let rx = Receiver::start().await;
+    let path = format!("/v2/eventSubscriptions?callbackUrl={}", rx.url);
+
+    let bad = c
+        .request(
+            Method::POST,
+            "/v2/eventSubscriptions?callbackUrl=file:///etc/passwd",
+        )
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(bad.status(), 400);
+    let r = c
+        .request(Method::POST, &path)
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("JSON");
+    assert_eq!(answer["eventType"], "subscribe_event");
+    assert_eq!(answer["callbackUrl"], rx.url.as_str());
+    assert_eq!(
+        c.get("/v2/eventSubscriptions").await["callbackUrls"],
+        json!([rx.url])
+    );
+    rx.wait("its own subscribe_event", |e| {
+        e["eventType"] == "subscribe_event"
+    })
+    .await;
+
+    let (status, _) = c.post("/v2/apps", &app(&c, "/cb", 1).to_string()).await;
+    assert_eq!(status, 201);
+    rx.wait("the app's api_post_event", |e| {
+        e["eventType"] == "api_post_event" && e["appDefinition"]["id"] == "/cb"
+    })
+    .await;
+    rx.wait("its task running", |e| {
+        e["eventType"] == "status_update_event" && e["taskStatus"] == "TASK_RUNNING"
+    })
+    .await;
+
+    c.kill_master();
+    c.start_master();
+    c.wait_agents(1).await;
+    assert_eq!(
+        c.get("/v2/eventSubscriptions").await["callbackUrls"],
+        json!([rx.url]),
+        "the subscription is stored"
+    );
+    let r = c
+        .request(Method::DELETE, "/v2/apps/cb")
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), 200);
+    rx.wait("the app's end after the restart", |e| {
+        e["eventType"] == "app_terminated_event" && e["appId"] == "/cb"
+    })
+    .await;
+
+    let r = c
+        .request(Method::DELETE, &path)
+        .send()
+        .await
+        .expect("unsubscribe");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        c.get("/v2/eventSubscriptions").await["callbackUrls"],
+        json!([])
+    );
+    let before = rx.got.lock().expect("lock").len();
+    let (status, _) = c.post("/v2/apps", &app(&c, "/after", 0).to_string()).await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rx.got.lock().expect("lock").len(),
+        before,
+        "nothing sent after unsubscribing"
+    );
 }

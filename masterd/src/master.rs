@@ -162,9 +162,12 @@ async fn load(store: &AsyncStore, job_history: usize) -> Result<Loaded, MasterEr
     state.batch =
         crate::batch::state::BatchState::load(snap.jobs, snap.runs, &snap.meta, job_history)?;
     let mut master_id = None;
+    let mut subscriptions = Vec::new();
     for (k, v) in snap.meta {
         if k == "master_id" {
             master_id = Some(v);
+        } else if let Some(url) = k.strip_prefix(crate::events::callbacks::META_PREFIX) {
+            subscriptions.push(url.to_owned());
         } else if k.starts_with("last_failure:") {
             match serde_json::from_str(&v) {
                 Ok(rec) => st.push_completed(rec),
@@ -178,6 +181,7 @@ async fn load(store: &AsyncStore, job_history: usize) -> Result<Loaded, MasterEr
         state,
         master_id,
         events,
+        subscriptions,
     })
 }
 
@@ -187,6 +191,8 @@ struct Loaded {
     master_id: Option<String>,
     /// The event stream's kept history.
     events: Vec<Numbered>,
+    /// The `/v2/eventSubscriptions` callback URLs.
+    subscriptions: Vec<String>,
 }
 
 /// Starts a master on the current runtime and returns once it listens.
@@ -197,6 +203,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         state,
         master_id,
         events,
+        subscriptions,
     } = load(&store, cfg.job_history).await?;
     let master_id = match master_id {
         Some(id) => id,
@@ -253,6 +260,13 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     let security = Arc::new(Security::new(auth, cfg.limits, store.clone()));
     let core = Core::new(cfg, tokens, master_id, store, state, events);
 
+    for url in &subscriptions {
+        core.callbacks.add(url);
+    }
+    let fan_out = core.clone();
+    tokio::spawn(async move {
+        crate::events::callbacks::run(fan_out.events(), &fan_out.callbacks).await;
+    });
     let app = crate::api::router(core.clone(), security);
     tokio::spawn(async move {
         let svc = app.into_make_service_with_connect_info::<Peer>();

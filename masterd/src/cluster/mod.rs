@@ -10,6 +10,7 @@ pub mod updates;
 
 use crate::config::MasterConfig;
 use crate::events::bus::{EventBus, Numbered};
+use crate::events::callbacks::Callbacks;
 use crate::events::{MarathonEvent, Publisher};
 use crate::join_tokens::JoinTokens;
 use crate::state::MasterState;
@@ -44,6 +45,8 @@ pub struct Core {
     next_conn: AtomicU64,
     /// Marathon's event stream (`/v2/events`): numbered, stored, fanned out.
     events: Arc<Publisher>,
+    /// The `/v2/eventSubscriptions` callback URLs and their senders.
+    pub callbacks: Callbacks,
 }
 
 impl Core {
@@ -73,6 +76,7 @@ impl Core {
             changes: watch::Sender::new(0),
             next_conn: AtomicU64::new(1),
             events,
+            callbacks: Callbacks::default(),
         })
     }
 

@@ -5,6 +5,7 @@
 //! `Core::publish`; `api::marathon::events` serves them.
 
 pub mod bus;
+pub mod callbacks;
 pub mod emit;
 
 use crate::store::{AsyncStore, StoredEvent, Write};
@@ -137,6 +138,16 @@ pub enum MarathonEvent {
         reason: String,
     },
     #[serde(rename_all = "camelCase")]
+    SubscribeEvent {
+        client_ip: String,
+        callback_url: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    UnsubscribeEvent {
+        client_ip: String,
+        callback_url: String,
+    },
+    #[serde(rename_all = "camelCase")]
     EventStreamAttached {
         remote_address: String,
     },
@@ -163,6 +174,8 @@ impl MarathonEvent {
             Self::DeploymentStepSuccess { .. } => "deployment_step_success",
             Self::DeploymentSuccess { .. } => "deployment_success",
             Self::DeploymentFailed { .. } => "deployment_failed",
+            Self::SubscribeEvent { .. } => "subscribe_event",
+            Self::UnsubscribeEvent { .. } => "unsubscribe_event",
             Self::EventStreamAttached { .. } => "event_stream_attached",
             Self::EventStreamDetached { .. } => "event_stream_detached",
         }

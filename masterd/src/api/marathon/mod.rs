@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod deployments;
 pub mod error;
+pub mod event_subscriptions;
 pub mod events;
 pub mod gpu_usage;
 pub mod groups;
@@ -56,6 +57,12 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/v2/deployments", get(deployments::list))
         .route("/v2/deployments/{id}", delete(deployments::cancel))
         .route("/v2/events", get(events::stream))
+        .route(
+            "/v2/eventSubscriptions",
+            get(event_subscriptions::list)
+                .post(event_subscriptions::subscribe)
+                .delete(event_subscriptions::unsubscribe),
+        )
         .route("/v2/queue", get(tasks::queue))
         .route("/v2/info", get(info::get_info))
         .route("/v2/leader", get(info::get_leader))
