@@ -87,6 +87,19 @@ async fn constraints_place_spread_and_explain() {
         reason,
         r#"constraint ["host","UNIQUE"] leaves no agent: 3 of 3 agents already run an instance"#
     );
+    // The queue says the same, in Marathon's shape.
+    let queue = c.get("/v2/queue").await;
+    let item = queue["queue"]
+        .as_array()
+        .and_then(|q| q.iter().find(|i| i["app"]["id"] == "/uniq"))
+        .cloned()
+        .unwrap_or_else(|| panic!("/uniq is not queued: {queue}"));
+    assert_eq!(item["count"], 1, "{item}");
+    assert_eq!(
+        item["processedOffersSummary"]["rejectSummaryLastOffers"][0]["reason"],
+        reason.as_str(),
+        "{item}"
+    );
 
     // GROUP_BY rack, 4 instances: 2 on r1 (hosts a, b), 2 on r2 (host c).
     create(&c, "/grouped", 4, json!([["rack", "GROUP_BY"]])).await;
@@ -99,7 +112,8 @@ async fn constraints_place_spread_and_explain() {
         &c,
         "/capped",
         4,
-        json!([["host", "MAX_PER", "2"], ["host", "LIKE", "a|b"]]),
+        // A number where Marathon wanted the string "2" (spec §7.8): taken.
+        json!([["host", "MAX_PER", 2], ["host", "LIKE", "a|b"]]),
     )
     .await;
     let got = per_host(&c, "capped", 4).await;

@@ -125,7 +125,7 @@ fn wrong_types_are_422_invalid_json_with_paths_and_play_codes() {
             "error.unknown.enum.literal",
         ),
         (
-            r#"{"id": "a", "cmd": "x", "constraints": [["rack", "GROUP_BY", 3]]}"#,
+            r#"{"id": "a", "cmd": "x", "constraints": [["rack", "GROUP_BY", true]]}"#,
             "/constraints(0)(2)",
             "error.expected.jsstring",
         ),

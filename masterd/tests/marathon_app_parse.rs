@@ -441,3 +441,16 @@ fn group_relative_ids_resolve_against_the_group() {
     let dbl = parse(r#"{"id":"//a//b","cmd":"x"}"#);
     assert_eq!(dbl.id, "/a/b");
 }
+
+#[test]
+fn constraint_values_may_be_numbers_and_come_back_as_strings() {
+    let app = AppDefinition::parse(
+        br#"{"id": "n", "cmd": "x", "constraints": [["rack", "GROUP_BY", 3], ["hostname", "MAX_PER", 2]]}"#,
+    )
+    .expect("numbers are taken");
+    let v = serde_json::to_value(&app).expect("serialises");
+    assert_eq!(
+        v["constraints"],
+        serde_json::json!([["rack", "GROUP_BY", "3"], ["hostname", "MAX_PER", "2"]])
+    );
+}

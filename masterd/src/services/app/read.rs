@@ -116,6 +116,15 @@ pub(super) fn read_app(value: &Value) -> Result<AppInput, AppError> {
     }
 }
 
+/// One constraint: strings, where a number is also taken and kept as its JSON text (`3` as
+/// `"3"`): Marathon refused numbers (spec §7.8, marathon #3857), which surprised its users.
+fn constraint(r: &mut JsonReader, v: &Value, path: &str) -> Option<Vec<String>> {
+    r.array(v, path, |r, v, p| match v {
+        Value::Number(n) => Some(n.to_string()),
+        _ => r.string(v, p),
+    })
+}
+
 fn id_string(r: &mut JsonReader, v: &Value, path: &str) -> Option<String> {
     let s = r.string(v, path)?;
     if !path_id::matches_pattern(&s) {
@@ -201,9 +210,7 @@ fn read_fields(r: &mut JsonReader, o: &Map<String, Value>) -> AppInput {
             })
             .unwrap_or_default(),
         constraints: r
-            .field(o, "", "constraints", |r, v, p| {
-                r.array(v, p, JsonReader::string_array)
-            })
+            .field(o, "", "constraints", |r, v, p| r.array(v, p, constraint))
             .unwrap_or_default(),
         fetch: r
             .field(o, "", "fetch", |r, v, p| r.array(v, p, read_fetch))
