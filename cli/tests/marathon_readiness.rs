@@ -1,8 +1,9 @@
 //! Whole-cluster tests of readiness checks run by the master during deployments: a deployment
 //! stays listed, with `readinessCheckResults` ready=false (and the preserved last response) in
 //! `/v2/deployments` and on the app with `embed=app.readiness`, until its task's server answers
-//! 200, over HTTP and over HTTPS with a self-signed certificate; a rolling restart of 3 instances
-//! never kills an old task before a replacement is ready.
+//! 200, over HTTP (also across a master `kill -9`, after which it probes again) and over HTTPS
+//! with a self-signed certificate; a rolling restart of 3 instances never kills an old task before
+//! a replacement is ready.
 
 mod support;
 
@@ -97,8 +98,12 @@ async fn deployment_results(c: &Cluster, n: usize) -> Vec<Value> {
     .await
 }
 
-async fn a_deployment_waits_until_its_task_is_ready(https: bool) {
-    let mut c = Cluster::new();
+/// With `restart`, the master is killed (-9) and started again while the task is not ready: the
+/// results were in memory only, so the new master probes again and the deployment still waits.
+async fn a_deployment_waits_until_its_task_is_ready(https: bool, restart: bool) {
+    let mut c = Cluster::unstarted();
+    c.tolerate_missed_heartbeats(40);
+    c.start_master();
     c.start_agent(0, &agent());
     c.wait_agents(1).await;
     let cmd = server_cmd(c.dir.path(), https);
@@ -149,6 +154,15 @@ async fn a_deployment_waits_until_its_task_is_ready(https: bool) {
     // Several intervals on, still not ready and still deploying.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(c.get("/v2/deployments").await[0]["id"], dep);
+    if restart {
+        c.kill_master();
+        c.start_master();
+        c.wait_agents(1).await;
+        let r = deployment_results(&c, 1).await.remove(0);
+        assert_eq!(r["taskId"], task_id.as_str(), "probed again: {r}");
+        assert_eq!(r["ready"], false, "{r}");
+        assert_eq!(c.get("/v2/deployments").await[0]["id"], dep);
+    }
 
     std::fs::write(c.sandbox(0, &task_id).join("ready"), "").expect("mark the task ready");
     eventually(Duration::from_secs(60), "the deployment to end", || async {
@@ -165,13 +179,13 @@ async fn a_deployment_waits_until_its_task_is_ready(https: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_waits_for_an_http_readiness_check() {
-    a_deployment_waits_until_its_task_is_ready(false).await;
+async fn a_deployment_waits_for_an_http_readiness_check_across_a_master_kill_9() {
+    a_deployment_waits_until_its_task_is_ready(false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_waits_for_an_https_readiness_check_on_a_self_signed_server() {
-    a_deployment_waits_until_its_task_is_ready(true).await;
+    a_deployment_waits_until_its_task_is_ready(true, false).await;
 }
 
 /// `/roll`'s tasks that are not terminal, split by whether they run `version`.

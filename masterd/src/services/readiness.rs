@@ -176,8 +176,11 @@ pub fn due_probes(svc: &mut ServiceState, st: &ClusterState, now: f64) -> Vec<Pr
             if !config.runs_current(t) {
                 continue;
             }
+            let next = now + rc.interval_seconds.max(1) as f64;
             let Some(port) = named_port(app, &t.info.ports, &rc.port_name) else {
-                tracing::warn!(task = %id, port = %rc.port_name, "readiness check names no port of the task");
+                // A port mapping without a host port: nothing to probe from the master.
+                tracing::warn!(task = %id, port = %rc.port_name, "readiness check names no host port of the task");
+                scheduled.push((id.clone(), next));
                 continue;
             };
             let scheme = if rc.protocol.eq_ignore_ascii_case("HTTPS") {
@@ -198,7 +201,7 @@ pub fn due_probes(svc: &mut ServiceState, st: &ClusterState, now: f64) -> Vec<Pr
                 ready_codes: rc.http_status_codes_for_ready.clone(),
                 preserve_last_response: rc.preserve_last_response,
             });
-            scheduled.push((id.clone(), now + rc.interval_seconds.max(1) as f64));
+            scheduled.push((id.clone(), next));
         }
     }
     svc.readiness.next_due.extend(scheduled);
