@@ -234,4 +234,25 @@ mod tests {
             json!([])
         );
     }
+
+    #[test]
+    fn current_actions_carry_their_apps_readiness_results() {
+        let p = plan(&[("/a", ChangeKind::Restart), ("/b", ChangeKind::Scale)]);
+        let shown = p.to_marathon_with(&|app| json!([{ "taskId": format!("{app}.1") }]));
+        assert_eq!(
+            shown["currentActions"][0]["readinessCheckResults"],
+            json!([{"taskId": "/a.1"}])
+        );
+        assert_eq!(
+            shown["currentActions"][1]["readinessCheckResults"][0]["taskId"],
+            "/b.1"
+        );
+        let stop = plan(&[("/a", ChangeKind::Delete)]);
+        let shown = stop.to_marathon_with(&|_| json!([{ "taskId": "x" }]));
+        assert_eq!(
+            shown["currentActions"][0]["readinessCheckResults"],
+            json!([]),
+            "a stop has no new tasks"
+        );
+    }
 }
