@@ -276,6 +276,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     });
     let dns_addr = crate::dns::start(core.clone()).await?;
     tokio::spawn(crate::services::controller::run(core.clone()));
+    tokio::spawn(crate::services::readiness::run(core.clone()));
     tokio::spawn(crate::batch::controller::run(core.clone()));
     let checker = core.clone();
     tokio::spawn(async move {

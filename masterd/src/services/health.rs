@@ -12,7 +12,7 @@ use gantry_proto::{HealthCheckSpec, HealthProtocol, TaskId, TaskState};
 
 /// The host port at `index` of an app's ports (port definitions on host networking, port mappings
 /// otherwise), given the task's host `ports` (which skip mappings without a host port).
-fn host_port_at(app: &AppDefinition, ports: &[u16], index: usize) -> Option<u16> {
+pub(super) fn host_port_at(app: &AppDefinition, ports: &[u16], index: usize) -> Option<u16> {
     if app.is_host_networking() {
         return ports.get(index).copied();
     }

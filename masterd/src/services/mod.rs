@@ -12,6 +12,7 @@ pub mod health;
 pub mod launch;
 pub mod path_id;
 pub mod placement_constraints;
+pub mod readiness;
 pub mod requirements;
 pub mod state;
 pub mod task_env;

@@ -1,7 +1,7 @@
 //! What the services controller holds in memory beside the core's tasks: the app definitions, each
 //! app's launch delay after failures (Marathon's backoff) and why an app waits. Guarded by the
 //! master's one lock, next to the core's state, so a controller run sees apps and tasks together.
-//! Also every stored version of each app and the deployments in progress.
+//! Also every stored version of each app, the deployments in progress and readiness results.
 
 use super::app_definition::AppDefinition;
 use super::deployments::DeploymentPlan;
@@ -50,6 +50,8 @@ pub struct ServiceState {
     /// The groups created on their own (`/v2/groups`), by id; the rest of the tree is implied by
     /// the apps' ids.
     pub groups: BTreeMap<String, GroupRecord>,
+    /// Readiness results of new tasks during deployments (memory only: a restart probes again).
+    pub readiness: super::readiness::ReadinessState,
 }
 
 impl ServiceState {

@@ -5,7 +5,7 @@ use super::error::MarathonError;
 use super::events::Origin;
 use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
 use super::query::{flag, Query};
-use super::render::{app_info, embeds_waiting, task, waiting};
+use super::render::{add_readiness, app_info, embeds_readiness, embeds_waiting, task, waiting};
 use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::services::actions::{self, ServiceError};
@@ -87,6 +87,7 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
     let id = q.first("id").map(str::to_lowercase);
     let embed_waiting = embeds_waiting(q.all("embed"));
     let embed_gpus = embeds_gpu_usage(q.all("embed"));
+    let embed_readiness = embeds_readiness(q.all("embed"));
     let st = core.state().await;
     let apps: Vec<Value> = st
         .services
@@ -108,6 +109,9 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
             }
             if embed_gpus {
                 add_to_tasks(&st, &mut info);
+            }
+            if embed_readiness {
+                add_readiness(&st, a, &mut info);
             }
             info
         })
@@ -179,6 +183,9 @@ pub async fn get(
             }
             if embeds_gpu_usage(q.all("embed")) {
                 add_to_tasks(&st, &mut info);
+            }
+            if embeds_readiness(q.all("embed")) {
+                add_readiness(&st, app, &mut info);
             }
             Ok(Json(json!({ "app": info })))
         }

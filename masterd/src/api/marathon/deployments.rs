@@ -6,7 +6,7 @@ use super::apps::deployment_result;
 use super::error::MarathonError;
 use super::query::{flag, Query};
 use crate::cluster::Core;
-use crate::services::updates;
+use crate::services::{readiness, updates};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,8 +19,15 @@ pub async fn list(State(core): State<Arc<Core>>) -> Json<Value> {
     let st = core.state().await;
     let mut plans: Vec<_> = st.services.deployments.values().collect();
     plans.sort_by(|a, b| a.version.cmp(&b.version).then(a.id.cmp(&b.id)));
+    let readiness = |app: &str| {
+        serde_json::to_value(readiness::results_of(&st.services, &st.cluster, app))
+            .unwrap_or_default()
+    };
     Json(Value::Array(
-        plans.iter().map(|p| p.to_marathon()).collect(),
+        plans
+            .iter()
+            .map(|p| p.to_marathon_with(&readiness))
+            .collect(),
     ))
 }
 

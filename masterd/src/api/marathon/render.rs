@@ -172,6 +172,24 @@ pub fn waiting(st: &MasterState, app: &AppDefinition, now: f64) -> Option<Value>
     Some(Value::Object(out))
 }
 
+/// True when the query's `embed` asks for `readinessCheckResults` (`apps.readiness`,
+/// `app.readiness`, `group.apps.readiness` or plain `readiness`).
+pub fn embeds_readiness<'a>(mut embeds: impl Iterator<Item = &'a str>) -> bool {
+    embeds.any(|e| e == "readiness" || e.ends_with(".readiness"))
+}
+
+/// Adds `readinessCheckResults` to an AppInfo: the results of the app's new tasks while a
+/// deployment changes it, `[]` otherwise.
+pub fn add_readiness(st: &MasterState, app: &AppDefinition, info: &mut Value) {
+    let results = crate::services::readiness::results_of(&st.services, &st.cluster, &app.id);
+    if let Some(obj) = info.as_object_mut() {
+        obj.insert(
+            "readinessCheckResults".into(),
+            serde_json::to_value(results).unwrap_or_else(|_| json!([])),
+        );
+    }
+}
+
 /// True when the query's `embed` asks for the `waiting` extension.
 pub fn embeds_waiting<'a>(mut embeds: impl Iterator<Item = &'a str>) -> bool {
     embeds.any(|e| e == "app.waiting" || e == "apps.waiting")

@@ -169,13 +169,25 @@ impl DeploymentPlan {
         json!({ "actions": self.current_actions() })
     }
 
-    /// The plan as `GET /v2/deployments` lists it (spec §3.5). `currentStep` is 1-based.
+    /// The plan as `GET /v2/deployments` lists it (spec §3.5), without readiness results.
     pub fn to_marathon(&self) -> Value {
+        self.to_marathon_with(&|_| json!([]))
+    }
+
+    /// The plan as `GET /v2/deployments` lists it (spec §3.5), each current action with
+    /// `readiness(app)` as its `readinessCheckResults`. `currentStep` is 1-based.
+    pub fn to_marathon_with(&self, readiness: &dyn Fn(&str) -> Value) -> Value {
         let steps: Vec<Value> = self.steps.iter().map(|s| json!({ "actions": s })).collect();
         let current: Vec<Value> = self
             .current_actions()
             .iter()
-            .map(|a| json!({"action": a.action, "app": a.app, "readinessCheckResults": []}))
+            .map(|a| {
+                let results = match a.action {
+                    ActionKind::StopApplication => json!([]),
+                    _ => readiness(&a.app),
+                };
+                json!({"action": a.action, "app": a.app, "readinessCheckResults": results})
+            })
             .collect();
         json!({
             "id": self.id,
@@ -286,5 +298,26 @@ mod tests {
         assert!(!p.holds("/db") && !p.holds("/cache"));
         p.current = 2;
         assert!(!p.holds("/web"));
+    }
+
+    #[test]
+    fn current_actions_carry_their_apps_readiness_results() {
+        let p = plan(&[("/a", ChangeKind::Restart), ("/b", ChangeKind::Scale)]);
+        let shown = p.to_marathon_with(&|app| json!([{ "taskId": format!("{app}.1") }]));
+        assert_eq!(
+            shown["currentActions"][0]["readinessCheckResults"],
+            json!([{"taskId": "/a.1"}])
+        );
+        assert_eq!(
+            shown["currentActions"][1]["readinessCheckResults"][0]["taskId"],
+            "/b.1"
+        );
+        let stop = plan(&[("/a", ChangeKind::Delete)]);
+        let shown = stop.to_marathon_with(&|_| json!([{ "taskId": "x" }]));
+        assert_eq!(
+            shown["currentActions"][0]["readinessCheckResults"],
+            json!([]),
+            "a stop has no new tasks"
+        );
     }
 }

@@ -7,6 +7,7 @@ use super::plan::{ActionKind, DeploymentPlan};
 use super::rolling::{is_ready, Census};
 use crate::cluster::ClusterState;
 use crate::events::MarathonEvent;
+use crate::services::readiness::passed;
 use crate::services::state::ServiceState;
 use crate::store::records::TaskRecord;
 use crate::store::Write;
@@ -31,7 +32,8 @@ pub fn census(svc: &ServiceState, app_id: &str, tasks: &[&TaskRecord]) -> Census
     };
     let mut config = CurrentConfig::new(svc, app);
     for t in tasks.iter().filter(|t| !t.kill_requested && !t.expunged) {
-        match (config.runs_current(t), is_ready(t)) {
+        let current = config.runs_current(t);
+        match (current, is_ready(t) && passed(svc, app, t, current)) {
             (true, true) => c.new_ready += 1,
             (true, false) => c.new_unready += 1,
             (false, true) => c.old_ready += 1,

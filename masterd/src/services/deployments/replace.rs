@@ -4,6 +4,7 @@
 use super::config::CurrentConfig;
 use super::rolling::{is_ready, next_move, Census};
 use crate::services::app_definition::AppDefinition;
+use crate::services::readiness::passed;
 use crate::services::state::ServiceState;
 use crate::store::records::TaskRecord;
 use gantry_proto::TaskId;
@@ -20,7 +21,8 @@ pub fn kills_and_launches(
     let mut old_unready: Vec<&TaskRecord> = Vec::new();
     let mut c = Census::default();
     for t in active {
-        match (config.runs_current(t), is_ready(t)) {
+        let current = config.runs_current(t);
+        match (current, is_ready(t) && passed(svc, app, t, current)) {
             (true, true) => c.new_ready += 1,
             (true, false) => c.new_unready += 1,
             (false, true) => old_ready.push(t),

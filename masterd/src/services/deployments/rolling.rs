@@ -6,8 +6,8 @@ use crate::store::records::TaskRecord;
 use gantry_proto::TaskState;
 
 /// Does this task count as ready for a deployment? TASK_RUNNING, and healthy when its app has
-/// health checks (every check has a result and is alive), as Marathon waits for. Readiness checks
-/// are not run yet (docs/services.md); they would gate here too.
+/// health checks (every check has a result and is alive), as Marathon waits for. A new task of an
+/// app with a readiness check must also have passed it (`readiness::passed`, which callers add).
 pub fn is_ready(t: &TaskRecord) -> bool {
     t.state == TaskState::TaskRunning
         && (t.info.health_checks.is_empty() || crate::services::health::is_healthy(t))
