@@ -6,7 +6,7 @@ use super::apps::{check_user, deployment_header, deployment_result};
 use super::error::MarathonError;
 use super::events::Origin;
 use super::query::{flag, Pairs, Query};
-use super::render::app_info;
+use super::render::{add_readiness, app_info};
 use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::services::app_definition::parse_body;
@@ -58,6 +58,7 @@ struct Embed {
     apps: bool,
     app_info: bool,
     full: bool,
+    readiness: bool,
 }
 
 impl Embed {
@@ -69,6 +70,7 @@ impl Embed {
                 apps: true,
                 app_info: false,
                 full: false,
+                readiness: false,
             };
         }
         let has = |e: &str| asked.contains(&e);
@@ -86,6 +88,7 @@ impl Embed {
             apps: has("group.apps") || any_extra,
             app_info: any_extra,
             full: has("group.apps.tasks") || has("group.apps.lastTaskFailure"),
+            readiness: has("group.apps.readiness"),
         }
     }
 }
@@ -128,7 +131,11 @@ fn render(st: &MasterState, id: &str, embed: &Embed) -> Value {
                     version = app.version.clone();
                 }
                 if embed.app_info {
-                    app_info(st, app, embed.full)
+                    let mut info = app_info(st, app, embed.full);
+                    if embed.readiness {
+                        add_readiness(st, app, &mut info);
+                    }
+                    info
                 } else {
                     serde_json::to_value(app).unwrap_or_default()
                 }
