@@ -1,7 +1,8 @@
 //! Whole-cluster tests of what a user sees when instances do not run: a task that cannot start
 //! (its program missing) fails with the init's own words in `lastTaskFailure`, and its relaunches
 //! back off; the seed's Docker app, with no agent running Docker, is never launched and the queue,
-//! the app's `waiting` and `gantry apps list` say exactly what is missing.
+//! the app's `waiting` and `gantry apps list` say exactly what is missing; `DELETE
+//! /v2/queue/{app}/delay` ends a launch delay at once.
 
 mod support;
 
@@ -169,5 +170,57 @@ async fn a_docker_app_without_a_docker_containerizer_waits_and_says_why() {
     assert!(
         row.contains("image nginx:1.11") && row.contains("Docker containerizer"),
         "gantry apps list shows the image and why it waits: {row}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launch_delay_resets_on_request() {
+    let mut c = Cluster::new();
+    c.start_agent(0, AGENT);
+    c.wait_agents(1).await;
+    let launches = || async {
+        c.get("/metrics/snapshot").await["master/messages_launch_tasks"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    // A 10-minute backoff after the first failure.
+    let app = json!({"id": "/flaky", "cmd": "exit 3", "env": c.marker_env(), "cpus": 0.1,
+                     "mem": 32, "backoffSeconds": 600});
+    assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
+    eventually(
+        Duration::from_secs(30),
+        "the app delayed in the queue",
+        || async {
+            let q = c.get("/v2/queue").await;
+            q["queue"].as_array()?.iter().find(|i| {
+                i["app"]["id"] == "/flaky" && i["delay"]["timeLeftSeconds"].as_i64() > Some(60)
+            })?;
+            Some(())
+        },
+    )
+    .await;
+    let before = launches().await;
+    let r = c
+        .request(reqwest::Method::DELETE, "/v2/queue//flaky/delay")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 204);
+    eventually(
+        Duration::from_secs(30),
+        "a launch right after the reset",
+        || async { (launches().await > before).then_some(()) },
+    )
+    .await;
+    let r = c
+        .request(reqwest::Method::DELETE, "/v2/queue/nothing-here/delay")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.expect("JSON");
+    assert_eq!(
+        body["message"],
+        "Application /nothing-here not found in tasks queue."
     );
 }

@@ -64,6 +64,7 @@ pub fn router() -> Router<Arc<Core>> {
                 .delete(event_subscriptions::unsubscribe),
         )
         .route("/v2/queue", get(tasks::queue))
+        .route("/v2/queue/{*app}", delete(tasks::reset_delay))
         .route("/v2/info", get(info::get_info))
         .route("/v2/leader", get(info::get_leader))
         .route("/ping", get(tasks::ping))

@@ -79,6 +79,32 @@ pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
     Json(json!({ "queue": items }))
 }
 
+/// `DELETE /v2/queue/{appId}/delay`: the app's launch delay (backoff after failures) is reset, so
+/// its waiting instances launch at once. 204 (as Marathon's code answers; its RAML says 200); 404
+/// `Application /x not found in tasks queue.` when the app has nothing waiting.
+pub async fn reset_delay(
+    State(core): State<Arc<Core>>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+) -> Result<Response, super::error::MarathonError> {
+    let id = crate::services::path_id::normalize(rest.strip_suffix("/delay").unwrap_or(&rest));
+    let mut guard = core.state().await;
+    let queued = guard.services.apps.get(&id).is_some_and(|app| {
+        guard.services.launch_delays.contains_key(&id)
+            || guard.services.waiting.contains_key(&id)
+            || missing_instances(&guard, app) > 0
+    });
+    if !rest.ends_with("/delay") || !queued {
+        return Err(super::error::MarathonError::NotFound(format!(
+            "Application {id} not found in tasks queue."
+        )));
+    }
+    guard.services.launch_delays.remove(&id);
+    drop(guard);
+    tracing::info!(app = %id, "launch delay reset");
+    core.wake();
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
 /// `GET /ping`: `pong`, or `"pong"` as JSON when asked for JSON (marathon-python expects that).
 pub async fn ping(headers: HeaderMap) -> Response {
     let wants_json = headers
