@@ -1,8 +1,10 @@
 //! Generated requests thrown at a real gantry-masterd (issue 15): mutated app definitions, raw
-//! garbage bodies, every method on real and made-up paths of every API (apps, groups, jobs,
-//! frameworks, Mesos, Gantry's own), odd Content-Types and credentials. After every batch: no
-//! answer was 5xx, the apps the master lists are exactly those it answered 201 for (nothing
-//! stored on a 4xx, nothing acknowledged lost), and it still answers. 5,000 requests a run by
+//! garbage bodies, mutated group trees, every method on real and made-up paths of every API
+//! (apps, groups, jobs, frameworks, Mesos, Gantry's own), odd Content-Types and credentials. After
+//! every batch: no answer was 5xx, the apps the master lists are exactly those it answered 201
+//! for (nothing stored on a 4xx, nothing acknowledged lost), and it still answers. Group calls
+//! go to paths under `/fuzz-groups`, whose apps are left out of that count: a group call may
+//! rightly change many apps at once. 5,000 requests a run by
 //! default; `GANTRY_FUZZ_REQUESTS` and `GANTRY_FUZZ_SEED` (printed) change or replay a run.
 
 mod support;
@@ -163,6 +165,38 @@ fn generate(rng: &mut StdRng, n: usize) -> Generated {
         3 => Some("application/x-protobuf"),
         _ => Some("application/json"),
     };
+    if rng.random_range(0..10) == 0 {
+        // A mutated group tree, created or changed under /fuzz-groups.
+        let t = templates();
+        let mut apps = Vec::new();
+        for i in 0..rng.random_range(0..3) {
+            let mut app = t[rng.random_range(0..t.len())].clone();
+            app["id"] = json!(format!("a{i}"));
+            apps.push(app);
+        }
+        let mut group = json!({"apps": apps, "groups": [{"id": "inner", "apps": []}],
+                               "dependencies": ["inner"]});
+        for _ in 0..rng.random_range(0..3) {
+            let k = [
+                "apps",
+                "groups",
+                "dependencies",
+                "id",
+                "scaleBy",
+                "version",
+                "pods",
+            ][rng.random_range(0..7)];
+            group[k] = random_value(rng, 0);
+        }
+        return Generated {
+            method: [Method::POST, Method::PUT][rng.random_range(0..2)].clone(),
+            path: format!("/v2/groups/fuzz-groups/g{}", rng.random_range(0..4)),
+            content_type,
+            body: Some(serde_json::to_vec(&group).unwrap_or_default()),
+            auth,
+            creates: false,
+        };
+    }
     if rng.random_range(0..10) < 6 {
         // A mutated app definition.
         let t = templates();
@@ -213,8 +247,11 @@ fn generate(rng: &mut StdRng, n: usize) -> Generated {
         "/v2/tasks/delete",
         "/v2/queue",
         "/v2/queue/x/delay",
-        "/v2/groups",
-        "/v2/groups/g",
+        "/v2/groups/fuzz-groups",
+        "/v2/groups/fuzz-groups/g1",
+        "/v2/groups/fuzz-groups/g1/versions",
+        "/v2/groups/fuzz-groups?dryRun=true",
+        "/v2/groups?embed=group.apps.tasks&embed=group.groups",
         "/v2/deployments",
         "/v2/deployments/d",
         "/v2/info",
@@ -342,6 +379,7 @@ async fn generated_requests_never_5xx_never_store_a_refusal_and_keep_the_master_
             .unwrap_or_else(|| panic!("the master answers after {n} requests: {apps}"))
             .iter()
             .filter_map(|a| a["id"].as_str().map(String::from))
+            .filter(|id| !id.starts_with("/fuzz-groups/"))
             .collect();
         wrongly_stored += stored.symmetric_difference(&acknowledged).count();
         assert_eq!(
@@ -356,6 +394,16 @@ async fn generated_requests_never_5xx_never_store_a_refusal_and_keep_the_master_
                 .expect("DELETE");
             assert_eq!(r.status().as_u16(), 200, "cleanup of {id}");
         }
+        let r = c
+            .request(Method::DELETE, "/v2/groups/fuzz-groups?force=true")
+            .send()
+            .await
+            .expect("DELETE");
+        assert!(
+            [200, 404].contains(&r.status().as_u16()),
+            "cleanup of /fuzz-groups: {}",
+            r.status()
+        );
     }
     let secs = started.elapsed().as_secs_f64();
     println!(

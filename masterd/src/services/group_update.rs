@@ -66,6 +66,31 @@ fn under(prefix: &str, e: AppError) -> AppError {
     }
 }
 
+/// A group id every part of the API can name: valid segments, none of them a sub-resource
+/// (`versions`, `tasks`, ...), which would make the group or its apps unreachable.
+fn check_group_id(id: &str, path: &str) -> Result<(), AppError> {
+    for seg in id.split('/').filter(|s| !s.is_empty()) {
+        if !path_id::is_valid_segment(seg) {
+            return Err(invalid(
+                path,
+                format!(
+                    "'{seg}' is not a valid group name: lowercase letters, digits, '-' and '.'"
+                ),
+            ));
+        }
+        if super::app::limits::RESERVED_ID_SEGMENTS.contains(&seg) {
+            return Err(invalid(
+                path,
+                format!(
+                    "'{seg}' is reserved: the API reads /{seg} after an id as a sub-resource, so \
+                     choose another name for this group"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a PUT body for group `id` (absolute; `/` for `/v2/groups`).
 pub fn parse_update(body: &Value, id: &str) -> Result<GroupUpdate, AppError> {
     let Some(obj) = body.as_object() else {
@@ -98,6 +123,7 @@ pub fn parse_spec(body: &Value, at: &str) -> Result<GroupSpec, AppError> {
             None => "/".to_owned(),
         }
     };
+    check_group_id(&id, "/id")?;
     read_group(body, id, "")
 }
 
@@ -177,6 +203,7 @@ fn read_group(body: &Value, id: String, prefix: &str) -> Result<GroupSpec, AppEr
                     })?;
                     let gid = path_id::resolve(raw, &id)
                         .map_err(|e| invalid(&format!("{p}/id"), e.to_string()))?;
+                    check_group_id(&gid, &format!("{p}/id"))?;
                     if path_id::parent(&gid) != id {
                         return Err(invalid(
                             &format!("{p}/id"),
