@@ -1,6 +1,8 @@
 //! Agent configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
 //! order of precedence; then resource detection for whatever was not given.
 
+use crate::containerizer::docker::parameters as docker_parameters;
+use crate::containerizer::docker::{DockerConfig, DockerPolicy};
 use crate::containerizer::native::users::UserPolicy;
 use crate::link::tls::LinkTlsFiles;
 use crate::link::token::TokenSource;
@@ -63,6 +65,21 @@ pub struct AgentArgs {
     /// native when running as root on a host with usable cgroups, else process.
     #[arg(long, env = "GANTRY_CONTAINERIZER")]
     pub containerizer: Option<String>,
+    /// Back ends, Mesos style: `native,docker` (or `process,docker`, or `docker` next to the
+    /// default one). With `docker`, tasks with `container.type: DOCKER` run in the host's Docker
+    /// daemon and the agent offers the `docker` containerizer.
+    #[arg(long, env = "GANTRY_CONTAINERIZERS")]
+    pub containerizers: Option<String>,
+    /// The Docker daemon's socket (default /var/run/docker.sock).
+    #[arg(long, env = "GANTRY_DOCKER_SOCKET")]
+    pub docker_socket: Option<PathBuf>,
+    /// Let Docker tasks run `privileged` (refused otherwise).
+    #[arg(long, env = "GANTRY_DOCKER_ALLOW_PRIVILEGED", num_args = 0..=1, default_missing_value = "true")]
+    pub docker_allow_privileged: Option<bool>,
+    /// The `docker run` parameters Docker tasks may give, comma-separated (default: label, env,
+    /// hostname, workdir, user, add-host, dns, dns-search, shm-size, ulimit, init, entrypoint).
+    #[arg(long, env = "GANTRY_DOCKER_PARAMETERS")]
+    pub docker_parameters: Option<String>,
     /// Users tasks may run as (comma-separated; `*` for any existing user). Native only.
     #[arg(long, env = "GANTRY_ALLOWED_USERS")]
     pub allowed_users: Option<String>,
@@ -127,6 +144,12 @@ impl AgentArgs {
             attributes: self.attributes.or(file.attributes),
             max_backoff_secs: self.max_backoff_secs.or(file.max_backoff_secs),
             containerizer: self.containerizer.or(file.containerizer),
+            containerizers: self.containerizers.or(file.containerizers),
+            docker_socket: self.docker_socket.or(file.docker_socket),
+            docker_allow_privileged: self
+                .docker_allow_privileged
+                .or(file.docker_allow_privileged),
+            docker_parameters: self.docker_parameters.or(file.docker_parameters),
             allowed_users: self.allowed_users.or(file.allowed_users),
             default_user: self.default_user.or(file.default_user),
             allow_root_tasks: self.allow_root_tasks.or(file.allow_root_tasks),
@@ -188,7 +211,7 @@ impl AgentArgs {
         let gpus_explicit =
             parse_pairs(self.resources.as_deref().unwrap_or(""), "resources")?.contains_key("gpus");
         let attributes = parse_pairs(self.attributes.as_deref().unwrap_or(""), "attributes")?;
-        let containerizer = match self.containerizer.as_deref() {
+        let mut containerizer = match self.containerizer.as_deref() {
             None => None,
             Some("native") => Some(ContainerizerKind::Native),
             Some("process") => Some(ContainerizerKind::Process),
@@ -199,6 +222,13 @@ impl AgentArgs {
                 })
             }
         };
+        let docker = resolve_docker(
+            self.containerizers.as_deref(),
+            &mut containerizer,
+            self.docker_socket,
+            self.docker_allow_privileged,
+            self.docker_parameters.as_deref(),
+        )?;
         let users = UserPolicy {
             allowed: self
                 .allowed_users
@@ -248,6 +278,7 @@ impl AgentArgs {
             attributes,
             max_backoff: Duration::from_secs_f64(self.max_backoff_secs.unwrap_or(10.0).max(0.1)),
             containerizer,
+            docker,
             users,
             container_pids_max: self.container_pids_max.unwrap_or(4096),
             fetcher_cache_dir,
@@ -278,6 +309,8 @@ pub struct AgentConfig {
     pub max_backoff: Duration,
     /// `None`: pick at start (native when root with usable cgroups).
     pub containerizer: Option<ContainerizerKind>,
+    /// The Docker containerizer next to it (`--containerizers ...,docker`).
+    pub docker: Option<DockerConfig>,
     pub users: UserPolicy,
     pub container_pids_max: u64,
     pub fetcher_cache_dir: PathBuf,
@@ -384,6 +417,78 @@ fn resolve_gc(
         disk_headroom,
         max_count: max_count.unwrap_or(d.max_count),
     })
+}
+
+/// `--containerizers` (`native,docker`): the default back end it names goes into `base` (which
+/// `--containerizer` may also give, the same), and with `docker` the Docker settings.
+fn resolve_docker(
+    list: Option<&str>,
+    base: &mut Option<ContainerizerKind>,
+    socket: Option<PathBuf>,
+    allow_privileged: Option<bool>,
+    parameters: Option<&str>,
+) -> Result<Option<DockerConfig>, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid {
+        key: "containerizers",
+        why,
+    };
+    let mut docker = false;
+    for name in list.unwrap_or("").split(',').map(str::trim) {
+        let kind = match name {
+            "" => continue,
+            "docker" => {
+                docker = true;
+                continue;
+            }
+            "native" | "mesos" => ContainerizerKind::Native,
+            "process" => ContainerizerKind::Process,
+            other => {
+                return Err(invalid(format!(
+                    "'{other}' is not a containerizer (native, process, docker)"
+                )))
+            }
+        };
+        match base {
+            Some(b) if *b != kind => {
+                return Err(invalid(
+                    "names a different default back end than --containerizer, or two".into(),
+                ))
+            }
+            _ => *base = Some(kind),
+        }
+    }
+    if !docker {
+        return Ok(None);
+    }
+    let mut policy = DockerPolicy {
+        allow_privileged: allow_privileged.unwrap_or(false),
+        ..DockerPolicy::default()
+    };
+    if let Some(p) = parameters {
+        policy.parameters = p
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = policy
+            .parameters
+            .iter()
+            .find(|k| !docker_parameters::SUPPORTED.contains(&k.as_str()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "docker_parameters",
+                why: format!(
+                    "'{bad}' is not a parameter the agent can apply ({})",
+                    docker_parameters::SUPPORTED.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(Some(DockerConfig {
+        socket: socket.unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+        policy,
+    }))
 }
 
 /// The containerizer back ends.

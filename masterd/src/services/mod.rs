@@ -6,6 +6,7 @@ pub mod app_definition;
 pub mod backoff;
 pub mod controller;
 pub mod deployments;
+pub mod docker_task;
 pub mod health;
 pub mod launch;
 pub mod path_id;
