@@ -12,7 +12,17 @@ use std::time::Duration;
 /// The Docker client with the runtime its requests run on.
 pub struct DockerClient {
     pub docker: Docker,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (then shut down without waiting: it may be dropped on a
+    /// thread that drives another runtime, where a blocking shutdown panics).
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for DockerClient {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Seconds a request to the daemon may take (a pull of a big image takes longer: pulls stream).
@@ -28,7 +38,7 @@ impl DockerClient {
             .build()
             .map_err(|e| format!("cannot start the Docker client's runtime: {e}"))?;
         let path = socket.display().to_string();
-        let docker = rt.block_on(async {
+        let docker = run_on(&rt, async move {
             let d = Docker::connect_with_unix(
                 &path,
                 REQUEST_TIMEOUT_SECS,
@@ -44,20 +54,18 @@ impl DockerClient {
                 .map_err(|e| format!("the Docker daemon at {path} does not answer: {e}"))?;
             Ok::<_, String>(d)
         })?;
-        Ok(Self { docker, rt })
+        Ok(Self {
+            docker,
+            rt: Some(rt),
+        })
     }
 
     /// Runs `f` on the client's runtime and waits for it from a thread that is not one of that
     /// runtime's (the agent's blocking pool, or its main thread at recovery).
     pub fn block<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.rt.spawn(async move {
-            let _ = tx.send(f.await);
-        });
-        match rx.recv() {
-            Ok(v) => v,
-            // The runtime is shutting down with the agent: nothing will answer any more.
-            Err(_) => std::process::abort(),
+        match &self.rt {
+            Some(rt) => run_on(rt, f),
+            None => std::process::abort(),
         }
     }
 
@@ -66,7 +74,27 @@ impl DockerClient {
         &self,
         f: impl Future<Output = T> + Send + 'static,
     ) -> tokio::task::JoinHandle<T> {
-        self.rt.spawn(f)
+        match &self.rt {
+            Some(rt) => rt.spawn(f),
+            None => std::process::abort(),
+        }
+    }
+}
+
+/// Runs `f` on `rt` and waits for it on this thread (which may be driving another runtime: it
+/// only blocks, it never enters `rt`).
+fn run_on<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    f: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    match rx.recv() {
+        Ok(v) => v,
+        // The runtime is shutting down with the agent: nothing will answer any more.
+        Err(_) => std::process::abort(),
     }
 }
 
