@@ -305,6 +305,11 @@ async fn scaling_down_stops_containers_and_refusals_say_why() {
     for t in &tasks {
         assert_eq!(dk.containers_of(&task_id(t)).len(), 1);
     }
+    eventually(LONG, "the deployment to finish", || async {
+        let d = c.get("/v2/deployments").await;
+        d.as_array().is_some_and(Vec::is_empty).then_some(())
+    })
+    .await;
     let (s, body) = send(
         &c,
         Method::PUT,
