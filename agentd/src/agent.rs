@@ -178,9 +178,11 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         None => std::env::current_exe().map_err(AgentError::SelfExe)?,
     };
     let mut containerizer = choose_containerizer(&cfg, shim, &wd)?;
+    let mut docker_networks = Vec::new();
     if let Some(docker) = &cfg.docker {
         let d = DockerContainerizer::connect(docker).map_err(AgentError::Docker)?;
-        tracing::info!(socket = %docker.socket.display(), "containerizer: docker next to {}", containerizer.name());
+        docker_networks = d.user_networks().map_err(AgentError::Docker)?;
+        tracing::info!(socket = %docker.socket.display(), networks = ?docker_networks, "containerizer: docker next to {}", containerizer.name());
         containerizer = Arc::new(RoutedContainerizer::new(containerizer, Arc::new(d)));
     }
     let containerizer_names = containerizer.names();
@@ -207,6 +209,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     let (gpu_inventory, discovered) = inventory::discover(cfg.gpu_fixture.as_deref())?;
     let mut info = cfg.info(http_addr.port());
     info.containerizers = containerizer_names.iter().map(|n| n.to_string()).collect();
+    info.networks.extend(docker_networks);
     discovered.apply_to(&mut info, cfg.gpus_explicit);
     let (info_tx, info_rx) = watch::channel(info);
     let gpu_metrics_source = if discovered.gpus.is_empty() {

@@ -74,6 +74,32 @@ const DB: &str = r#"{
   }
 }"#;
 
+/// The seed's calico-docker (a Docker user network), verbatim.
+const CALICO_DOCKER: &str = r#"{
+  "id": "/calico-docker",
+  "instances": 1,
+  "container": {
+    "type": "DOCKER",
+    "volumes": [],
+    "docker": {
+      "image": "mesosphere/id-server:2.1.0"
+    },
+    "portMappings": []
+  },
+  "cpus": 0.1,
+  "mem": 128,
+  "requirePorts": false,
+  "networks": [
+    {
+      "mode": "container",
+      "name": "calico"
+    }
+  ],
+  "healthChecks": [],
+  "fetch": [],
+  "constraints": []
+}"#;
+
 /// The seed's Chronos dockerjob, verbatim.
 const DOCKER_JOB: &str = r#"{
   "schedule": "R/2021-06-15T17:22:00Z/PT2M",
@@ -163,15 +189,17 @@ async fn send(c: &Cluster, m: Method, path: &str, body: Option<&str>) -> (u16, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_docker_apps_run_verbatim_and_serve_on_their_host_ports() {
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_DAEMON.lock().await;
     let dk = DockerDaemon::start();
+    // A Docker user network named as the seed's: the agent reports it, calico-docker joins it.
+    dk.must(&["network", "create", "calico"]);
     let c = docker_cluster(&dk, &[]).await;
     assert!(
         c.read_log("agent0.log")
             .contains("containerizer: docker next to process"),
         "the agent runs Docker next to its default back end"
     );
-    for doc in [SIMPLE_NGINX, HTTPI, DB] {
+    for doc in [SIMPLE_NGINX, HTTPI, DB, CALICO_DOCKER] {
         let (s, body) = c.post("/v2/apps", &marked(&c, doc)).await;
         assert_eq!(s, 201, "{doc}: {body}");
     }
@@ -204,8 +232,29 @@ async fn the_seeds_docker_apps_run_verbatim_and_serve_on_their_host_ports() {
     })
     .await;
     assert_eq!(&echoed, b"PING\n");
+    // calico-docker: on the `calico` network, reached at its own address there.
+    let calico = wait_running_long(&c, "calico-docker", 1).await;
+    let id = dk.containers_of(&task_id(&calico[0]));
+    assert_eq!(id.len(), 1);
+    let ip = dk.must(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"calico\").IPAddress}}",
+        &id[0],
+    ]);
+    let page = eventually(LONG, "calico-docker to answer on its own IP", || async {
+        let r = reqwest::Client::new()
+            .get(format!("http://{ip}:8080/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        r.text().await.ok()
+    })
+    .await;
+    assert_eq!(page, PAGE);
     // Deleting the apps stops and removes their containers.
-    for app in ["simple-nginx", "httpi", "db"] {
+    for app in ["simple-nginx", "httpi", "db", "calico-docker"] {
         let (s, _) = send(&c, Method::DELETE, &format!("/v2/apps/{app}"), None).await;
         assert_eq!(s, 200, "delete {app}");
     }
@@ -217,7 +266,7 @@ async fn the_seeds_docker_apps_run_verbatim_and_serve_on_their_host_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_and_output_reach_the_host_and_the_sandbox() {
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_DAEMON.lock().await;
     let dk = DockerDaemon::start();
     let c = docker_cluster(&dk, &[]).await;
     let host_dir = c.dir.path().join("vol");
@@ -258,7 +307,7 @@ async fn volumes_and_output_reach_the_host_and_the_sandbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_kill_9_readopts_the_container_and_docker_kill_fails_the_task() {
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_DAEMON.lock().await;
     let dk = DockerDaemon::start();
     let mut c = docker_cluster(&dk, &[]).await;
     let (s, body) = c.post("/v2/apps", &marked(&c, SIMPLE_NGINX)).await;
@@ -293,7 +342,7 @@ async fn agent_kill_9_readopts_the_container_and_docker_kill_fails_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_down_stops_containers_and_refusals_say_why() {
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_DAEMON.lock().await;
     let dk = DockerDaemon::start();
     let c = docker_cluster(&dk, &[]).await;
     let app = json!({"id": "/many", "cpus": 0.1, "mem": 32, "instances": 2,
@@ -352,7 +401,7 @@ async fn scaling_down_stops_containers_and_refusals_say_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_dockerjob_runs_and_a_docker_job_runs_to_success() {
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_DAEMON.lock().await;
     let dk = DockerDaemon::start();
     let c = docker_cluster(&dk, &[]).await;
     let logs_existed = std::path::Path::new("/logs").exists();

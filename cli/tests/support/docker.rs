@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Tests of one binary share the machine's two cores: one daemon at a time.
-pub static ONE_DAEMON: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static ONE_DAEMON: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The page the stand-in nginx and httpi serve.
 pub const PAGE: &str = "gantry docker test page\n";

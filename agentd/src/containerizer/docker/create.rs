@@ -110,7 +110,7 @@ pub fn plan(
         mounts: (!vols.mounts.is_empty()).then_some(vols.mounts),
         privileged: Some(docker.privileged),
         cpu_shares: (r.cpus > 0.0).then(|| ((r.cpus * 1024.0) as i64).max(2)),
-        nano_cpus: (r.cpus > 0.0).then(|| (r.cpus * 1e9) as i64),
+        nano_cpus: (r.cpus > 0.0).then_some((r.cpus * 1e9) as i64),
         memory: (mem > 0).then_some(mem.max(6 << 20)),
         memory_swap: (mem > 0).then_some(mem.max(6 << 20)),
         ..HostConfig::default()

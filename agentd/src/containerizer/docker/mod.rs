@@ -86,6 +86,22 @@ impl DockerContainerizer {
         })
     }
 
+    /// The daemon's user networks (every network but `bridge`, `host` and `none`): the
+    /// container networks Docker tasks here may join (`networks: [{mode: container, name}]`).
+    pub fn user_networks(&self) -> Result<Vec<String>, String> {
+        let docker = self.docker();
+        let mut names: Vec<String> = self
+            .client
+            .block(async move { docker.list_networks(None).await })
+            .map_err(|e| format!("cannot list the Docker networks: {e}"))?
+            .into_iter()
+            .filter_map(|n| n.name)
+            .filter(|n| !["bridge", "host", "none"].contains(&n.as_str()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn docker(&self) -> Docker {
         self.client.docker.clone()
     }
