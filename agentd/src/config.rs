@@ -1,8 +1,8 @@
 //! Agent configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
 //! order of precedence; then resource detection for whatever was not given.
 
-use crate::containerizer::docker::parameters as docker_parameters;
-use crate::containerizer::docker::{DockerConfig, DockerPolicy};
+use crate::containerizer::docker::settings::resolve_docker;
+use crate::containerizer::docker::DockerConfig;
 use crate::containerizer::native::users::UserPolicy;
 use crate::link::tls::LinkTlsFiles;
 use crate::link::token::TokenSource;
@@ -80,6 +80,10 @@ pub struct AgentArgs {
     /// hostname, workdir, user, add-host, dns, dns-search, shm-size, ulimit, init, entrypoint).
     #[arg(long, env = "GANTRY_DOCKER_PARAMETERS")]
     pub docker_parameters: Option<String>,
+    /// Absolute paths under which Docker tasks' `hostPath` volumes must lie, comma-separated
+    /// (default: anywhere).
+    #[arg(long, env = "GANTRY_DOCKER_HOST_PATHS")]
+    pub docker_host_paths: Option<String>,
     /// Users tasks may run as (comma-separated; `*` for any existing user). Native only.
     #[arg(long, env = "GANTRY_ALLOWED_USERS")]
     pub allowed_users: Option<String>,
@@ -150,6 +154,7 @@ impl AgentArgs {
                 .docker_allow_privileged
                 .or(file.docker_allow_privileged),
             docker_parameters: self.docker_parameters.or(file.docker_parameters),
+            docker_host_paths: self.docker_host_paths.or(file.docker_host_paths),
             allowed_users: self.allowed_users.or(file.allowed_users),
             default_user: self.default_user.or(file.default_user),
             allow_root_tasks: self.allow_root_tasks.or(file.allow_root_tasks),
@@ -228,6 +233,7 @@ impl AgentArgs {
             self.docker_socket,
             self.docker_allow_privileged,
             self.docker_parameters.as_deref(),
+            self.docker_host_paths.as_deref(),
         )?;
         let users = UserPolicy {
             allowed: self
@@ -417,78 +423,6 @@ fn resolve_gc(
         disk_headroom,
         max_count: max_count.unwrap_or(d.max_count),
     })
-}
-
-/// `--containerizers` (`native,docker`): the default back end it names goes into `base` (which
-/// `--containerizer` may also give, the same), and with `docker` the Docker settings.
-fn resolve_docker(
-    list: Option<&str>,
-    base: &mut Option<ContainerizerKind>,
-    socket: Option<PathBuf>,
-    allow_privileged: Option<bool>,
-    parameters: Option<&str>,
-) -> Result<Option<DockerConfig>, ConfigError> {
-    let invalid = |why: String| ConfigError::Invalid {
-        key: "containerizers",
-        why,
-    };
-    let mut docker = false;
-    for name in list.unwrap_or("").split(',').map(str::trim) {
-        let kind = match name {
-            "" => continue,
-            "docker" => {
-                docker = true;
-                continue;
-            }
-            "native" | "mesos" => ContainerizerKind::Native,
-            "process" => ContainerizerKind::Process,
-            other => {
-                return Err(invalid(format!(
-                    "'{other}' is not a containerizer (native, process, docker)"
-                )))
-            }
-        };
-        match base {
-            Some(b) if *b != kind => {
-                return Err(invalid(
-                    "names a different default back end than --containerizer, or two".into(),
-                ))
-            }
-            _ => *base = Some(kind),
-        }
-    }
-    if !docker {
-        return Ok(None);
-    }
-    let mut policy = DockerPolicy {
-        allow_privileged: allow_privileged.unwrap_or(false),
-        ..DockerPolicy::default()
-    };
-    if let Some(p) = parameters {
-        policy.parameters = p
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        if let Some(bad) = policy
-            .parameters
-            .iter()
-            .find(|k| !docker_parameters::SUPPORTED.contains(&k.as_str()))
-        {
-            return Err(ConfigError::Invalid {
-                key: "docker_parameters",
-                why: format!(
-                    "'{bad}' is not a parameter the agent can apply ({})",
-                    docker_parameters::SUPPORTED.join(", ")
-                ),
-            });
-        }
-    }
-    Ok(Some(DockerConfig {
-        socket: socket.unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
-        policy,
-    }))
 }
 
 /// The containerizer back ends.

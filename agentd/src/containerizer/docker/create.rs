@@ -86,7 +86,7 @@ pub fn plan(
         );
     }
     let net = network::plan(docker, &task.ports)?;
-    let vols = volumes::plan(&docker.volumes, &spec.sandbox)?;
+    let vols = volumes::plan(&docker.volumes, &spec.sandbox, policy.host_paths.as_deref())?;
     let mut labels: HashMap<String, String> = HashMap::new();
     labels.insert(TASK_LABEL.into(), task.task_id.to_string());
     labels.insert(MANAGED_LABEL.into(), "true".into());

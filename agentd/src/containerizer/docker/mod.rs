@@ -10,6 +10,7 @@ pub mod logs;
 pub mod network;
 pub mod parameters;
 pub mod recover;
+pub mod settings;
 pub mod volumes;
 
 use super::{
@@ -41,12 +42,15 @@ pub struct DockerPolicy {
     pub allow_privileged: bool,
     /// `--docker-parameters`: the `docker run` keys tasks may give.
     pub parameters: Vec<String>,
+    /// `--docker-host-paths`: where `hostPath` volumes may come from (`None`: anywhere).
+    pub host_paths: Option<Vec<PathBuf>>,
 }
 
 impl Default for DockerPolicy {
     fn default() -> Self {
         Self {
             allow_privileged: false,
+            host_paths: None,
             parameters: parameters::DEFAULT_ALLOWED
                 .iter()
                 .map(|s| s.to_string())

@@ -5,7 +5,7 @@
 use bollard::models::{Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig};
 use gantry_proto::DockerVolume;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where the task's sandbox appears inside its container (`MESOS_SANDBOX`).
 pub const SANDBOX_IN_CONTAINER: &str = "/mnt/mesos/sandbox";
@@ -21,8 +21,13 @@ pub struct VolumePlan {
     pub sandbox_dirs: Vec<std::path::PathBuf>,
 }
 
-/// Plans the volumes of a task whose sandbox is `sandbox`.
-pub fn plan(volumes: &[DockerVolume], sandbox: &Path) -> Result<VolumePlan, String> {
+/// Plans the volumes of a task whose sandbox is `sandbox`; absolute host paths must lie under one
+/// of `allowed` (`None`: anywhere).
+pub fn plan(
+    volumes: &[DockerVolume],
+    sandbox: &Path,
+    allowed: Option<&[PathBuf]>,
+) -> Result<VolumePlan, String> {
     let mut out = VolumePlan::default();
     out.binds
         .push(format!("{}:{SANDBOX_IN_CONTAINER}:rw", sandbox.display()));
@@ -63,6 +68,16 @@ pub fn plan(volumes: &[DockerVolume], sandbox: &Path) -> Result<VolumePlan, Stri
                     return Err(format!("hostPath '{h}' may not hold ':' or '..'"));
                 }
                 let source = if h.starts_with('/') {
+                    if let Some(list) =
+                        allowed.filter(|l| !l.iter().any(|a| Path::new(h).starts_with(a)))
+                    {
+                        let names: Vec<String> =
+                            list.iter().map(|a| a.display().to_string()).collect();
+                        return Err(format!(
+                            "hostPath '{h}' is not allowed on this agent (--docker-host-paths: {})",
+                            names.join(", ")
+                        ));
+                    }
                     h.clone()
                 } else {
                     let dir = sandbox.join(h);
@@ -116,6 +131,7 @@ mod tests {
                 host("data", "data", "RO"),
             ],
             Path::new("/sb"),
+            None,
         )
         .expect("a plan");
         assert_eq!(
@@ -141,7 +157,7 @@ mod tests {
                 options: [("size".to_string(), "5".to_string())].into(),
             }),
         };
-        let p = plan(&[v], Path::new("/sb")).expect("a plan");
+        let p = plan(&[v], Path::new("/sb"), None).expect("a plan");
         let m = &p.mounts[0];
         assert_eq!(m.source.as_deref(), Some("mysql"));
         let dc = m
@@ -155,8 +171,18 @@ mod tests {
     #[test]
     fn bad_paths_and_modes_are_refused() {
         let sb = Path::new("/sb");
-        assert!(plan(&[host("/x", "/a/../etc", "RW")], sb).is_err());
-        assert!(plan(&[host("/x:/y", "/a", "RW")], sb).is_err());
-        assert!(plan(&[host("/x", "/a", "WO")], sb).is_err());
+        assert!(plan(&[host("/x", "/a/../etc", "RW")], sb, None).is_err());
+        assert!(plan(&[host("/x:/y", "/a", "RW")], sb, None).is_err());
+        assert!(plan(&[host("/x", "/a", "WO")], sb, None).is_err());
+    }
+
+    #[test]
+    fn host_paths_outside_the_allowed_ones_are_refused() {
+        let sb = Path::new("/sb");
+        let allowed = [PathBuf::from("/data"), PathBuf::from("/logs")];
+        assert!(plan(&[host("/x", "/data/a", "RW")], sb, Some(&allowed)).is_ok());
+        assert!(plan(&[host("/x", "rel", "RW")], sb, Some(&allowed)).is_ok());
+        let err = plan(&[host("/x", "/database", "RW")], sb, Some(&allowed)).expect_err("refused");
+        assert!(err.contains("'/database' is not allowed"), "{err}");
     }
 }
