@@ -18,6 +18,8 @@ pub const PAGE: &str = "gantry docker test page\n";
 pub struct DockerDaemon {
     pub root: PathBuf,
     pub socket: PathBuf,
+    /// docker.io's CLI.
+    cli: PathBuf,
     bridge: String,
     daemon: Option<Child>,
 }
@@ -53,7 +55,8 @@ impl DockerDaemon {
     /// Starts a daemon under a fresh directory in /tmp and loads the test images.
     pub fn start() -> Self {
         let dockerd = need("dockerd", "docker.io");
-        need("docker", "docker.io");
+        let cli = need("docker", "docker.io");
+        let ip = need("ip", "iproute2");
         let busybox = need("busybox", "busybox-static");
         let id = uuid::Uuid::new_v4().simple().to_string();
         // Short: the socket path must fit in sun_path, the bridge name in 15 bytes.
@@ -62,17 +65,18 @@ impl DockerDaemon {
         let bridge = format!("gdk{}", &id[..10]);
         let subnet = 16 + (u32::from_str_radix(&id[10..12], 16).unwrap_or(0) % 200);
         run(
-            Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]),
+            Command::new(&ip).args(["link", "add", &bridge, "type", "bridge"]),
             "ip link add (a bridge for the test's dockerd)",
         );
         let mut d = DockerDaemon {
             socket: root.join("docker.sock"),
             root,
+            cli,
             bridge,
             daemon: None,
         };
         run(
-            Command::new("ip").args([
+            Command::new(&ip).args([
                 "addr",
                 "add",
                 &format!("172.30.{subnet}.1/24"),
@@ -82,7 +86,7 @@ impl DockerDaemon {
             "ip addr add",
         );
         run(
-            Command::new("ip").args(["link", "set", &d.bridge, "up"]),
+            Command::new(&ip).args(["link", "set", &d.bridge, "up"]),
             "ip link set up",
         );
         let log = std::fs::File::create(d.root.join("dockerd.log")).expect("dockerd log");
@@ -118,7 +122,7 @@ impl DockerDaemon {
 
     /// Runs the docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
+        Command::new(&self.cli)
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .args(args)
