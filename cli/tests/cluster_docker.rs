@@ -345,8 +345,11 @@ async fn scaling_down_stops_containers_and_refusals_say_why() {
     let _one = ONE_DAEMON.lock().await;
     let dk = DockerDaemon::start();
     let c = docker_cluster(&dk, &[]).await;
+    // Each container traps SIGTERM (what `docker stop` sends first) and records it in its sandbox.
     let app = json!({"id": "/many", "cpus": 0.1, "mem": 32, "instances": 2,
-        "env": c.marker_env(), "cmd": "sleep 3600", "taskKillGracePeriodSeconds": 1,
+        "env": c.marker_env(), "taskKillGracePeriodSeconds": 20,
+        "cmd": "trap 'echo term > $MESOS_SANDBOX/got-term; exit 0' TERM; \
+                while true; do sleep 0.2; done",
         "container": {"type": "DOCKER", "docker": {"image": "ubuntu:latest"}}});
     let (s, body) = c.post("/v2/apps", &app.to_string()).await;
     assert_eq!(s, 201, "{body}");
@@ -371,6 +374,14 @@ async fn scaling_down_stops_containers_and_refusals_say_why() {
         dk.all_containers().is_empty().then_some(())
     })
     .await;
+    for t in &tasks {
+        let sandbox = c.sandbox(0, &task_id(t));
+        assert!(
+            sandbox.join("got-term").exists(),
+            "the task was stopped with SIGTERM within its grace period: {}",
+            sandbox.display()
+        );
+    }
 
     // privileged without --docker-allow-privileged: TASK_FAILED naming it.
     let app = json!({"id": "/priv", "cpus": 0.1, "mem": 32, "env": c.marker_env(),
