@@ -338,6 +338,25 @@ async fn agent_kill_9_readopts_the_container_and_docker_kill_fails_the_task() {
         msg.contains("status 137"),
         "the exit code is reported: {msg}"
     );
+
+    // The same while the agent is down: its restart finds the container ended, with its code.
+    let replacement = eventually(LONG, "a replacement task running", || async {
+        let t = c.tasks("simple-nginx").await;
+        t.into_iter()
+            .find(|t| t["state"] == "TASK_RUNNING" && task_id(t) != id)
+    })
+    .await;
+    let new_id = task_id(&replacement);
+    let new_containers = dk.containers_of(&new_id);
+    assert_eq!(new_containers.len(), 1);
+    c.kill_agent(0);
+    dk.must(&["kill", &new_containers[0]]);
+    start_docker_agent(&mut c, &dk, &[]);
+    let msg = c.wait_failure_of("simple-nginx", &new_id).await;
+    assert!(
+        msg.contains("status 137"),
+        "the exit code survives the agent's absence: {msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
