@@ -369,12 +369,24 @@ async fn scaling_down_stops_containers_and_refusals_say_why() {
         "env": c.marker_env(), "taskKillGracePeriodSeconds": 20,
         "cmd": "trap 'echo term > $MESOS_SANDBOX/got-term; exit 0' TERM; \
                 while true; do sleep 0.2; done",
-        "container": {"type": "DOCKER", "docker": {"image": "ubuntu:latest"}}});
+        "container": {"type": "DOCKER", "docker": {"image": "ubuntu:latest",
+            "parameters": [{"key": "label", "value": "team=gantry-test"}]}}});
     let (s, body) = c.post("/v2/apps", &app.to_string()).await;
     assert_eq!(s, 201, "{body}");
     let tasks = wait_running_long(&c, "many", 2).await;
     for t in &tasks {
-        assert_eq!(dk.containers_of(&task_id(t)).len(), 1);
+        let ids = dk.containers_of(&task_id(t));
+        assert_eq!(ids.len(), 1);
+        let label = dk.must(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"team\"}}",
+            &ids[0],
+        ]);
+        assert_eq!(
+            label, "gantry-test",
+            "an allowed parameter (label) is applied"
+        );
     }
     eventually(LONG, "the deployment to finish", || async {
         let d = c.get("/v2/deployments").await;
@@ -413,6 +425,21 @@ async fn scaling_down_stops_containers_and_refusals_say_why() {
     })
     .await;
     assert!(failure.contains("privileged"), "{failure}");
+    // A docker parameter off the agent's allow-list: TASK_FAILED naming it.
+    let app = json!({"id": "/capped", "cpus": 0.1, "mem": 32, "env": c.marker_env(),
+        "cmd": "sleep 3600", "container": {"type": "DOCKER",
+            "docker": {"image": "ubuntu:latest",
+                       "parameters": [{"key": "cap-add", "value": "SYS_ADMIN"}]}}});
+    assert_eq!(c.post("/v2/apps", &app.to_string()).await.0, 201);
+    let failure = eventually(LONG, "the cap-add task to fail", || async {
+        let f = c.get("/v2/apps/capped").await["app"]["lastTaskFailure"].clone();
+        f["message"].as_str().map(String::from)
+    })
+    .await;
+    assert!(
+        failure.contains("docker parameter 'cap-add' is not allowed"),
+        "{failure}"
+    );
     // An image that is neither here nor pullable: TASK_FAILED saying so.
     let app = json!({"id": "/nosuch", "cpus": 0.1, "mem": 32, "env": c.marker_env(),
         "container": {"type": "DOCKER", "docker": {"image": "gantry-test/nosuch:1"}}});
