@@ -2,10 +2,12 @@
 //! domains, GPUs and their health), serve `/state`, dial the master.
 
 use crate::config::{is_tls_url, AgentConfig, ContainerizerKind};
+use crate::containerizer::docker::DockerContainerizer;
 use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
 use crate::containerizer::native::spec::PRIVATE_TMP;
 use crate::containerizer::native::{reach, NativeConfig, NativeContainerizer};
 use crate::containerizer::process::ProcessContainerizer;
+use crate::containerizer::routed::RoutedContainerizer;
 use crate::containerizer::Containerizer;
 use crate::fetcher::{Fetcher, FetcherSetupError};
 use crate::http::{router, AgentHttp};
@@ -38,6 +40,8 @@ pub enum AgentError {
     SelfExe(std::io::Error),
     #[error("--containerizer native: {0}")]
     Native(String),
+    #[error("--containerizers docker: {0}")]
+    Docker(String),
     #[error(transparent)]
     Inventory(#[from] InventoryError),
     #[error(transparent)]
@@ -173,8 +177,15 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         Some(p) => p,
         None => std::env::current_exe().map_err(AgentError::SelfExe)?,
     };
-    let containerizer = choose_containerizer(&cfg, shim, &wd)?;
-    let containerizer_name = containerizer.name();
+    let mut containerizer = choose_containerizer(&cfg, shim, &wd)?;
+    let mut docker_networks = Vec::new();
+    if let Some(docker) = &cfg.docker {
+        let d = DockerContainerizer::connect(docker).map_err(AgentError::Docker)?;
+        docker_networks = d.user_networks().map_err(AgentError::Docker)?;
+        tracing::info!(socket = %docker.socket.display(), networks = ?docker_networks, "containerizer: docker next to {}", containerizer.name());
+        containerizer = Arc::new(RoutedContainerizer::new(containerizer, Arc::new(d)));
+    }
+    let containerizer_names = containerizer.names();
     let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
     let tasks = TaskTable::new(wd, containerizer, cfg.hostname.clone(), outbox_tx);
     tasks.set_fetcher(Arc::new(Fetcher::with_ca_file(
@@ -197,7 +208,8 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     })?;
     let (gpu_inventory, discovered) = inventory::discover(cfg.gpu_fixture.as_deref())?;
     let mut info = cfg.info(http_addr.port());
-    info.containerizers = vec![containerizer_name.to_string()];
+    info.containerizers = containerizer_names.iter().map(|n| n.to_string()).collect();
+    info.networks.extend(docker_networks);
     discovered.apply_to(&mut info, cfg.gpus_explicit);
     let (info_tx, info_rx) = watch::channel(info);
     let gpu_metrics_source = if discovered.gpus.is_empty() {

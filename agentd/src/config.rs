@@ -1,6 +1,8 @@
 //! Agent configuration: flags, `GANTRY_*` environment variables and an optional TOML file, in that
 //! order of precedence; then resource detection for whatever was not given.
 
+use crate::containerizer::docker::settings::resolve_docker;
+use crate::containerizer::docker::DockerConfig;
 use crate::containerizer::native::users::UserPolicy;
 use crate::link::tls::LinkTlsFiles;
 use crate::link::token::TokenSource;
@@ -63,6 +65,25 @@ pub struct AgentArgs {
     /// native when running as root on a host with usable cgroups, else process.
     #[arg(long, env = "GANTRY_CONTAINERIZER")]
     pub containerizer: Option<String>,
+    /// Back ends, Mesos style: `native,docker` (or `process,docker`, or `docker` next to the
+    /// default one). With `docker`, tasks with `container.type: DOCKER` run in the host's Docker
+    /// daemon and the agent offers the `docker` containerizer.
+    #[arg(long, env = "GANTRY_CONTAINERIZERS")]
+    pub containerizers: Option<String>,
+    /// The Docker daemon's socket (default /var/run/docker.sock).
+    #[arg(long, env = "GANTRY_DOCKER_SOCKET")]
+    pub docker_socket: Option<PathBuf>,
+    /// Let Docker tasks run `privileged` (refused otherwise).
+    #[arg(long, env = "GANTRY_DOCKER_ALLOW_PRIVILEGED", num_args = 0..=1, default_missing_value = "true")]
+    pub docker_allow_privileged: Option<bool>,
+    /// The `docker run` parameters Docker tasks may give, comma-separated (default: label, env,
+    /// hostname, workdir, user, add-host, dns, dns-search, shm-size, ulimit, init, entrypoint).
+    #[arg(long, env = "GANTRY_DOCKER_PARAMETERS")]
+    pub docker_parameters: Option<String>,
+    /// Absolute paths under which Docker tasks' `hostPath` volumes must lie, comma-separated
+    /// (default: anywhere).
+    #[arg(long, env = "GANTRY_DOCKER_HOST_PATHS")]
+    pub docker_host_paths: Option<String>,
     /// Users tasks may run as (comma-separated; `*` for any existing user). Native only.
     #[arg(long, env = "GANTRY_ALLOWED_USERS")]
     pub allowed_users: Option<String>,
@@ -127,6 +148,13 @@ impl AgentArgs {
             attributes: self.attributes.or(file.attributes),
             max_backoff_secs: self.max_backoff_secs.or(file.max_backoff_secs),
             containerizer: self.containerizer.or(file.containerizer),
+            containerizers: self.containerizers.or(file.containerizers),
+            docker_socket: self.docker_socket.or(file.docker_socket),
+            docker_allow_privileged: self
+                .docker_allow_privileged
+                .or(file.docker_allow_privileged),
+            docker_parameters: self.docker_parameters.or(file.docker_parameters),
+            docker_host_paths: self.docker_host_paths.or(file.docker_host_paths),
             allowed_users: self.allowed_users.or(file.allowed_users),
             default_user: self.default_user.or(file.default_user),
             allow_root_tasks: self.allow_root_tasks.or(file.allow_root_tasks),
@@ -188,7 +216,7 @@ impl AgentArgs {
         let gpus_explicit =
             parse_pairs(self.resources.as_deref().unwrap_or(""), "resources")?.contains_key("gpus");
         let attributes = parse_pairs(self.attributes.as_deref().unwrap_or(""), "attributes")?;
-        let containerizer = match self.containerizer.as_deref() {
+        let mut containerizer = match self.containerizer.as_deref() {
             None => None,
             Some("native") => Some(ContainerizerKind::Native),
             Some("process") => Some(ContainerizerKind::Process),
@@ -199,6 +227,14 @@ impl AgentArgs {
                 })
             }
         };
+        let docker = resolve_docker(
+            self.containerizers.as_deref(),
+            &mut containerizer,
+            self.docker_socket,
+            self.docker_allow_privileged,
+            self.docker_parameters.as_deref(),
+            self.docker_host_paths.as_deref(),
+        )?;
         let users = UserPolicy {
             allowed: self
                 .allowed_users
@@ -248,6 +284,7 @@ impl AgentArgs {
             attributes,
             max_backoff: Duration::from_secs_f64(self.max_backoff_secs.unwrap_or(10.0).max(0.1)),
             containerizer,
+            docker,
             users,
             container_pids_max: self.container_pids_max.unwrap_or(4096),
             fetcher_cache_dir,
@@ -278,6 +315,8 @@ pub struct AgentConfig {
     pub max_backoff: Duration,
     /// `None`: pick at start (native when root with usable cgroups).
     pub containerizer: Option<ContainerizerKind>,
+    /// The Docker containerizer next to it (`--containerizers ...,docker`).
+    pub docker: Option<DockerConfig>,
     pub users: UserPolicy,
     pub container_pids_max: u64,
     pub fetcher_cache_dir: PathBuf,

@@ -288,6 +288,14 @@ impl TaskTable {
         if let Err(e) = prepared {
             return self.launch_failed(&id, e.to_string());
         }
+        if task.container.docker.is_some() && !self.containerizer.names().contains(&"docker") {
+            return self.launch_failed(
+                &id,
+                "this agent has no Docker containerizer (start it with --containerizers \
+                 native,docker)"
+                    .into(),
+            );
+        }
         let spec = LaunchSpec {
             env: self.task_env(&task),
             sandbox: self.wd.sandbox(&id),

@@ -2,6 +2,7 @@
 //! master<->agent messages. Pure data with serde; no I/O.
 
 pub mod agent;
+pub mod docker;
 pub mod health;
 pub mod ids;
 pub mod messages;
@@ -12,6 +13,9 @@ pub mod time;
 pub mod usage;
 
 pub use agent::{AgentInfo, GpuInfo, MigInfo, NumaDomain};
+pub use docker::{
+    DockerNetwork, DockerParameter, DockerPortMapping, DockerSpec, DockerVolume, NamedVolume,
+};
 pub use health::{HealthCheckSpec, HealthProtocol, HealthResult};
 pub use ids::{AgentId, TaskId};
 pub use messages::{

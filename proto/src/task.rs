@@ -262,6 +262,9 @@ pub struct GpuAssignment {
 pub struct ContainerSpec {
     /// A private network namespace (loopback only) instead of the host's network.
     pub private_network: bool,
+    /// Run by the Docker containerizer (`container.type: DOCKER`); `None`: the agent's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker: Option<crate::docker::DockerSpec>,
 }
 
 /// A task to launch on an agent, with everything the agent needs to run it.

@@ -147,6 +147,7 @@ fn task_info() -> impl Strategy<Value = TaskInfo> {
                     placement,
                     container: ContainerSpec {
                         private_network: net,
+                        ..ContainerSpec::default()
                     },
                     health_checks: if net {
                         vec![gantry_proto::HealthCheckSpec {

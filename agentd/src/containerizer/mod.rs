@@ -1,9 +1,12 @@
 //! The `Containerizer` trait: launch, wait, kill, recover and measure a task's container.
-//! `process` runs plain processes; `native` (namespaces + cgroups) implements the same trait.
+//! `process` runs plain processes; `native` (namespaces + cgroups) and `docker` (the host's
+//! Docker daemon) implement the same trait; `routed` puts Docker next to the default back end.
 
+pub mod docker;
 pub mod native;
 pub mod process;
 pub mod procfs;
+pub mod routed;
 
 use gantry_proto::{Reason, TaskInfo};
 use serde::{Deserialize, Serialize};
@@ -110,6 +113,10 @@ pub enum ContainerError {
 pub trait Containerizer: Send + Sync + 'static {
     /// The back end's name as the agent reports it (Mesos's `--containerizers`): `native`, `process`.
     fn name(&self) -> &'static str;
+    /// Every back end this containerizer runs tasks with (the agent's `containerizers`).
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.name()]
+    }
     /// Who `task` will run as (the same answer `launch` acts on), for the fetcher.
     fn run_as(&self, task: &TaskInfo) -> Result<RunAs, ContainerError>;
     /// Starts the task; returns once its init process exists.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod docker;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

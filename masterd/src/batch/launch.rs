@@ -82,7 +82,10 @@ pub fn run_task(
         kill_grace_period_secs: 3.0,
         labels,
         placement,
-        container: Default::default(),
+        container: gantry_proto::ContainerSpec {
+            docker: super::docker_task::docker_spec(def),
+            ..Default::default()
+        },
         health_checks: Vec::new(),
     }
 }

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod active;
 pub mod constraints;
 pub mod controller;
+pub mod docker_task;
 pub mod ends;
 pub mod gang;
 pub mod job;

@@ -94,7 +94,10 @@ pub fn task_info(
         kill_grace_period_secs: app.task_kill_grace_period_seconds.unwrap_or(3.0),
         labels,
         placement,
-        container: ContainerSpec::default(),
+        container: ContainerSpec {
+            docker: super::docker_task::docker_spec(app),
+            ..ContainerSpec::default()
+        },
         health_checks,
     }
 }

@@ -6,6 +6,7 @@ pub mod app_definition;
 pub mod backoff;
 pub mod controller;
 pub mod deployments;
+pub mod docker_task;
 pub mod group_update;
 pub mod groups;
 pub mod health;
