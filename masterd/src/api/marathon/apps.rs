@@ -3,23 +3,26 @@
 
 use super::error::MarathonError;
 use super::events::Origin;
-use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
+use super::gpu_usage::embeds_gpu_usage;
 use super::query::{flag, Query};
-use super::render::{add_readiness, app_info, embeds_readiness, embeds_waiting, task, waiting};
+use super::render::{embeds_readiness, embeds_waiting};
+use super::views::{
+    json_response, to_json_response, AppBody, DeploymentRef, Embeds, Renderer, TaskBody, TaskView,
+    TasksBody,
+};
 use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::services::actions::{self, ServiceError};
 use crate::services::app_definition::AppDefinition;
 use crate::services::path_id;
 use crate::services::updates::{self, Change, Target};
-use crate::state::MasterState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 /// Refuses an app whose `user` the caller may not run tasks as (its principal's run_as list).
@@ -60,19 +63,13 @@ pub async fn create(
     };
     let deployment = deployed.id;
     let st = core.state().await;
-    let mut info = app_info(&st, &app, false);
-    if let Some(obj) = info.as_object_mut() {
-        // Marathon answers a create with all counts 0, whatever the controller did meanwhile.
-        for k in [
-            "tasksStaged",
-            "tasksRunning",
-            "tasksHealthy",
-            "tasksUnhealthy",
-        ] {
-            obj.insert(k.into(), json!(0));
-        }
-        obj.insert("deployments".into(), json!([{ "id": deployment }]));
-    }
+    let mut info = Renderer::new(&st, Embeds::default()).app(&app);
+    // Marathon answers a create with all counts 0, whatever the controller did meanwhile.
+    info.tasks_staged = 0;
+    info.tasks_running = 0;
+    info.tasks_healthy = 0;
+    info.tasks_unhealthy = 0;
+    info.deployments = vec![DeploymentRef { id: &deployment }];
     let mut resp = (StatusCode::CREATED, Json(info)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{}", app.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -82,14 +79,22 @@ pub async fn create(
 }
 
 /// `GET /v2/apps`: every app with counts; `cmd` and `id` filter by case-insensitive substring.
-pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
+/// The body is serialised from typed views under the master's lock, in one pass.
+pub async fn list(
+    State(core): State<Arc<Core>>,
+    Query(q): Query,
+) -> Result<Response, MarathonError> {
     let cmd = q.first("cmd").map(str::to_lowercase);
     let id = q.first("id").map(str::to_lowercase);
-    let embed_waiting = embeds_waiting(q.all("embed"));
-    let embed_gpus = embeds_gpu_usage(q.all("embed"));
-    let embed_readiness = embeds_readiness(q.all("embed"));
+    let embeds = Embeds {
+        tasks: q.all("embed").any(|e| e.ends_with("tasks")),
+        waiting: embeds_waiting(q.all("embed")),
+        gpu_usage: embeds_gpu_usage(q.all("embed")),
+        service_ports: false,
+        readiness: embeds_readiness(q.all("embed")),
+    };
     let st = core.state().await;
-    let apps: Vec<Value> = st
+    let apps = st
         .services
         .apps
         .values()
@@ -100,31 +105,12 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
                     .is_some_and(|x| x.to_lowercase().contains(c))
             })
         })
-        .filter(|a| id.as_ref().is_none_or(|i| a.id.to_lowercase().contains(i)))
-        .map(|a| {
-            let embed_tasks = q.all("embed").any(|e| e.ends_with("tasks"));
-            let mut info = app_info(&st, a, embed_tasks);
-            if embed_waiting {
-                add_waiting(&st, a, &mut info);
-            }
-            if embed_gpus {
-                add_to_tasks(&st, &mut info);
-            }
-            if embed_readiness {
-                add_readiness(&st, a, &mut info);
-            }
-            info
-        })
-        .collect();
-    Json(json!({ "apps": apps }))
-}
-
-/// Adds the `waiting` extension to an AppInfo when something waits.
-fn add_waiting(st: &MasterState, app: &AppDefinition, info: &mut Value) {
-    let now = gantry_proto::time::now_secs();
-    if let (Some(w), Some(obj)) = (waiting(st, app, now), info.as_object_mut()) {
-        obj.insert("waiting".into(), w);
-    }
+        .filter(|a| id.as_ref().is_none_or(|i| a.id.to_lowercase().contains(i)));
+    let body = Renderer::new(&st, embeds)
+        .apps_body(apps)
+        .map_err(|e| MarathonError::Internal(format!("rendering the apps: {e}")))?;
+    drop(st);
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// What a path under `/v2/apps/` names.
@@ -168,8 +154,9 @@ pub async fn get(
     State(core): State<Arc<Core>>,
     Path(rest): Path<String>,
     Query(q): Query,
-) -> Result<Json<Value>, MarathonError> {
+) -> Result<Response, MarathonError> {
     let st = core.state().await;
+    let gpu_usage = embeds_gpu_usage(q.all("embed"));
     match parse_path(&rest) {
         AppPath::App(id) => {
             let app = st
@@ -177,17 +164,15 @@ pub async fn get(
                 .apps
                 .get(&id)
                 .ok_or_else(|| MarathonError::NotFound(format!("App '{id}' does not exist")))?;
-            let mut info = app_info(&st, app, true);
-            if embeds_waiting(q.all("embed")) {
-                add_waiting(&st, app, &mut info);
-            }
-            if embeds_gpu_usage(q.all("embed")) {
-                add_to_tasks(&st, &mut info);
-            }
-            if embeds_readiness(q.all("embed")) {
-                add_readiness(&st, app, &mut info);
-            }
-            Ok(Json(json!({ "app": info })))
+            let embeds = Embeds {
+                tasks: true,
+                waiting: embeds_waiting(q.all("embed")),
+                gpu_usage,
+                service_ports: false,
+                readiness: embeds_readiness(q.all("embed")),
+            };
+            let info = Renderer::new(&st, embeds).app(app);
+            to_json_response(&AppBody { app: info })
         }
         AppPath::Tasks(id) => {
             if !st.services.apps.contains_key(&id) {
@@ -195,19 +180,18 @@ pub async fn get(
                     "App '{id}' does not exist"
                 )));
             }
-            let tasks: Vec<Value> = st
-                .cluster
-                .app_tasks(&id)
-                .map(|t| task(&st, t, false))
-                .collect();
-            let mut out = json!({ "tasks": tasks });
-            if embeds_gpu_usage(q.all("embed")) {
-                add_to_tasks(&st, &mut out);
-            }
-            Ok(Json(out))
+            let embeds = Embeds {
+                gpu_usage,
+                ..Embeds::default()
+            };
+            let r = Renderer::new(&st, embeds);
+            let tasks: Vec<TaskView<'_>> = st.cluster.app_tasks(&id).map(|t| r.task(t)).collect();
+            to_json_response(&TasksBody { tasks })
         }
-        AppPath::Versions(id) => super::versions::list(&st, &id),
-        AppPath::Version(id, v) => super::versions::one(&st, &id, &v),
+        AppPath::Versions(id) => super::versions::list(&st, &id).map(IntoResponse::into_response),
+        AppPath::Version(id, v) => {
+            super::versions::one(&st, &id, &v).map(IntoResponse::into_response)
+        }
         // Marathon has no GET for one task, nor for a restart: the path names no app.
         AppPath::Task(..) | AppPath::Restart(_) => Err(MarathonError::NotFound(format!(
             "App '{}' does not exist",
@@ -286,14 +270,15 @@ pub async fn delete(
         return Ok(deployment_result(&id, &version));
     }
     let st = core.state().await;
-    let mut rendered: Vec<Value> = killed.iter().map(|t| task(&st, t, false)).collect();
-    Ok(match (single, rendered.pop()) {
-        (Some(_), Some(t)) => Json(json!({ "task": t })).into_response(),
+    let r = Renderer::new(&st, Embeds::default());
+    let mut tasks: Vec<TaskView<'_>> = killed.iter().map(|t| r.task(t)).collect();
+    match (single, tasks.pop()) {
+        (Some(_), Some(task)) => to_json_response(&TaskBody { task }),
         (_, last) => {
-            rendered.extend(last);
-            Json(json!({ "tasks": rendered })).into_response()
+            tasks.extend(last);
+            to_json_response(&TasksBody { tasks })
         }
-    })
+    }
 }
 
 /// Sets the `Marathon-Deployment-Id` header.

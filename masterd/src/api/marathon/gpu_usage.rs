@@ -2,10 +2,9 @@
 //! sampled it. Only with `embed=tasks.gpuUsage`, as marathon-python 0.13.0 rejects a Task key it
 //! does not know (spec §4.2) and never sends that embed.
 
-use super::render::iso;
-use crate::state::MasterState;
-use gantry_proto::{GpuUsage, TaskId};
-use serde_json::{json, Map, Value};
+use super::views::Iso;
+use gantry_proto::GpuUsage;
+use serde::{Serialize, Serializer};
 
 /// The `embed` value that asks for it.
 pub const EMBED: &str = "tasks.gpuUsage";
@@ -17,87 +16,76 @@ pub fn embeds_gpu_usage<'a>(mut embeds: impl Iterator<Item = &'a str>) -> bool {
 
 /// One GPU's usage with Marathon's camelCase names and ISO time; figures the agent did not
 /// report are left out.
-fn gpu_json(u: &GpuUsage) -> Value {
-    let mut m = Map::new();
-    m.insert("uuid".into(), json!(u.uuid));
-    m.insert("index".into(), json!(u.index));
-    m.insert("sampledAt".into(), json!(iso(u.timestamp)));
-    let figures = [
-        ("gpuUtilPercent", u.gpu_util_percent.map(|v| json!(v))),
-        ("memoryUtilPercent", u.memory_util_percent.map(|v| json!(v))),
-        ("memoryUsedBytes", u.memory_used_bytes.map(|v| json!(v))),
-        ("memoryTotalBytes", u.memory_total_bytes.map(|v| json!(v))),
-        ("powerWatts", u.power_watts.map(|v| json!(v))),
-        (
-            "temperatureCelsius",
-            u.temperature_celsius.map(|v| json!(v)),
-        ),
-    ];
-    for (k, v) in figures {
-        if let Some(v) = v {
-            m.insert(k.into(), v);
-        }
-    }
-    m.insert("xidEvents".into(), json!(u.xid_events));
-    m.insert("xids".into(), json!(u.xids));
-    Value::Object(m)
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GpuJson<'a> {
+    uuid: &'a str,
+    index: u32,
+    sampled_at: Iso,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_util_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_util_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_used_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_total_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    power_watts: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature_celsius: Option<f64>,
+    xid_events: u64,
+    xids: &'a [u64],
 }
 
-/// Adds `gpuUsage` (a list, empty for a task without GPUs or readings) to a rendered Task.
-pub fn add_gpu_usage(st: &MasterState, task: &mut Value) {
-    let Some(obj) = task.as_object_mut() else {
-        return;
-    };
-    let id = obj.get("id").and_then(Value::as_str).map(TaskId::from);
-    let gpus: Vec<Value> = id
-        .and_then(|id| st.cluster.usage.get(&id))
-        .map(|u| u.gpu_usage.iter().map(gpu_json).collect())
-        .unwrap_or_default();
-    obj.insert("gpuUsage".into(), Value::Array(gpus));
-}
+/// One entry of a task's `gpuUsage` (a Task holds a list of them, empty for a task without GPUs
+/// or readings).
+pub struct GpuUsageView<'a>(pub &'a GpuUsage);
 
-/// Adds `gpuUsage` to every task of a rendered list (`{"tasks": [...]}` or an AppInfo).
-pub fn add_to_tasks(st: &MasterState, holder: &mut Value) {
-    if let Some(tasks) = holder.get_mut("tasks").and_then(Value::as_array_mut) {
-        for t in tasks {
-            add_gpu_usage(st, t);
+impl Serialize for GpuUsageView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let u = self.0;
+        GpuJson {
+            uuid: &u.uuid,
+            index: u.index,
+            sampled_at: Iso(u.timestamp),
+            gpu_util_percent: u.gpu_util_percent,
+            memory_util_percent: u.memory_util_percent,
+            memory_used_bytes: u.memory_used_bytes,
+            memory_total_bytes: u.memory_total_bytes,
+            power_watts: u.power_watts,
+            temperature_celsius: u.temperature_celsius,
+            xid_events: u.xid_events,
+            xids: &u.xids,
         }
+        .serialize(s)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_proto::TaskUsage;
+    use serde_json::json;
 
     #[test]
-    fn tasks_get_camel_case_gpu_usage_and_others_an_empty_list() {
-        let mut st = MasterState::default();
-        st.cluster.usage.insert(
-            "t1".into(),
-            TaskUsage {
-                task_id: "t1".into(),
-                gpu_usage: vec![GpuUsage {
-                    uuid: "GPU-1".into(),
-                    index: 1,
-                    timestamp: 1443194028.343,
-                    gpu_util_percent: Some(87.0),
-                    memory_used_bytes: Some(5),
-                    xid_events: 1,
-                    xids: vec![13],
-                    ..GpuUsage::default()
-                }],
-                ..TaskUsage::default()
-            },
-        );
-        let mut list = json!({"tasks": [{"id": "t1"}, {"id": "t2"}]});
-        add_to_tasks(&st, &mut list);
+    fn gpus_get_camel_case_names_and_only_the_figures_reported() {
+        let u = GpuUsage {
+            uuid: "GPU-1".into(),
+            index: 1,
+            timestamp: 1443194028.343,
+            gpu_util_percent: Some(87.0),
+            memory_used_bytes: Some(5),
+            xid_events: 1,
+            xids: vec![13],
+            ..GpuUsage::default()
+        };
         assert_eq!(
-            list["tasks"][0]["gpuUsage"],
-            json!([{"uuid": "GPU-1", "index": 1, "sampledAt": "2015-09-25T15:13:48.343Z",
-                    "gpuUtilPercent": 87.0, "memoryUsedBytes": 5, "xidEvents": 1, "xids": [13]}])
+            serde_json::to_value(GpuUsageView(&u)).ok(),
+            Some(
+                json!({"uuid": "GPU-1", "index": 1, "sampledAt": "2015-09-25T15:13:48.343Z",
+                    "gpuUtilPercent": 87.0, "memoryUsedBytes": 5, "xidEvents": 1, "xids": [13]})
+            )
         );
-        assert_eq!(list["tasks"][1]["gpuUsage"], json!([]));
     }
 
     #[test]

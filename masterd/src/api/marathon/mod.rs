@@ -14,6 +14,7 @@ pub mod render;
 pub mod tasks;
 pub mod updates;
 pub mod versions;
+pub mod views;
 
 use crate::cluster::Core;
 use axum::routing::{delete, get, post};

@@ -1,8 +1,9 @@
 //! `/v2/tasks`, `/v2/queue` and `/ping`.
 
-use super::gpu_usage::{add_to_tasks, embeds_gpu_usage};
+use super::gpu_usage::embeds_gpu_usage;
 use super::query::Query;
-use super::render::{add_last_failure, app_info, iso, missing_instances, task};
+use super::render::{iso, missing_instances};
+use super::views::{to_json_response, Embeds, Renderer, TaskView, TasksBody};
 use crate::cluster::Core;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -14,7 +15,10 @@ use std::sync::Arc;
 
 /// `GET /v2/tasks[?status=running|staging]`: tasks of every app, with their apps' service ports
 /// (and, with `embed=tasks.gpuUsage`, their GPUs' readings).
-pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
+pub async fn list(
+    State(core): State<Arc<Core>>,
+    Query(q): Query,
+) -> Result<Response, super::error::MarathonError> {
     let wanted: Vec<TaskState> = q
         .all("status")
         .filter_map(|s| match s.to_ascii_lowercase().as_str() {
@@ -23,26 +27,29 @@ pub async fn list(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value>
             _ => None,
         })
         .collect();
+    let embeds = Embeds {
+        gpu_usage: embeds_gpu_usage(q.all("embed")),
+        service_ports: true,
+        ..Embeds::default()
+    };
     let st = core.state().await;
-    let tasks: Vec<Value> = st
+    let r = Renderer::new(&st, embeds);
+    let tasks: Vec<TaskView<'_>> = st
         .cluster
         .tasks()
         .values()
         .filter(|t| t.app_id().is_some())
         .filter(|t| wanted.is_empty() || wanted.contains(&t.state))
-        .map(|t| task(&st, t, true))
+        .map(|t| r.task(t))
         .collect();
-    let mut out = json!({ "tasks": tasks });
-    if embeds_gpu_usage(q.all("embed")) {
-        add_to_tasks(&st, &mut out);
-    }
-    Json(out)
+    to_json_response(&TasksBody { tasks })
 }
 
 /// `GET /v2/queue`: apps with instances waiting for a place, and why they wait.
 pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
     let now = gantry_proto::time::now_secs();
     let st = core.state().await;
+    let r = Renderer::new(&st, Embeds::default());
     let mut items = Vec::new();
     for (app_id, app) in &st.services.apps {
         let delay = st
@@ -59,8 +66,9 @@ pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
         let reasons: Vec<Value> = waiting
             .map(|w| vec![json!({"reason": w.reason, "declined": 1, "processed": 1})])
             .unwrap_or_default();
-        let mut info = app_info(&st, app, false);
-        add_last_failure(&st, app_id, &mut info);
+        let mut info = r.app(app);
+        info.last_task_failure = r.last_failure(app_id);
+        let info = serde_json::to_value(&info).unwrap_or_default();
         items.push(json!({
             "app": info,
             "count": count,
@@ -189,6 +197,7 @@ pub async fn delete_many(
         return Ok(super::apps::deployment_result(&id, &version));
     }
     let st = core.state().await;
-    let tasks: Vec<Value> = killed.iter().map(|t| task(&st, t, false)).collect();
-    Ok(Json(json!({ "tasks": tasks })).into_response())
+    let r = Renderer::new(&st, Embeds::default());
+    let tasks: Vec<TaskView<'_>> = killed.iter().map(|t| r.task(t)).collect();
+    to_json_response(&TasksBody { tasks })
 }
