@@ -1,7 +1,8 @@
 //! `/v2/groups` against a real cluster (spec §1.3): the root group always there; a tree created
 //! with relative ids, shown nested; 409 on a second create, 422 for an app outside its group or a
 //! dependency cycle; `scaleBy`, a dry run that changes nothing, versions and a rollback to one;
-//! deleting a subgroup and then the group (404 after). Dependencies order a deployment: an app
+//! deleting a subgroup and then the group (404 after); a group's apps and tasks under
+//! `/v2/apps/<group>/*`; the `taskStats` embed. Dependencies order a deployment: an app
 //! that depends on another starts only once that one's tasks run and are healthy.
 
 mod support;
@@ -95,6 +96,26 @@ async fn a_group_tree_is_created_scaled_rolled_back_and_deleted() {
         .await;
     assert_eq!(counted["apps"][0]["tasksRunning"], 1, "{counted}");
     assert_eq!(counted["groups"][0]["apps"][0]["tasksRunning"], 1);
+    // A group's apps under /v2/apps (spec §1.1): `<group>/*` and `<group>/*/tasks`.
+    let star = c.get("/v2/apps/prod/*").await;
+    let ids: Vec<&str> = star["*"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["/prod/db/pg", "/prod/web"], "{star}");
+    assert_eq!(c.get("/v2/apps/prod/*/tasks").await["tasks"].as_array().map(Vec::len), Some(2));
+    // embed=apps.taskStats, and apps.lastTaskFailure without the tasks.
+    let stats = c.get("/v2/apps?embed=apps.taskStats&embed=apps.lastTaskFailure").await;
+    let web = stats["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == "/prod/web"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(web["taskStats"]["totalSummary"]["stats"]["counts"]["running"], 1, "{web}");
+    assert!(web["taskStats"]["withLatestConfig"].is_object(), "{web}");
+    assert!(web.get("tasks").is_none(), "{web}");
     let first = c.get("/v2/groups/prod/versions").await;
     let first = first[0].as_str().expect("a version").to_owned();
 

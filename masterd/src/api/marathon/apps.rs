@@ -5,7 +5,6 @@ use super::error::MarathonError;
 use super::events::Origin;
 use super::gpu_usage::embeds_gpu_usage;
 use super::query::{flag, Query};
-use super::render::{embeds_readiness, embeds_waiting};
 use super::views::{
     json_response, to_json_response, AppBody, DeploymentRef, Embeds, Renderer, TaskBody, TaskView,
     TasksBody,
@@ -86,13 +85,7 @@ pub async fn list(
 ) -> Result<Response, MarathonError> {
     let cmd = q.first("cmd").map(str::to_lowercase);
     let id = q.first("id").map(str::to_lowercase);
-    let embeds = Embeds {
-        tasks: q.all("embed").any(|e| e.ends_with("tasks")),
-        waiting: embeds_waiting(q.all("embed")),
-        gpu_usage: embeds_gpu_usage(q.all("embed")),
-        service_ports: false,
-        readiness: embeds_readiness(q.all("embed")),
-    };
+    let embeds = Embeds::asked(q.all("embed"));
     let st = core.state().await;
     let apps = st
         .services
@@ -111,6 +104,14 @@ pub async fn list(
         .map_err(|e| MarathonError::Internal(format!("rendering the apps: {e}")))?;
     drop(st);
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// The apps under `group` (at any depth).
+fn in_group<'a>(st: &'a crate::state::MasterState, group: &'a str) -> impl Iterator<Item = &'a AppDefinition> {
+    st.services
+        .apps
+        .values()
+        .filter(move |a| crate::services::groups::within(&a.id, group) && a.id != group)
 }
 
 /// What a path under `/v2/apps/` names.
@@ -158,21 +159,43 @@ pub async fn get(
     let st = core.state().await;
     let gpu_usage = embeds_gpu_usage(q.all("embed"));
     match parse_path(&rest) {
+        AppPath::App(id) if id == "/*" || id.ends_with("/*") => {
+            // `GET /v2/apps/<group>/*`: every app under the group, as `{"*": [AppInfo...]}`.
+            let group = path_id::parent(&id);
+            let embeds = Embeds {
+                tasks: true,
+                ..Embeds::asked(q.all("embed"))
+            };
+            let r = Renderer::new(&st, embeds);
+            let infos: Vec<_> = in_group(&st, &group).map(|a| r.app(a)).collect();
+            to_json_response(&serde_json::json!({ "*": infos }))
+        }
         AppPath::App(id) => {
             let app = st
                 .services
                 .apps
                 .get(&id)
                 .ok_or_else(|| MarathonError::NotFound(format!("App '{id}' does not exist")))?;
+            // Always with its tasks and lastTaskFailure (spec §1.1).
             let embeds = Embeds {
                 tasks: true,
-                waiting: embeds_waiting(q.all("embed")),
-                gpu_usage,
-                service_ports: false,
-                readiness: embeds_readiness(q.all("embed")),
+                ..Embeds::asked(q.all("embed"))
             };
             let info = Renderer::new(&st, embeds).app(app);
             to_json_response(&AppBody { app: info })
+        }
+        AppPath::Tasks(id) if id == "/*" || id.ends_with("/*") => {
+            let group = path_id::parent(&id);
+            let embeds = Embeds {
+                gpu_usage,
+                ..Embeds::default()
+            };
+            let r = Renderer::new(&st, embeds);
+            let tasks: Vec<TaskView<'_>> = in_group(&st, &group)
+                .flat_map(|a| st.cluster.app_tasks(&a.id))
+                .map(|t| r.task(t))
+                .collect();
+            to_json_response(&TasksBody { tasks })
         }
         AppPath::Tasks(id) => {
             if !st.services.apps.contains_key(&id) {

@@ -11,6 +11,7 @@ pub mod groups;
 pub mod info;
 pub mod query;
 pub mod render;
+pub mod task_stats;
 pub mod tasks;
 pub mod updates;
 pub mod versions;

@@ -29,6 +29,10 @@ use std::net::IpAddr;
 pub struct Embeds {
     /// AppInfo: the app's `tasks` and `lastTaskFailure`.
     pub tasks: bool,
+    /// AppInfo: `lastTaskFailure` without the tasks (`embed=apps.lastTaskFailure`).
+    pub last_task_failure: bool,
+    /// AppInfo: `taskStats` (`embed=apps.taskStats`).
+    pub task_stats: bool,
     /// AppInfo: the Gantry `waiting` extension (see [`super::render::waiting`]).
     pub waiting: bool,
     /// Task: the Gantry `gpuUsage` extension (see [`super::gpu_usage`]).
@@ -37,6 +41,33 @@ pub struct Embeds {
     pub service_ports: bool,
     /// AppInfo: `readinessCheckResults` (`embed=app.readiness`).
     pub readiness: bool,
+}
+
+impl Embeds {
+    /// What `embed` values ask for (spec §1.1): any of the prefixes `apps.`, `app.`,
+    /// `group.apps.` or none; `failures` is tasks and lastTaskFailure; unknown values are ignored.
+    pub fn asked<'q>(embeds: impl Iterator<Item = &'q str>) -> Embeds {
+        let embeds: Vec<&str> = embeds.collect();
+        let all = || embeds.iter().copied();
+        let has = |name: &str| {
+            all().any(|e| {
+                let bare = ["group.apps.", "apps.", "app."]
+                    .iter()
+                    .find_map(|p| e.strip_prefix(p))
+                    .unwrap_or(e);
+                bare == name
+            })
+        };
+        Embeds {
+            tasks: has("tasks") || has("failures"),
+            last_task_failure: has("lastTaskFailure") || has("failures"),
+            task_stats: has("taskStats"),
+            waiting: super::render::embeds_waiting(all()),
+            gpu_usage: super::gpu_usage::embeds_gpu_usage(all()),
+            readiness: super::render::embeds_readiness(all()),
+            service_ports: false,
+        }
+    }
 }
 
 /// Renders the apps and tasks of one state, finding each app's last failure in one pass over the
@@ -79,6 +110,7 @@ impl<'a> Renderer<'a> {
             last_task_failure: None,
             waiting: None,
             readiness_check_results: None,
+            task_stats: None,
         };
         for t in &tasks {
             match t.state {
@@ -88,6 +120,12 @@ impl<'a> Renderer<'a> {
             }
             view.tasks_healthy += usize::from(is_healthy(t));
             view.tasks_unhealthy += usize::from(is_unhealthy(t));
+        }
+        if self.embeds.task_stats {
+            view.task_stats = Some(super::task_stats::of(app, &tasks, self.now));
+        }
+        if self.embeds.last_task_failure && !self.embeds.tasks {
+            view.last_task_failure = self.last_failure(&app.id);
         }
         if self.embeds.tasks {
             view.last_task_failure = self.last_failure(&app.id);
@@ -293,6 +331,8 @@ pub struct AppInfoView<'a> {
     waiting: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     readiness_check_results: Option<Vec<crate::services::readiness::ReadinessResult>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_stats: Option<super::task_stats::TaskStats>,
 }
 
 /// `{"id": ...}` of a deployment that changes the app.
