@@ -3,6 +3,7 @@
 //! and delete, each one deployment whose steps follow the dependencies.
 
 use super::apps::{check_user, deployment_header, deployment_result};
+use super::updates::caller_of;
 use super::error::MarathonError;
 use super::events::Origin;
 use super::query::{flag, Pairs, Query};
@@ -174,19 +175,14 @@ fn render(st: &MasterState, id: &str, embed: &Embed) -> Value {
     one(st, id, embed, &child_groups, &child_apps).0
 }
 
-/// `GET /v2/groups`: the root group.
-pub async fn root(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
-    let st = core.state().await;
-    Json(render(&st, "/", &Embed::of(&q)))
-}
-
-/// `GET /v2/groups/{id}`, `/versions`, `/versions/{v}`.
+/// `GET /v2/groups[/{id}]`, `/versions`, `/versions/{v}`.
 pub async fn get(
     State(core): State<Arc<Core>>,
-    Path(rest): Path<String>,
+    path: Option<Path<String>>,
     Query(q): Query,
 ) -> Result<Json<Value>, MarathonError> {
     let st = core.state().await;
+    let rest = path.map(|Path(r)| r).unwrap_or_default();
     match parse_path(&rest) {
         GroupPath::Group(id) => {
             if !group_update::exists(&st.services, &id) {
@@ -227,28 +223,21 @@ pub async fn get(
     }
 }
 
-/// `POST /v2/groups`.
-pub async fn create_root(
-    State(core): State<Arc<Core>>,
-    origin: Origin,
-    caller: Option<Extension<Caller>>,
-    Query(q): Query,
-    body: Bytes,
-) -> Result<Response, MarathonError> {
-    create_at(&core, &origin, caller_of(caller), &q, "/", &body).await
+/// The group a path names: `/` for `/v2/groups`.
+fn group_of(path: Option<Path<String>>) -> String {
+    path.map_or_else(|| "/".to_owned(), |Path(rest)| path_id::normalize(&rest))
 }
 
-/// `POST /v2/groups/{id}`.
+/// `POST /v2/groups[/{id}]`.
 pub async fn create(
     State(core): State<Arc<Core>>,
     origin: Origin,
     caller: Option<Extension<Caller>>,
-    Path(rest): Path<String>,
+    path: Option<Path<String>>,
     Query(q): Query,
     body: Bytes,
 ) -> Result<Response, MarathonError> {
-    let id = path_id::normalize(&rest);
-    create_at(&core, &origin, caller_of(caller), &q, &id, &body).await
+    create_at(&core, &origin, caller_of(caller), &q, &group_of(path), &body).await
 }
 
 async fn create_at(
@@ -291,28 +280,16 @@ async fn create_at(
     Ok(resp)
 }
 
-/// `PUT /v2/groups`.
-pub async fn update_root(
-    State(core): State<Arc<Core>>,
-    origin: Origin,
-    caller: Option<Extension<Caller>>,
-    Query(q): Query,
-    body: Bytes,
-) -> Result<Response, MarathonError> {
-    update_at(&core, &origin, caller_of(caller), &q, "/", &body).await
-}
-
-/// `PUT /v2/groups/{id}`: creates the group if missing.
+/// `PUT /v2/groups[/{id}]`: creates the group if missing.
 pub async fn update(
     State(core): State<Arc<Core>>,
     origin: Origin,
     caller: Option<Extension<Caller>>,
-    Path(rest): Path<String>,
+    path: Option<Path<String>>,
     Query(q): Query,
     body: Bytes,
 ) -> Result<Response, MarathonError> {
-    let id = path_id::normalize(&rest);
-    update_at(&core, &origin, caller_of(caller), &q, &id, &body).await
+    update_at(&core, &origin, caller_of(caller), &q, &group_of(path), &body).await
 }
 
 async fn update_at(
@@ -359,26 +336,15 @@ async fn update_at(
     Ok(deployment_result(&d.id, &d.version))
 }
 
-/// `DELETE /v2/groups`: everything.
-pub async fn delete_root(
-    State(core): State<Arc<Core>>,
-    origin: Origin,
-    caller: Option<Extension<Caller>>,
-    Query(q): Query,
-) -> Result<Response, MarathonError> {
-    delete_at(&core, &origin, caller_of(caller), &q, "/").await
-}
-
-/// `DELETE /v2/groups/{id}`: the group and everything under it.
+/// `DELETE /v2/groups[/{id}]`: the group and everything under it (the root: everything).
 pub async fn delete(
     State(core): State<Arc<Core>>,
     origin: Origin,
     caller: Option<Extension<Caller>>,
-    Path(rest): Path<String>,
+    path: Option<Path<String>>,
     Query(q): Query,
 ) -> Result<Response, MarathonError> {
-    let id = path_id::normalize(&rest);
-    delete_at(&core, &origin, caller_of(caller), &q, &id).await
+    delete_at(&core, &origin, caller_of(caller), &q, &group_of(path)).await
 }
 
 async fn delete_at(
@@ -397,10 +363,6 @@ async fn delete_at(
     };
     let d = run(core, origin, &caller, changes, groups, q, false).await?;
     Ok(deployment_result(&d.id, &d.version))
-}
-
-fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
-    caller.map(|Extension(c)| c).unwrap_or_default()
 }
 
 /// One deployment of the changes (refused while the apps are locked, unless `force`).

@@ -42,10 +42,10 @@ pub fn router() -> Router<Arc<Core>> {
         )
         .route(
             "/v2/groups",
-            get(groups::root)
-                .post(groups::create_root)
-                .put(groups::update_root)
-                .delete(groups::delete_root),
+            get(groups::get)
+                .post(groups::create)
+                .put(groups::update)
+                .delete(groups::delete),
         )
         .route(
             "/v2/groups/{*id}",

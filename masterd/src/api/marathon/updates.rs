@@ -167,7 +167,8 @@ async fn answer(
     Ok(resp)
 }
 
-fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
+/// The caller the guard found (anonymous when authentication is off).
+pub fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
     caller.map(|Extension(c)| c).unwrap_or_default()
 }
 
