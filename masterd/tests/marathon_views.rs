@@ -287,8 +287,7 @@ fn apps_list_is_the_same_json_for_every_embed() {
                     tasks,
                     waiting,
                     gpu_usage,
-                    service_ports: false,
-                    readiness: false,
+                    ..Embeds::default()
                 };
                 let typed = Renderer::new(&st, embeds)
                     .apps_body(st.services.apps.values())
@@ -312,8 +311,7 @@ fn the_state_shows_what_it_should() {
         tasks: true,
         waiting: true,
         gpu_usage: true,
-        service_ports: false,
-        readiness: false,
+        ..Embeds::default()
     };
     let body = parsed(
         &Renderer::new(&st, embeds)
