@@ -44,6 +44,10 @@ pub struct Server {
     pub port: u16,
     /// The host port the health check probes, when it is another port of the task.
     pub check_port: Option<u16>,
+    /// A task whose health checks have not reported yet: an HAProxy `backup` server, used only
+    /// while no healthy task is left (the moments between a rolling upgrade killing the last
+    /// old task and the next reload).
+    pub backup: bool,
     pub task_id: String,
 }
 
@@ -237,9 +241,15 @@ fn servers_of(
         if t["state"] != "TASK_RUNNING" {
             continue;
         }
-        if sel.require_healthy && has_checks && !healthy(t) {
+        let health = if has_checks {
+            health(t)
+        } else {
+            Health::Healthy
+        };
+        if sel.require_healthy && health == Health::Failing {
             continue;
         }
+        let backup = sel.require_healthy && health == Health::Pending;
         let id = t["id"].as_str().unwrap_or_default().to_string();
         let host_port = |i: usize| t["ports"][i].as_u64().and_then(|p| u16::try_from(p).ok());
         let (addr, port, check_port) = if container_net {
@@ -268,6 +278,7 @@ fn servers_of(
                 addr,
                 port,
                 check_port,
+                backup,
                 task_id: id,
             });
         }
@@ -277,11 +288,25 @@ fn servers_of(
     out
 }
 
-/// A task whose health checks have reported and all pass (marathon-lb's `--health-check`, but
-/// stricter: one failing check of several is enough to take the task out).
-fn healthy(t: &Value) -> bool {
+/// Where a task of an app with health checks stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Health {
+    /// Every check that reported passes.
+    Healthy,
+    /// No check has reported yet (the task is starting).
+    Pending,
+    /// A check fails (marathon-lb's `--health-check` takes a task out when none passes; Gantry
+    /// when any fails).
+    Failing,
+}
+
+fn health(t: &Value) -> Health {
     let results = t["healthCheckResults"].as_array();
-    results.is_some_and(|r| !r.is_empty() && r.iter().all(|h| h["alive"] == true))
+    match results {
+        Some(r) if r.iter().any(|h| h["alive"] == false) => Health::Failing,
+        Some(r) if !r.is_empty() => Health::Healthy,
+        _ => Health::Pending,
+    }
 }
 
 #[cfg(test)]
@@ -330,8 +355,16 @@ mod tests {
         assert_eq!(s.len(), 2, "both ports of /shop/web: {s:?}");
         assert_eq!(s[0].name, "shop_web_10001");
         assert_eq!(s[0].mode, Mode::Http, "an HTTP check makes it http");
-        let servers: Vec<&str> = s[0].servers.iter().map(|s| s.task_id.as_str()).collect();
-        assert_eq!(servers, ["a"]);
+        let servers: Vec<(&str, bool)> = s[0]
+            .servers
+            .iter()
+            .map(|s| (s.task_id.as_str(), s.backup))
+            .collect();
+        assert_eq!(
+            servers,
+            [("a", false), ("c", true)],
+            "c has not reported: a backup"
+        );
         assert_eq!(s[0].servers[0].name(), "10.0.0.1_31001");
         let c = s[0].check.as_ref().expect("a check");
         assert_eq!((c.interval_s, c.timeout_s, c.fall), (2, 1, 4));
@@ -341,6 +374,7 @@ mod tests {
         assert_eq!(s[1].mode, Mode::Tcp);
         assert!(s[1].check.is_none());
         assert_eq!(s[1].servers[0].port, 31002);
+        assert_eq!(s[1].servers.len(), 2);
 
         let all = Selection {
             group: "*",

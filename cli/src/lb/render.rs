@@ -139,12 +139,21 @@ fn service(out: &mut String, f: &Frontends, s: &Service) {
         "  use_backend {}\n\nbackend {}\n  balance {}\n  mode {}\n",
         s.name, s.name, s.labels.balance, s.mode
     );
+    // A failed connection is retried on another server (`option redispatch 1`), and with
+    // checks the failing server is out at once: enough retries to get past every active server
+    // (a rolling upgrade kills them all before the next reload) to a backup.
+    let active = s.servers.iter().filter(|s| !s.backup).count();
+    if active > 3 {
+        let _ = writeln!(out, "  retries {active}");
+    }
     let http = s.mode == Mode::Http;
     if http {
         out.push_str(
             "  option forwardfor\n  option http-server-close\n  \
              http-request set-header X-Forwarded-Port %[dst_port]\n  \
-             http-request add-header X-Forwarded-Proto https if { ssl_fc }\n",
+             http-request add-header X-Forwarded-Proto https if { ssl_fc }\n  \
+             retry-on conn-failure empty-response junk-response response-timeout\n  \
+             http-request disable-l7-retry if !METH_GET\n",
         );
         if s.labels.hsts {
             out.push_str("  http-response set-header Strict-Transport-Security max-age=15768000\n");
@@ -171,13 +180,17 @@ fn service(out: &mut String, f: &Frontends, s: &Service) {
             let _ = write!(out, " cookie {name}");
         }
         if let Some(c) = &s.check {
-            let _ = write!(out, " check inter {}s fall {}", c.interval_s, c.fall);
+            let _ = write!(out, " check inter {}s rise 1 fall {}", c.interval_s, c.fall);
             if let Some(p) = srv.check_port {
                 let _ = write!(out, " port {p}");
             }
             if c.https {
                 out.push_str(" check-ssl verify none");
             }
+            out.push_str(" observe layer4 error-limit 1 on-error mark-down");
+        }
+        if srv.backup {
+            out.push_str(" backup");
         }
         out.push('\n');
     }
@@ -224,7 +237,8 @@ mod tests {
             "portDefinitions": [{"port": 10000}],
             "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/health", "portIndex": 0,
                               "intervalSeconds": 5, "timeoutSeconds": 2, "maxConsecutiveFailures": 2}],
-            "tasks": [running("t2", 31002), running("t1", 31001)]}]}));
+            "tasks": [running("t2", 31002), running("t1", 31001),
+                      {"id": "t3", "host": "127.0.0.1", "state": "TASK_RUNNING", "ports": [31003]}]}]}));
         for want in [
             "stats socket /run/gantry-lb/haproxy.sock mode 600 level admin expose-fd listeners\n",
             "frontend gantry_http_in\n  bind 127.0.0.1:8080\n  mode http\n  \
@@ -238,8 +252,12 @@ mod tests {
              option forwardfor\n",
             "  cookie mesosphere_server_id insert indirect nocache\n  \
              option httpchk GET /health\n  timeout check 2s\n  \
-             server 127.0.0.1_31001 127.0.0.1:31001 cookie 127.0.0.1_31001 check inter 5s fall 3\n  \
-             server 127.0.0.1_31002 127.0.0.1:31002 cookie 127.0.0.1_31002 check inter 5s fall 3\n",
+             server 127.0.0.1_31001 127.0.0.1:31001 cookie 127.0.0.1_31001 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
+             server 127.0.0.1_31002 127.0.0.1:31002 cookie 127.0.0.1_31002 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
+             server 127.0.0.1_31003 127.0.0.1:31003 cookie 127.0.0.1_31003 check inter 5s rise 1 fall 3 \
+             observe layer4 error-limit 1 on-error mark-down backup\n",
+            "  retry-on conn-failure empty-response junk-response response-timeout\n  \
+             http-request disable-l7-retry if !METH_GET\n",
         ] {
             assert!(text.contains(want), "missing:\n{want}\nin:\n{text}");
         }
@@ -262,7 +280,7 @@ mod tests {
         for want in [
             "frontend db_10005\n  bind 0.0.0.0:10005 accept-proxy\n  mode tcp\n  option tcplog\n",
             "backend db_10005\n  balance roundrobin\n  mode tcp\n  timeout check 1s\n  \
-             server 127.0.0.1_31005 127.0.0.1:31005 check inter 1s fall 1\n",
+             server 127.0.0.1_31005 127.0.0.1:31005 check inter 1s rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down\n",
             "backend db_10006\n  balance roundrobin\n  mode tcp\n  \
              server 127.0.0.1_31006 127.0.0.1:31006\n",
             "  acl host_api_10007 req.hdr(host),field(1,:) -i x.org\n  \
