@@ -140,11 +140,11 @@ fn service(out: &mut String, f: &Frontends, s: &Service) {
         s.name, s.name, s.labels.balance, s.mode
     );
     // A failed connection is retried on another server (`option redispatch 1`), and with
-    // checks the failing server is out at once: enough retries to get past every active server
-    // (a rolling upgrade kills them all before the next reload) to a backup.
-    let active = s.servers.iter().filter(|s| !s.backup).count();
-    if active > 3 {
-        let _ = writeln!(out, "  retries {active}");
+    // checks the failing server is out at once: enough retries to get past every server (a
+    // rolling upgrade kills all the old ones before the next reload) to one that answers.
+    let attempts = s.servers.len() + 1;
+    if attempts > 3 {
+        let _ = writeln!(out, "  retries {attempts}");
     }
     let http = s.mode == Mode::Http;
     if http {
@@ -179,7 +179,9 @@ fn service(out: &mut String, f: &Frontends, s: &Service) {
         if sticky {
             let _ = write!(out, " cookie {name}");
         }
-        if let Some(c) = &s.check {
+        // A backup is not checked: HAProxy would call one that started after its first check
+        // down for an interval, just when it is needed; it is only used with no active left.
+        if let Some(c) = s.check.as_ref().filter(|_| !srv.backup) {
             let _ = write!(out, " check inter {}s rise 1 fall {}", c.interval_s, c.fall);
             if let Some(p) = srv.check_port {
                 let _ = write!(out, " port {p}");
@@ -248,14 +250,13 @@ mod tests {
              mode http\n  acl host_shop_web_10000 req.hdr(host),field(1,:) -i shop.example.com\n  \
              use_backend shop_web_10000 if host_shop_web_10000\n",
             "# /shop/web port 0\nfrontend shop_web_10000\n  bind 127.0.0.1:10000\n  mode http\n  \
-             use_backend shop_web_10000\n\nbackend shop_web_10000\n  balance leastconn\n  mode http\n  \
+             use_backend shop_web_10000\n\nbackend shop_web_10000\n  balance leastconn\n  mode http\n  retries 4\n  \
              option forwardfor\n",
             "  cookie mesosphere_server_id insert indirect nocache\n  \
              option httpchk GET /health\n  timeout check 2s\n  \
              server 127.0.0.1_31001 127.0.0.1:31001 cookie 127.0.0.1_31001 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
              server 127.0.0.1_31002 127.0.0.1:31002 cookie 127.0.0.1_31002 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
-             server 127.0.0.1_31003 127.0.0.1:31003 cookie 127.0.0.1_31003 check inter 5s rise 1 fall 3 \
-             observe layer4 error-limit 1 on-error mark-down backup\n",
+             server 127.0.0.1_31003 127.0.0.1:31003 cookie 127.0.0.1_31003 backup\n",
             "  retry-on conn-failure empty-response junk-response response-timeout\n  \
              http-request disable-l7-retry if !METH_GET\n",
         ] {
