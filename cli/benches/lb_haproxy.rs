@@ -124,6 +124,8 @@ async fn running_to_serving(c: &GantryCluster, http: &reqwest::Client) -> Result
     let mut floor = Vec::new();
     for _ in 0..samples {
         floor.push(server_start_floor(http).await?);
+        // At a random point of the lb's poll period, not in step with its last reload.
+        tokio::time::sleep(Duration::from_millis(rand::random_range(0..1000))).await;
         scale(c, "lb-latency", 1).await?;
         let start = Instant::now();
         let id = loop {
@@ -171,7 +173,7 @@ async fn running_to_serving(c: &GantryCluster, http: &reqwest::Client) -> Result
 async fn churn(c: &GantryCluster, http: &reqwest::Client, lb_dir: &std::path::Path) -> Result<()> {
     let port = free_port();
     let app = json!({"id": "/lb-churn", "cmd": SERVE, "instances": 5, "cpus": 0.05, "mem": 32,
-                     "labels": {"HAPROXY_GROUP": "external"}, "backoffSeconds": 0.1,
+                     "labels": {"HAPROXY_GROUP": "external"}, "backoffSeconds": 1,
                      "portDefinitions": [{"port": port, "name": "http"}],
                      "healthChecks": [{"protocol": "HTTP", "path": "/ok", "portIndex": 0,
                         "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 1,
@@ -245,7 +247,7 @@ async fn main() -> Result<()> {
     ))
     .await?;
     let lb_dir = tempfile::tempdir()?;
-    let lb = Killed::quiet(
+    let _lb = Lb(Killed::quiet(
         Command::new(bin("gantry"))
             .args([
                 "--master",
@@ -258,7 +260,7 @@ async fn main() -> Result<()> {
             .arg(lb_dir.path())
             .args(["--bind-address", "127.0.0.1", "--https-port", "0"])
             .args(["--http-port", &free_port().to_string()]),
-    )?;
+    )?);
     let start = Instant::now();
     while status(lb_dir.path()).is_null() {
         if start.elapsed() > Duration::from_secs(20) {
@@ -277,11 +279,22 @@ async fn main() -> Result<()> {
         status(lb_dir.path()),
         status(lb_dir.path())["eventDriven"]
     );
-    // The lb stops its HAProxy on SIGTERM (Killed's SIGKILL would leave it serving).
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(lb.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// The `gantry lb` process: SIGTERM first when dropped, so that it stops its HAProxy (Killed's
+/// SIGKILL alone would leave HAProxy serving).
+struct Lb(Killed);
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0 .0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) && matches!(self.0 .0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -221,6 +221,30 @@ async fn haproxy_group_separates_two_load_balancers() {
     );
     assert_eq!(ext.status()["services"], 1);
     assert_eq!(int.status()["services"], 1);
+    // --dry-run prints what a load balancer of a group would serve, touching nothing.
+    let out = c
+        .cli()
+        .args([
+            "lb",
+            "--dry-run",
+            "--group",
+            "internal",
+            "--bind-address",
+            "127.0.0.1",
+        ])
+        .output()
+        .expect("gantry lb --dry-run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("frontend private_{pi}\n  bind 127.0.0.1:{pi}")),
+        "{text}"
+    );
+    assert!(!text.contains("public"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

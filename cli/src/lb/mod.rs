@@ -109,8 +109,6 @@ struct Status {
 
 async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
     let config = args
         .haproxy_config
         .clone()
@@ -142,6 +140,8 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
     let mut hap = haproxy::Haproxy::new(args.haproxy_bin.clone(), config.clone(), &state_dir);
     let version = hap.version().await?;
     tracing::info!(%version, config = %config.display(), group = %args.group, "gantry lb");
