@@ -41,15 +41,25 @@ fn status(dir: &std::path::Path) -> Value {
 }
 
 async fn get_id(http: &reqwest::Client, port: u16) -> Option<String> {
+    try_id(http, port).await.ok()
+}
+
+/// The answer through `port`, or why there was none.
+async fn try_id(http: &reqwest::Client, port: u16) -> Result<String, String> {
     let r = http
         .get(format!("http://127.0.0.1:{port}/id"))
         .send()
         .await
-        .ok()?;
-    if r.status() != 200 {
-        return None;
+        .map_err(|e| format!("{e:?}"))?;
+    let status = r.status();
+    let text = r.text().await.map_err(|e| format!("{e:?}"))?;
+    if status != 200 {
+        return Err(format!(
+            "HTTP {status}: {}",
+            text.lines().nth(1).unwrap_or_default()
+        ));
     }
-    r.text().await.ok().map(|t| t.trim().to_string())
+    Ok(text.trim().to_string())
 }
 
 /// Seconds since the epoch of a Marathon timestamp.
@@ -188,14 +198,17 @@ async fn churn(c: &GantryCluster, http: &reqwest::Client, lb_dir: &std::path::Pa
     }
     let secs = env_num("GANTRY_BENCH_LB_CHURN_SECS", 60);
     let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let load = {
         let (stop, ok, failed, http) = (stop.clone(), ok.clone(), failed.clone(), http.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match get_id(&http, port).await {
-                    Some(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    None => failed.fetch_add(1, Ordering::Relaxed),
+                match try_id(&http, port).await {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => failed.lock().map(|mut f| f.push(e)).unwrap_or_default(),
                 };
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -233,8 +246,17 @@ async fn churn(c: &GantryCluster, http: &reqwest::Client, lb_dir: &std::path::Pa
         kills as f64 / minutes,
         reloads as f64 / minutes,
         ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
+        failed.lock().map(|f| f.len()).unwrap_or_default()
     );
+    for e in failed
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_default()
+        .iter()
+        .take(5)
+    {
+        println!("    failed: {e}");
+    }
     Ok(())
 }
 

@@ -104,7 +104,7 @@ async fn an_instance_failing_its_health_check_stops_getting_traffic() {
     // HAProxy's own check may take it out first; the lb's config follows the master.
     let gone = format!("127.0.0.1:{port0}");
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         "the failing task out of the config",
         || async { (!lb.config().contains(&gone)).then_some(()) },
     )

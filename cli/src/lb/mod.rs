@@ -127,7 +127,7 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
     let timing = follow::Timing {
         poll: Duration::from_secs_f64(args.poll_secs),
         debounce: Duration::from_millis(args.debounce_ms),
-        resync: Duration::from_secs(30),
+        resync: Duration::from_secs(5),
     };
     let mut resolver = Resolver::default();
     if args.dry_run {
