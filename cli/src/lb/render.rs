@@ -39,11 +39,12 @@ pub fn render(f: &Frontends, services: &[Service]) -> String {
          global\n\
          \x20 stats socket {} mode 600 level admin expose-fd listeners\n\
          \x20 hard-stop-after 60s\n\
+         \x20 grace 500ms\n\
          \x20 ssl-default-bind-options no-sslv3 no-tlsv10 no-tlsv11\n\
          \n\
          defaults\n\
          \x20 retries 3\n\
-         \x20 option redispatch\n\
+         \x20 option redispatch 1\n\
          \x20 option dontlognull\n\
          \x20 timeout connect 3s\n\
          \x20 timeout client 30s\n\
@@ -243,6 +244,8 @@ mod tests {
                       {"id": "t3", "host": "127.0.0.1", "state": "TASK_RUNNING", "ports": [31003]}]}]}));
         for want in [
             "stats socket /run/gantry-lb/haproxy.sock mode 600 level admin expose-fd listeners\n",
+            "  grace 500ms\n",
+            "  retries 3\n  option redispatch 1\n",
             "frontend gantry_http_in\n  bind 127.0.0.1:8080\n  mode http\n  \
              acl host_shop_web_10000 req.hdr(host),field(1,:) -i shop.example.com\n  \
              redirect scheme https code 301 if host_shop_web_10000\n",
