@@ -229,7 +229,8 @@ pub async fn answers(
     out
 }
 
-/// Waits until the ids answering on `port` are exactly `want` (over 3 × its length requests).
+/// Waits until the ids answering on `port` are exactly `want` (over 3 × its length requests),
+/// then for the old workers' grace to end.
 pub async fn wait_answers(
     lb: &Lb,
     http: &reqwest::Client,
@@ -241,6 +242,8 @@ pub async fn wait_answers(
     loop {
         let got = answers(http, port, host, want.len() * 3 + 3).await;
         if got == want {
+            // The workers of the config before keep accepting for HAProxy's `grace` (500 ms).
+            tokio::time::sleep(Duration::from_secs(1)).await;
             return;
         }
         assert!(
