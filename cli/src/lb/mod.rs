@@ -58,6 +58,9 @@ pub struct LbArgs {
     /// Milliseconds from an event to the fetch it triggers.
     #[arg(long, default_value_t = 75)]
     debounce_ms: u64,
+    /// Seconds between fetches while the event stream is up (a safety net for a missed event).
+    #[arg(long, default_value_t = 5.0)]
+    resync_secs: f64,
     /// Print the config for the masters' current apps and exit; HAProxy is not touched.
     #[arg(long)]
     dry_run: bool,
@@ -84,10 +87,15 @@ pub fn run(
     ca_file: Option<&Path>,
 ) -> anyhow::Result<()> {
     gantry_daemon::logging::init(args.log.log_format);
-    anyhow::ensure!(
-        args.poll_secs > 0.0 && args.poll_secs.is_finite(),
-        "--poll-secs must be a positive number of seconds"
-    );
+    for (flag, v) in [
+        ("--poll-secs", args.poll_secs),
+        ("--resync-secs", args.resync_secs),
+    ] {
+        anyhow::ensure!(
+            v > 0.0 && v < 1e9,
+            "{flag} must be a positive number of seconds"
+        );
+    }
     let http = crate::client::http_client(ca_file)?;
     let masters = follow::Masters::new(masters, http, auth);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -127,7 +135,7 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
     let timing = follow::Timing {
         poll: Duration::from_secs_f64(args.poll_secs),
         debounce: Duration::from_millis(args.debounce_ms),
-        resync: Duration::from_secs(5),
+        resync: Duration::from_secs_f64(args.resync_secs),
     };
     let mut resolver = Resolver::default();
     if args.dry_run {

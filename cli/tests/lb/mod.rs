@@ -55,7 +55,12 @@ impl Lb {
             .args(["--credentials", support::CREDENTIALS, "lb"])
             .arg("--state-dir")
             .arg(&state_dir)
-            .args(["--bind-address", "127.0.0.1", "--poll-secs", "0.5"])
+            .args(["--bind-address", "127.0.0.1"])
+            .args(if extra.contains(&"--poll-secs") {
+                &[][..]
+            } else {
+                &["--poll-secs", "0.5"][..]
+            })
             .args(["--http-port", &http_port.to_string()])
             .args(["--https-port", &https_port.to_string()])
             .args(extra)
