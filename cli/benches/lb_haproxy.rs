@@ -257,6 +257,20 @@ async fn churn(c: &GantryCluster, http: &reqwest::Client, lb_dir: &std::path::Pa
     {
         println!("    failed: {e}");
     }
+    // Tasks outlive a SIGKILLed agent: end them through the master first.
+    c.send_json(Method::DELETE, "/v2/apps/lb-churn?force=true", &json!({}))
+        .await?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let all = c.get_json("/v2/tasks").await.unwrap_or_default();
+        if !all["tasks"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["appId"] == "/lb-churn"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 
