@@ -7,6 +7,7 @@ mod deployments;
 mod dev;
 mod doctor;
 mod jobs;
+mod lb;
 mod logs;
 mod table;
 
@@ -20,14 +21,16 @@ use std::path::PathBuf;
     about = "Gantry: run services and jobs on a GPU cluster"
 )]
 struct Cli {
-    /// The master's URL.
+    /// The master's URL. Repeatable (or comma-separated) for `gantry lb`, which follows whichever
+    /// answers; the other commands use the first.
     #[arg(
         long,
         global = true,
         env = "GANTRY_MASTER",
-        default_value = doctor::DEFAULT_MASTER
+        default_value = doctor::DEFAULT_MASTER,
+        value_delimiter = ','
     )]
-    master: String,
+    master: Vec<String>,
     /// CA certificates (PEM) an https:// master's certificate must be signed by, instead of the
     /// public webpki roots.
     #[arg(long, global = true, env = "GANTRY_CA_FILE")]
@@ -72,6 +75,8 @@ enum Command {
     /// Preflight checks of an agent or master host: each ✓/!/✗ with the fix; exit 1 on a failure.
     #[command(subcommand)]
     Doctor(doctor::DoctorCommand),
+    /// A marathon-lb-style load balancer: HAProxy configured from the masters' apps and tasks.
+    Lb(lb::LbArgs),
 }
 
 #[derive(Subcommand)]
@@ -92,11 +97,12 @@ fn main() -> anyhow::Result<()> {
     gantry_agentd::executor::run_if_requested();
     doctor::run_unshare_if_requested();
     let cli = Cli::parse();
+    let master = cli.master.first().cloned().unwrap_or_default();
     let cmd = match cli.command {
         Command::Dev(args) => return dev::run(args),
         Command::Doctor(d) => {
             let target = doctor::MasterTarget {
-                url: &cli.master,
+                url: &master,
                 ca_file: cli.ca_file.as_deref(),
             };
             let code = doctor::run(d, target, cli.json)?;
@@ -104,9 +110,6 @@ fn main() -> anyhow::Result<()> {
         }
         other => other,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let auth = match (cli.credentials, cli.api_token) {
         (Some(c), _) => match c.split_once(':') {
             Some((u, p)) => client::Auth::Basic(u.to_string(), p.to_string()),
@@ -115,7 +118,14 @@ fn main() -> anyhow::Result<()> {
         (None, Some(t)) => client::Auth::Bearer(t),
         (None, None) => client::Auth::None,
     };
-    let c = client::Client::new(&cli.master, cli.json, auth, cli.ca_file.as_deref())?;
+    let cmd = match cmd {
+        Command::Lb(args) => return lb::run(args, cli.master, auth, cli.ca_file.as_deref()),
+        other => other,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let c = client::Client::new(&master, cli.json, auth, cli.ca_file.as_deref())?;
     rt.block_on(async move {
         match cmd {
             Command::Apps(cmd) => apps::run(&c, cmd).await,
@@ -126,7 +136,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Jobs(cmd) => jobs::run(&c, cmd).await,
             Command::Agents(ListOnly::List) => c.agents_list().await,
-            Command::Dev(_) | Command::Doctor(_) => Ok(()),
+            Command::Dev(_) | Command::Doctor(_) | Command::Lb(_) => Ok(()),
         }
     })
 }

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The bench's HTTP Basic principal.
-const USER: &str = "bench";
-const PASSWORD: &str = "bench-secret";
+pub const USER: &str = "bench";
+pub const PASSWORD: &str = "bench-secret";
 
 /// A running master with its registered agents.
 pub struct GantryCluster {
