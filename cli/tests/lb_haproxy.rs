@@ -73,9 +73,11 @@ async fn requests_are_spread_over_the_healthy_instances() {
     assert!(cfg.contains("option httpchk GET /ok"), "{cfg}");
     assert_eq!(lb.status()["rejectedConfigs"], 0, "{}", lb.debug());
     // It follows the master's /v2/events, not a poll.
-    eventually(Duration::from_secs(20), "the lb on the event stream", || async {
-        (lb.status()["eventDriven"] == true).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the lb on the event stream",
+        || async { (lb.status()["eventDriven"] == true).then_some(()) },
+    )
     .await;
 }
 

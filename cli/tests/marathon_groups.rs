@@ -105,15 +105,25 @@ async fn a_group_tree_is_created_scaled_rolled_back_and_deleted() {
         .filter_map(|a| a["id"].as_str())
         .collect();
     assert_eq!(ids, ["/prod/db/pg", "/prod/web"], "{star}");
-    assert_eq!(c.get("/v2/apps/prod/*/tasks").await["tasks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        c.get("/v2/apps/prod/*/tasks").await["tasks"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     // embed=apps.taskStats, and apps.lastTaskFailure without the tasks.
-    let stats = c.get("/v2/apps?embed=apps.taskStats&embed=apps.lastTaskFailure").await;
+    let stats = c
+        .get("/v2/apps?embed=apps.taskStats&embed=apps.lastTaskFailure")
+        .await;
     let web = stats["apps"]
         .as_array()
         .and_then(|a| a.iter().find(|a| a["id"] == "/prod/web"))
         .cloned()
         .unwrap_or_default();
-    assert_eq!(web["taskStats"]["totalSummary"]["stats"]["counts"]["running"], 1, "{web}");
+    assert_eq!(
+        web["taskStats"]["totalSummary"]["stats"]["counts"]["running"], 1,
+        "{web}"
+    );
     assert!(web["taskStats"]["withLatestConfig"].is_object(), "{web}");
     assert!(web.get("tasks").is_none(), "{web}");
     let first = c.get("/v2/groups/prod/versions").await;

@@ -107,7 +107,10 @@ pub async fn list(
 }
 
 /// The apps under `group` (at any depth).
-fn in_group<'a>(st: &'a crate::state::MasterState, group: &'a str) -> impl Iterator<Item = &'a AppDefinition> {
+fn in_group<'a>(
+    st: &'a crate::state::MasterState,
+    group: &'a str,
+) -> impl Iterator<Item = &'a AppDefinition> {
     st.services
         .apps
         .values()

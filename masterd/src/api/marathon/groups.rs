@@ -3,11 +3,11 @@
 //! and delete, each one deployment whose steps follow the dependencies.
 
 use super::apps::{check_user, deployment_header, deployment_result};
-use super::updates::caller_of;
 use super::error::MarathonError;
 use super::events::Origin;
 use super::query::{flag, Pairs, Query};
 use super::render::{add_readiness, app_info};
+use super::updates::caller_of;
 use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::services::app_definition::parse_body;
@@ -237,7 +237,15 @@ pub async fn create(
     Query(q): Query,
     body: Bytes,
 ) -> Result<Response, MarathonError> {
-    create_at(&core, &origin, caller_of(caller), &q, &group_of(path), &body).await
+    create_at(
+        &core,
+        &origin,
+        caller_of(caller),
+        &q,
+        &group_of(path),
+        &body,
+    )
+    .await
 }
 
 async fn create_at(
@@ -289,7 +297,15 @@ pub async fn update(
     Query(q): Query,
     body: Bytes,
 ) -> Result<Response, MarathonError> {
-    update_at(&core, &origin, caller_of(caller), &q, &group_of(path), &body).await
+    update_at(
+        &core,
+        &origin,
+        caller_of(caller),
+        &q,
+        &group_of(path),
+        &body,
+    )
+    .await
 }
 
 async fn update_at(

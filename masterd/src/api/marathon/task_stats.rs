@@ -146,11 +146,20 @@ mod tests {
 
     #[test]
     fn tasks_fall_into_marathons_sets_and_empty_sets_are_left_out() {
-        let mut app = AppDefinition::from_json(&json!({"id": "/a", "cmd": "x"}), "/").expect("valid");
+        let mut app =
+            AppDefinition::from_json(&json!({"id": "/a", "cmd": "x"}), "/").expect("valid");
         app.version_info.last_config_change_at = "2026-01-02T00:00:00.000Z".into();
         app.version_info.last_scaling_at = "2026-01-03T00:00:00.000Z".into();
-        let old = task("2026-01-01T00:00:00.000Z", TaskState::TaskRunning, Some(90.0));
-        let new = task("2026-01-02T00:00:00.000Z", TaskState::TaskRunning, Some(70.0));
+        let old = task(
+            "2026-01-01T00:00:00.000Z",
+            TaskState::TaskRunning,
+            Some(90.0),
+        );
+        let new = task(
+            "2026-01-02T00:00:00.000Z",
+            TaskState::TaskRunning,
+            Some(70.0),
+        );
         let staged = task("2026-01-02T00:00:00.000Z", TaskState::TaskStaging, None);
         let v = serde_json::to_value(of(&app, &[&old, &new, &staged], 100.0)).expect("json");
         assert!(v.get("startedAfterLastScaling").is_none(), "{v}");
@@ -163,6 +172,9 @@ mod tests {
             v["totalSummary"]["stats"]["lifeTime"],
             json!({"averageSeconds": 20.0, "medianSeconds": 20.0})
         );
-        assert_eq!(serde_json::to_value(of(&app, &[], 0.0)).expect("json"), json!({}));
+        assert_eq!(
+            serde_json::to_value(of(&app, &[], 0.0)).expect("json"),
+            json!({})
+        );
     }
 }
