@@ -1,8 +1,9 @@
 //! Gang apps against a real cluster (issue 14 part 3, Marathon side): 4 instances over 2 agents
 //! start together with consistent torchrun variables (each task writes its environment to its
 //! sandbox); killing one rank's process ends all four and a whole new gang comes back; a scale
-//! replaces the whole gang. With room for only 3 none starts, `embed=app.waiting` says why, the
-//! timeout backs the app off, and the gang starts whole once an agent with room joins.
+//! or a config change replaces the whole gang. With room for only 3 none starts,
+//! `embed=app.waiting` says why, the timeout backs the app off, and the gang starts whole once an
+//! agent with room joins.
 
 mod support;
 
@@ -144,6 +145,15 @@ fn assert_consistent(ranks: &[Rank], agents: usize) {
     );
 }
 
+/// Waits until no deployment is in progress (an app is locked while one is).
+async fn no_deployments(c: &Cluster) {
+    eventually(Duration::from_secs(60), "deployments to end", || async {
+        let d = c.get("/v2/deployments").await;
+        d.as_array().is_some_and(|d| d.is_empty()).then_some(())
+    })
+    .await;
+}
+
 fn alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     !stat.is_empty()
@@ -199,15 +209,7 @@ async fn four_instances_start_together_and_one_killed_relaunches_the_whole_gang(
     );
 
     // A scale replaces the whole gang: a gang of 2 with WORLD_SIZE 2, none of the old ranks.
-    eventually(
-        Duration::from_secs(60),
-        "the app's deployment to end",
-        || async {
-            let d = c.get("/v2/deployments").await;
-            d.as_array().is_some_and(|d| d.is_empty()).then_some(())
-        },
-    )
-    .await;
+    no_deployments(&c).await;
     let r = c
         .request(reqwest::Method::PUT, "/v2/apps/ddp")
         .header("content-type", "application/json")
@@ -228,6 +230,31 @@ async fn four_instances_start_together_and_one_killed_relaunches_the_whole_gang(
     assert_eq!(scaled[0].var("WORLD_SIZE"), "2");
     assert_eq!(scaled[1].var("RANK"), "1");
     assert_eq!(scaled[0].var("MASTER_ADDR"), scaled[1].var("MASTER_ADDR"));
+
+    // A config change replaces the whole gang too, and its deployment ends.
+    no_deployments(&c).await;
+    let mut env = c.marker_env();
+    env["GANG_CONFIG"] = json!("2");
+    let r = c
+        .request(reqwest::Method::PUT, "/v2/apps/ddp")
+        .header("content-type", "application/json")
+        .body(json!({ "env": env }).to_string())
+        .send()
+        .await
+        .expect("PUT reaches the master");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let old: BTreeSet<String> = scaled
+        .iter()
+        .map(|r| r.task["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let changed = running_gang(&c, "/ddp", 2, &old).await;
+    assert_consistent(&changed, 2);
+    assert!(changed.iter().all(|r| r.var("GANG_CONFIG") == "2"));
+    no_deployments(&c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
