@@ -263,6 +263,13 @@ async fn with_room_for_three_none_starts_and_the_app_says_why() {
     c.start_agent(0, &resources(0, 2));
     c.start_agent(1, &resources(1, 1));
     c.wait_agents(2).await;
+    // Marathon's 422 naming the field.
+    let mut bad = gang_app(&c, "/bad", 2, json!({"gangTimeoutSeconds": 5}));
+    bad["gang"] = json!(false);
+    let (status, body) = c.post("/v2/apps", &bad.to_string()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["details"][0]["path"], "/gangTimeoutSeconds", "{body}");
+
     let app = gang_app(
         &c,
         "/big",
