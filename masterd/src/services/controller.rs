@@ -7,12 +7,12 @@ use super::app::AppDefinition;
 use super::app_definition::KillSelection;
 use super::deployments::config::CurrentConfig;
 use super::deployments::replace;
-use super::gang::{self, GangStep};
+use super::gang::{self, gang_constraints, GangApp, GangRun, GangStep};
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use super::placement_constraints::{AgentFacts, CompiledConstraints};
 use super::requirements::{self, all_met, unmet_reason};
 use super::state::Waiting;
-use crate::alloc::{self, GangDemand, GangOutcome, TaskDemand};
+use crate::alloc::{self, GangOutcome, TaskDemand};
 use crate::cluster::{ClusterState, Core, CoreError};
 use crate::state::MasterState;
 use crate::store::records::{TaskOwner, TaskRecord};
@@ -56,7 +56,10 @@ fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bo
 
 /// The connected agents that meet the app's container and network needs: the agents its
 /// constraints are evaluated over (GROUP_BY spreads over their values).
-fn constraint_agents<'a>(st: &'a ClusterState, app: &AppDefinition) -> Vec<AgentFacts<'a>> {
+pub(super) fn constraint_agents<'a>(
+    st: &'a ClusterState,
+    app: &AppDefinition,
+) -> Vec<AgentFacts<'a>> {
     let needs = requirements::needs_of(app);
     st.agents
         .values()
@@ -69,7 +72,7 @@ fn constraint_agents<'a>(st: &'a ClusterState, app: &AppDefinition) -> Vec<Agent
 }
 
 /// The app's instances per agent that constraints count: non-terminal tasks not being killed.
-fn instances_per_agent(st: &ClusterState, app_id: &str) -> HashMap<AgentId, usize> {
+pub(super) fn instances_per_agent(st: &ClusterState, app_id: &str) -> HashMap<AgentId, usize> {
     let mut out: HashMap<AgentId, usize> = HashMap::new();
     for t in st.app_tasks(app_id) {
         if !t.kill_requested && !t.expunged && !t.state.is_terminal() {
@@ -529,96 +532,6 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         }
     }
     Ok(())
-}
-
-/// Gang apps met by one controller run: the gangs to place (app, demand) and, for the others,
-/// what keeps them waiting.
-#[derive(Default)]
-struct GangRun {
-    demands: Vec<(String, GangDemand)>,
-    /// Apps whose waiting reason stays while they back off.
-    kept: HashSet<String>,
-    /// Apps whose gang waited past its timeout, with the last reason.
-    timeouts: Vec<(String, String)>,
-    deferred: Vec<String>,
-}
-
-/// A gang app that needs a new gang, and what stands in its way.
-struct GangApp<'a> {
-    app: &'a AppDefinition,
-    delayed: bool,
-    timed_out: Option<String>,
-    allowed: Result<Option<HashSet<AgentId>>, String>,
-}
-
-impl GangRun {
-    /// Plans a new gang for `g.app` unless it backs off, timed out, has no agent or exceeds the
-    /// run's budget (a gang is never split over runs; one gang may exceed an untouched budget).
-    fn add(
-        &mut self,
-        g: GangApp<'_>,
-        budget: &mut usize,
-        only_on: &mut HashMap<String, HashSet<AgentId>>,
-        unmet: &mut Vec<(String, String, usize)>,
-    ) {
-        let id = &g.app.id;
-        let want = g.app.instances as usize;
-        if g.delayed {
-            self.kept.insert(id.clone());
-            return;
-        }
-        if let Some(why) = g.timed_out {
-            self.kept.insert(id.clone());
-            self.timeouts.push((id.clone(), why));
-            return;
-        }
-        match g.allowed {
-            Err(reason) => {
-                unmet.push((id.clone(), reason, want));
-                return;
-            }
-            Ok(Some(allowed)) => {
-                only_on.insert(id.clone(), allowed);
-            }
-            Ok(None) => {}
-        }
-        if want > *budget && *budget < MAX_NEW_TASKS_PER_RUN {
-            self.deferred.push(id.clone());
-            return;
-        }
-        *budget = budget.saturating_sub(want);
-        self.demands.push((id.clone(), gang::demand(g.app)));
-    }
-}
-
-/// A placed gang kept only if its placements, in rank order, keep the app's constraints; else
-/// it waits whole with the reason.
-fn gang_constraints(
-    st: &ClusterState,
-    app: &AppDefinition,
-    placements: Vec<alloc::Placement>,
-) -> GangOutcome {
-    let constraints = CompiledConstraints::new(&app.constraint_list());
-    if constraints.is_empty() {
-        return GangOutcome::Placed(placements);
-    }
-    let agents = constraint_agents(st, app);
-    let targets: Vec<&AgentId> = placements.iter().map(|p| &p.agent_id).collect();
-    let ok = constraints.filter_sequential(&agents, &instances_per_agent(st, &app.id), &targets);
-    match ok.iter().position(|ok| !ok) {
-        None => GangOutcome::Placed(placements),
-        Some(rank) => {
-            let n = placements.len();
-            GangOutcome::Waiting {
-                fit: rank,
-                reason: format!(
-                    "gang of {n} needs {n} placements; rank {rank} would break the app's \
-                     constraints on agent {} (ranks are placed without them, then checked)",
-                    placements[rank].agent_id
-                ),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,13 +5,15 @@
 
 use super::app::AppDefinition;
 use super::backoff::next_delay;
+use super::controller::MAX_NEW_TASKS_PER_RUN;
 use super::launch::{instance_resources, new_task_id, task_info};
+use super::placement_constraints::CompiledConstraints;
 use super::state::{LaunchDelay, ServiceState, Waiting};
 use crate::alloc::{self, ClusterSnapshot, Conflict, GangDemand, GangOutcome, Plan, TaskDemand};
 use crate::cluster::ClusterState;
 use crate::store::records::{TaskOwner, TaskRecord};
 use gantry_proto::{AgentId, PortRanges, TaskId, TaskState};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The default `gangTimeoutSeconds`.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
@@ -141,7 +143,7 @@ pub struct PlannedGang {
 pub fn place(
     snapshot: &ClusterSnapshot,
     gangs: Vec<(String, GangDemand)>,
-    only_on: &HashMap<String, std::collections::HashSet<AgentId>>,
+    only_on: &HashMap<String, HashSet<AgentId>>,
     options: alloc::PlaceOptions,
 ) -> Vec<PlannedGang> {
     if gangs.is_empty() {
@@ -253,6 +255,101 @@ pub fn records(
         })
         .collect();
     Some(out)
+}
+
+/// Gang apps met by one controller run: the gangs to place (app, demand) and, for the others,
+/// what keeps them waiting.
+#[derive(Default)]
+pub struct GangRun {
+    pub demands: Vec<(String, GangDemand)>,
+    /// Apps whose waiting reason stays while they back off.
+    pub kept: HashSet<String>,
+    /// Apps whose gang waited past its timeout, with the last reason.
+    pub timeouts: Vec<(String, String)>,
+    /// Apps left for the next run (the run's budget is spent).
+    pub deferred: Vec<String>,
+}
+
+/// A gang app that needs a new gang, and what stands in its way.
+pub struct GangApp<'a> {
+    pub app: &'a AppDefinition,
+    pub delayed: bool,
+    pub timed_out: Option<String>,
+    pub allowed: Result<Option<HashSet<AgentId>>, String>,
+}
+
+impl GangRun {
+    /// Plans a new gang for `g.app` unless it backs off, timed out, has no agent or exceeds the
+    /// run's budget (a gang is never split over runs; one gang may exceed an untouched budget).
+    pub fn add(
+        &mut self,
+        g: GangApp<'_>,
+        budget: &mut usize,
+        only_on: &mut HashMap<String, HashSet<AgentId>>,
+        unmet: &mut Vec<(String, String, usize)>,
+    ) {
+        let id = &g.app.id;
+        let want = g.app.instances as usize;
+        if g.delayed {
+            self.kept.insert(id.clone());
+            return;
+        }
+        if let Some(why) = g.timed_out {
+            self.kept.insert(id.clone());
+            self.timeouts.push((id.clone(), why));
+            return;
+        }
+        match g.allowed {
+            Err(reason) => {
+                unmet.push((id.clone(), reason, want));
+                return;
+            }
+            Ok(Some(allowed)) => {
+                only_on.insert(id.clone(), allowed);
+            }
+            Ok(None) => {}
+        }
+        if want > *budget && *budget < MAX_NEW_TASKS_PER_RUN {
+            self.deferred.push(id.clone());
+            return;
+        }
+        *budget = budget.saturating_sub(want);
+        self.demands.push((id.clone(), demand(g.app)));
+    }
+}
+
+/// A placed gang kept only if its placements, in rank order, keep the app's constraints; else
+/// it waits whole with the reason.
+pub fn gang_constraints(
+    st: &ClusterState,
+    app: &AppDefinition,
+    placements: Vec<alloc::Placement>,
+) -> GangOutcome {
+    let constraints = CompiledConstraints::new(&app.constraint_list());
+    if constraints.is_empty() {
+        return GangOutcome::Placed(placements);
+    }
+    let agents = super::controller::constraint_agents(st, app);
+    let targets: Vec<&AgentId> = placements.iter().map(|p| &p.agent_id).collect();
+    let ok = constraints.filter_sequential(
+        &agents,
+        &super::controller::instances_per_agent(st, &app.id),
+        &targets,
+    );
+    match ok.iter().position(|ok| !ok) {
+        None => GangOutcome::Placed(placements),
+        Some(rank) => {
+            let n = placements.len();
+            GangOutcome::Waiting {
+                fit: rank,
+                reason: format!(
+                    "gang of {n} needs {n} placements; rank {rank} would break the app's \
+                     constraints on agent {} (ranks are placed without them, then checked)",
+                    placements[rank].agent_id
+                ),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
