@@ -176,3 +176,87 @@ fn gang_fields_parse_render_and_are_validated() {
     parse(serde_json::json!({"id": "/g", "cmd": "x", "gang": true, "instances": 0}))
         .expect("a suspended gang app");
 }
+
+fn agent(id: &str, cpus: f64) -> crate::alloc::AgentSnapshot {
+    crate::alloc::AgentSnapshot {
+        id: id.into(),
+        reachable: true,
+        total: gantry_proto::Resources {
+            ports: PortRanges::new([(31000, 31009)]),
+            ..gantry_proto::Resources::scalars(cpus, 8192.0, 1000.0)
+        },
+        used: gantry_proto::Resources::default(),
+        attributes: Default::default(),
+        group_counts: HashMap::new(),
+        topology: None,
+    }
+}
+
+#[test]
+fn a_gang_placed_whole_or_waiting_whole_and_rechecked_first() {
+    let mut a = app(4);
+    a.cpus = 1.0;
+    let roomy = ClusterSnapshot {
+        agents: vec![agent("a", 2.0), agent("b", 2.0)],
+    };
+    let gangs = place(
+        &roomy,
+        vec![(a.id.clone(), demand(&a))],
+        &HashMap::new(),
+        alloc::PlaceOptions::default(),
+    );
+    let placed = gangs[0].outcome.placements().to_vec();
+    assert_eq!(placed.len(), 4, "{:?}", gangs[0].outcome);
+    assert_eq!(placed[0].ports.len(), 2, "PORT0 and MASTER_PORT on rank 0");
+
+    // Meanwhile one agent lost a cpu: the gang waits whole, the plain task keeps its place.
+    let mut tight = roomy.clone();
+    tight.agents[1].total.cpus = 1.0;
+    tight.agents.push(agent("c", 1.0));
+    let mut gangs = gangs;
+    let plain = TaskDemand {
+        task_id: "plain".into(),
+        group: "/other".into(),
+        resources: gantry_proto::Resources::scalars(1.0, 64.0, 0.0),
+        port_count: 0,
+        numa: alloc::NumaPolicy::None,
+        gpu_profile: None,
+    };
+    let plan = Plan {
+        placements: vec![alloc::Placement {
+            task_id: "plain".into(),
+            agent_id: "c".into(),
+            ports: Vec::new(),
+            numa: None,
+        }],
+        unplaced: Vec::new(),
+    };
+    let conflicts = check(&tight, &mut gangs, &plan, &[plain]);
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    match &gangs[0].outcome {
+        GangOutcome::Waiting { reason, .. } => {
+            assert!(
+                reason.starts_with("gang of 4 needs 4 placements; rank "),
+                "{reason}"
+            )
+        }
+        placed => panic!("the gang must wait whole: {placed:?}"),
+    }
+
+    let small = ClusterSnapshot {
+        agents: vec![agent("a", 2.0), agent("b", 1.0)],
+    };
+    let gangs = place(
+        &small,
+        vec![(a.id.clone(), demand(&a))],
+        &HashMap::new(),
+        alloc::PlaceOptions::default(),
+    );
+    match &gangs[0].outcome {
+        GangOutcome::Waiting { fit, reason } => {
+            assert_eq!(*fit, 3);
+            assert!(reason.contains("only 3 fit"), "{reason}");
+        }
+        placed => panic!("room for 3 of 4: {placed:?}"),
+    }
+}
