@@ -5,12 +5,14 @@
 
 use super::app::AppDefinition;
 use super::app_definition::KillSelection;
+use super::deployments::config::CurrentConfig;
 use super::deployments::replace;
+use super::gang::{self, gang_constraints, GangApp, GangRun, GangStep};
 use super::launch::{instance_resources, new_task_id, task_info, unreachable_after};
 use super::placement_constraints::{AgentFacts, CompiledConstraints};
 use super::requirements::{self, all_met, unmet_reason};
 use super::state::Waiting;
-use crate::alloc::{self, TaskDemand};
+use crate::alloc::{self, GangOutcome, TaskDemand};
 use crate::cluster::{ClusterState, Core, CoreError};
 use crate::state::MasterState;
 use crate::store::records::{TaskOwner, TaskRecord};
@@ -54,7 +56,10 @@ fn counts_as_active(t: &TaskRecord, inactive_after: Option<f64>, now: f64) -> bo
 
 /// The connected agents that meet the app's container and network needs: the agents its
 /// constraints are evaluated over (GROUP_BY spreads over their values).
-fn constraint_agents<'a>(st: &'a ClusterState, app: &AppDefinition) -> Vec<AgentFacts<'a>> {
+pub(super) fn constraint_agents<'a>(
+    st: &'a ClusterState,
+    app: &AppDefinition,
+) -> Vec<AgentFacts<'a>> {
     let needs = requirements::needs_of(app);
     st.agents
         .values()
@@ -67,7 +72,7 @@ fn constraint_agents<'a>(st: &'a ClusterState, app: &AppDefinition) -> Vec<Agent
 }
 
 /// The app's instances per agent that constraints count: non-terminal tasks not being killed.
-fn instances_per_agent(st: &ClusterState, app_id: &str) -> HashMap<AgentId, usize> {
+pub(super) fn instances_per_agent(st: &ClusterState, app_id: &str) -> HashMap<AgentId, usize> {
     let mut out: HashMap<AgentId, usize> = HashMap::new();
     for t in st.app_tasks(app_id) {
         if !t.kill_requested && !t.expunged && !t.state.is_terminal() {
@@ -77,10 +82,42 @@ fn instances_per_agent(st: &ClusterState, app_id: &str) -> HashMap<AgentId, usiz
     out
 }
 
+/// The agents an app may take one more instance on, when not all connected ones: those meeting
+/// its container and network needs, then its constraints. `Err` says why no agent may.
+fn where_allowed(
+    st: &ClusterState,
+    app: &AppDefinition,
+) -> Result<Option<HashSet<AgentId>>, String> {
+    let mut out = None;
+    let needs = requirements::needs_of(app);
+    if !needs.is_empty() {
+        let eligible: HashSet<AgentId> = st
+            .agents
+            .values()
+            .filter(|a| a.accepts_tasks() && all_met(&needs, &a.record.info))
+            .map(|a| a.record.id.clone())
+            .collect();
+        if eligible.is_empty() {
+            let connected = st.agents.values().filter(|a| a.accepts_tasks());
+            return Err(unmet_reason(&needs, connected.map(|a| &a.record.info)));
+        }
+        out = Some(eligible);
+    }
+    // Constraints (spec §2.2): the agents that may take one more instance now. The plan's
+    // placements are filtered again one by one once it is made.
+    let constraints = CompiledConstraints::new(&app.constraint_list());
+    if !constraints.is_empty() {
+        let agents = constraint_agents(st, app);
+        let per_agent = instances_per_agent(st, &app.id);
+        out = Some(constraints.agents_for_one_more(&agents, &per_agent)?);
+    }
+    Ok(out)
+}
+
 /// One controller run.
 pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let now = now_secs();
-    let (snapshot, demands, apps_demanded, versions, only_on, more) = {
+    let (snapshot, demands, gang_demands, apps_demanded, versions, only_on, more) = {
         let mut guard = core.state().await;
         let MasterState {
             cluster: st,
@@ -138,6 +175,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         // New instances planned this run, and the apps left for the next run once it is spent.
         let mut budget = MAX_NEW_TASKS_PER_RUN;
         let mut deferred: Vec<String> = Vec::new();
+        let mut gangs = GangRun::default();
         for app in svc.apps.values() {
             let inactive_after = unreachable_after(app).map(|(i, _)| i);
             let mut active: Vec<&TaskRecord> = st
@@ -147,6 +185,27 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 .collect();
             if svc.held(&app.id) {
                 // Its deployment step comes after what it depends on (spec §2.6): as it is.
+                continue;
+            }
+            if app.gang {
+                let all: Vec<&TaskRecord> = st.app_tasks(&app.id).collect();
+                let mut config = CurrentConfig::new(svc, app);
+                match gang::step(app, &all, &active, |t| config.runs_current(t)) {
+                    GangStep::Keep | GangStep::Ending => {}
+                    GangStep::Kill(ids) => to_kill.extend(ids),
+                    GangStep::Place => {
+                        let gang = GangApp {
+                            app,
+                            delayed: svc
+                                .launch_delays
+                                .get(&app.id)
+                                .is_some_and(|d| d.until > now),
+                            timed_out: gang::timed_out(svc, app, now),
+                            allowed: where_allowed(st, app),
+                        };
+                        gangs.add(gang, &mut budget, &mut only_on, &mut unmet);
+                    }
+                }
                 continue;
             }
             let want = app.instances as usize;
@@ -183,36 +242,14 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 if delayed {
                     continue;
                 }
-                let needs = requirements::needs_of(app);
-                if !needs.is_empty() {
-                    let eligible: HashSet<AgentId> = st
-                        .agents
-                        .values()
-                        .filter(|a| a.accepts_tasks() && all_met(&needs, &a.record.info))
-                        .map(|a| a.record.id.clone())
-                        .collect();
-                    if eligible.is_empty() {
-                        let connected = st.agents.values().filter(|a| a.accepts_tasks());
-                        let reason = unmet_reason(&needs, connected.map(|a| &a.record.info));
+                match where_allowed(st, app) {
+                    Ok(Some(allowed)) => {
+                        only_on.insert(app.id.clone(), allowed);
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
                         unmet.push((app.id.clone(), reason, missing));
                         continue;
-                    }
-                    only_on.insert(app.id.clone(), eligible);
-                }
-                // Constraints (spec §2.2): the agents that may take one more instance now. The
-                // plan's placements are filtered again one by one once it is made.
-                let constraints = CompiledConstraints::new(&app.constraint_list());
-                if !constraints.is_empty() {
-                    let agents = constraint_agents(st, app);
-                    let per_agent = instances_per_agent(st, &app.id);
-                    match constraints.agents_for_one_more(&agents, &per_agent) {
-                        Ok(allowed) => {
-                            only_on.insert(app.id.clone(), allowed);
-                        }
-                        Err(reason) => {
-                            unmet.push((app.id.clone(), reason, missing));
-                            continue;
-                        }
                     }
                 }
                 // Bounded work per run, whatever an app asks for: the rest comes next run.
@@ -235,6 +272,18 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 }
             }
         }
+        for (id, why) in std::mem::take(&mut gangs.timeouts) {
+            if let Some(app) = svc.apps.get(&id).cloned() {
+                gang::give_up(svc, &app, &why, now);
+            }
+        }
+        apps_demanded.extend(
+            gangs
+                .demands
+                .iter()
+                .map(|(a, d)| (a.clone(), d.ranks.len())),
+        );
+        deferred.extend(gangs.deferred.iter().cloned());
         let health_kills = super::health::kills_due(st, svc);
         let mut events = deployment_events;
         events.extend(
@@ -269,6 +318,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
                 !apps_demanded.contains_key(*a)
                     && !unmet.iter().any(|u| &u.0 == *a)
                     && !deferred.contains(a)
+                    && !gangs.kept.contains(*a)
             })
             .cloned()
             .collect();
@@ -310,18 +360,20 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
         (
             st.snapshot(),
             demands,
+            gangs.demands,
             apps_demanded,
             versions,
             only_on,
             more,
         )
     };
-    if demands.is_empty() {
+    if demands.is_empty() && gang_demands.is_empty() {
         return Ok(());
     }
 
     // Plan without the lock; re-check against the state as it is now before applying.
     let plan = alloc::place_restricted(&snapshot, &demands, &only_on, core.cfg.place_options);
+    let mut gangs = gang::place(&snapshot, gang_demands, &only_on, core.cfg.place_options);
     let by_task: HashMap<&TaskId, &TaskDemand> = demands.iter().map(|d| (&d.task_id, d)).collect();
     let mut guard = core.state().await;
     let MasterState {
@@ -331,7 +383,7 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     } = &mut *guard;
     let current = st.snapshot();
     let mut plan = plan;
-    let conflicts = alloc::check(&current, &plan, &demands);
+    let conflicts = gang::check(&current, &mut gangs, &plan, &demands);
     for c in &conflicts {
         tracing::info!(conflict = %c, "placement no longer fits; retrying next run");
     }
@@ -365,6 +417,41 @@ pub async fn reconcile(core: &Arc<Core>) -> Result<(), CoreError> {
     let mut writes = Vec::new();
     let mut launches = Vec::new();
     let mut placed: HashMap<String, usize> = HashMap::new();
+    for g in gangs {
+        let Some(app) = svc.apps.get(&g.app) else {
+            continue;
+        };
+        if versions.get(&g.app) != Some(&app.version) {
+            continue; // replaced meanwhile: the next run decides again
+        }
+        let ranks = g.demand.ranks.len();
+        let outcome = match g.outcome {
+            GangOutcome::Placed(p) => gang_constraints(st, app, p),
+            waiting => waiting,
+        };
+        let reason = match outcome {
+            GangOutcome::Placed(p) => match gang::records(st, app, &p, now) {
+                Some(recs) => {
+                    tracing::info!(app = %app.id, ranks, "launching a gang");
+                    placed.insert(app.id.clone(), ranks);
+                    writes.extend(recs.iter().map(|r| Write::PutTask(Box::new(r.clone()))));
+                    launches.extend(recs);
+                    continue;
+                }
+                None => "an agent chosen for the gang is gone".to_owned(),
+            },
+            GangOutcome::Waiting { reason, .. } => reason,
+        };
+        let since = svc.waiting.get(&g.app).map_or(now, |w| w.since);
+        svc.waiting.insert(
+            g.app.clone(),
+            Waiting {
+                since,
+                reason,
+                count: ranks,
+            },
+        );
+    }
     for p in &plan.placements {
         let Some(d) = by_task.get(&p.task_id) else {
             continue;

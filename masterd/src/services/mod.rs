@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod controller;
 pub mod deployments;
 pub mod docker_task;
+pub mod gang;
 pub mod group_update;
 pub mod groups;
 pub mod health;

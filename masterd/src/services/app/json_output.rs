@@ -48,6 +48,13 @@ impl Serialize for AppDefinition {
             // Gantry extension, only when given.
             m.serialize_entry("gpuProfile", p)?;
         }
+        if self.gang {
+            // Gantry extensions, only when set (docs/gang.md).
+            m.serialize_entry("gang", &true)?;
+        }
+        if let Some(t) = self.gang_timeout_seconds {
+            m.serialize_entry("gangTimeoutSeconds", &t)?;
+        }
         m.serialize_entry("executor", &self.executor)?;
         m.serialize_entry("backoffSeconds", &self.backoff_seconds)?;
         m.serialize_entry("backoffFactor", &number(self.backoff_factor))?;

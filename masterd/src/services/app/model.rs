@@ -131,6 +131,14 @@ pub struct AppDefinition {
     /// (`1g.10gb`); `None`: whole GPUs. Emitted only when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_profile: Option<String>,
+    /// Gantry extension `gang` (docs/gang.md): the app's `instances` are one gang, placed all
+    /// together or not at all, ended and relaunched whole. Emitted only when `true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gang: bool,
+    /// Gantry extension `gangTimeoutSeconds`: how long a gang waits for room before its app backs
+    /// off (`None`: the default 600; `0`: forever). Emitted only when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang_timeout_seconds: Option<u64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -251,6 +259,8 @@ impl AppDefinition {
             gpus: 0,
             numa_policy: None,
             gpu_profile: None,
+            gang: false,
+            gang_timeout_seconds: None,
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
             port_definitions: vec![PortDefinition::default_port()],

@@ -43,6 +43,8 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, AppEr
         gpus,
         numa_policy,
         gpu_profile,
+        gang,
+        gang_timeout_seconds,
         env,
         labels,
         ports,
@@ -304,13 +306,16 @@ pub(super) fn normalize(input: AppInput, base: &str) -> Result<Normalized, AppEr
         }
     }
     app.gpu_profile = gpu_profile;
+    app.gang = gang.unwrap_or(false);
+    app.gang_timeout_seconds = gang_timeout_seconds;
     app.executor = executor.unwrap_or_default();
     app.backoff_seconds = backoff_seconds.unwrap_or(app.backoff_seconds);
     app.backoff_factor = backoff_factor.unwrap_or(app.backoff_factor);
     app.max_launch_delay_seconds = max_launch_delay_seconds.unwrap_or(app.max_launch_delay_seconds);
     app.kill_selection = kill_selection.unwrap_or_default();
     let resident = app.is_resident();
-    app.upgrade_strategy = upgrade_strategy.unwrap_or(if resident {
+    // A gang is replaced whole (the old gang ends before the new one is placed): say so.
+    app.upgrade_strategy = upgrade_strategy.unwrap_or(if resident || app.gang {
         UpgradeStrategy::resident_default()
     } else {
         UpgradeStrategy::default()

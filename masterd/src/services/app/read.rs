@@ -62,6 +62,10 @@ pub(super) struct AppInput {
     pub numa_policy: Option<gantry_gpu::NumaPolicy>,
     /// Gantry extension: the MIG profile of the app's GPUs.
     pub gpu_profile: Option<String>,
+    /// Gantry extension: the app's instances are one gang.
+    pub gang: Option<bool>,
+    /// Gantry extension: how long a gang waits for room (seconds, 0 = forever).
+    pub gang_timeout_seconds: Option<u64>,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub ports: Option<Vec<u32>>,
@@ -187,6 +191,8 @@ fn read_fields(r: &mut JsonReader, o: &Map<String, Value>) -> AppInput {
             r.literal(v, p, super::model::numa_policy_from_literal)
         }),
         gpu_profile: r.field(o, "", "gpuProfile", JsonReader::string),
+        gang: r.field(o, "", "gang", JsonReader::boolean),
+        gang_timeout_seconds: r.field(o, "", "gangTimeoutSeconds", JsonReader::u64),
         env,
         labels: r
             .field(o, "", "labels", JsonReader::string_map)

@@ -22,6 +22,7 @@ pub(super) fn validate(app: &AppDefinition) -> Vec<(String, String)> {
     health_check_rules(app, &mut v);
     readiness_rules(app, &mut v);
     strategy_rules(app, &mut v);
+    gang_rules(app, &mut v);
     for (i, c) in app.constraints.iter().enumerate() {
         if let Err(e) = Constraint::from_parts(c) {
             v.push((index("/constraints", i), e));
@@ -357,6 +358,40 @@ fn strategy_rules(app: &AppDefinition, v: &mut Vec<(String, String)>) {
                     .into(),
             ));
         }
+    }
+}
+
+/// The most instances of a gang app (as a gang job's `gangSize`).
+pub const MAX_GANG_SIZE: u32 = 4096;
+
+/// `gang` and `gangTimeoutSeconds` (docs/gang.md). `instances: 0` is allowed: a suspended gang app
+/// runs no gang. The `upgradeStrategy` is not refused: a gang app is always replaced whole.
+fn gang_rules(app: &AppDefinition, v: &mut Vec<(String, String)>) {
+    if !app.gang {
+        if app.gang_timeout_seconds.is_some() {
+            v.push((
+                "/gangTimeoutSeconds".into(),
+                "gangTimeoutSeconds applies to gang apps only: add \"gang\": true or remove it"
+                    .into(),
+            ));
+        }
+        return;
+    }
+    if app.instances > MAX_GANG_SIZE {
+        v.push((
+            "/instances".into(),
+            format!(
+                "a gang app has at most {MAX_GANG_SIZE} instances (its ranks); {} asked",
+                app.instances
+            ),
+        ));
+    }
+    if app.is_resident() {
+        v.push((
+            "/gang".into(),
+            "gang apps cannot have persistent volumes: a gang is relaunched whole, on any agents"
+                .into(),
+        ));
     }
 }
 
