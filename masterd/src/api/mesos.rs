@@ -180,6 +180,13 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
             "labels": [],
         })
     };
+    let mut frameworks = vec![framework("marathon"), framework("chronos")];
+    // External frameworks (`/api/v1/scheduler`), each with its own tasks and offers.
+    for fw in guard.frameworks.frameworks.values() {
+        let mut v = framework(&fw.record.id);
+        crate::frameworks::records::state_json(&mut v, fw, &guard.frameworks);
+        frameworks.push(v);
+    }
     let leader_info = json!({
         "id": core.master_id,
         "pid": pid,
@@ -210,7 +217,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
         "flags": {"state_dir": core.cfg.state_dir.display().to_string()},
         "slaves": agents,
         "recovered_slaves": st.agents.values().filter(|a| a.recovering).map(|a| json!({"id": a.record.id})).collect::<Vec<_>>(),
-        "frameworks": [framework("marathon"), framework("chronos")],
+        "frameworks": frameworks,
         "completed_frameworks": [],
         "orphan_tasks": [],
         "unregistered_frameworks": [],
