@@ -89,21 +89,40 @@ struct Framework {
     id: String,
     stream_id: String,
     events: Events,
+    /// HTTP Basic credentials of its calls.
+    auth: (String, String),
 }
 
+fn test_credentials() -> (String, String) {
+    let (u, p) = CREDENTIALS.split_once(':').expect("credentials");
+    (u.to_owned(), p.to_owned())
+}
+
+/// SUBSCRIBE with the test's admin credentials.
 async fn subscribe(c: &Cluster, info: Value) -> Framework {
+    subscribe_as(c, info, test_credentials()).await
+}
+
+/// Sends a SUBSCRIBE as `auth`; returns the open answer.
+async fn subscribe_raw(c: &Cluster, info: &Value, auth: &(String, String)) -> reqwest::Response {
     let mut call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
     if let Some(id) = info.get("id") {
         call["framework_id"] = id.clone();
     }
-    let resp = c
-        .request(reqwest::Method::POST, "/api/v1/scheduler")
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/scheduler", c.url()))
+        .basic_auth(&auth.0, Some(&auth.1))
         .header("content-type", "application/json")
         .header("accept", "application/json")
         .body(call.to_string())
         .send()
         .await
-        .expect("SUBSCRIBE reaches the master");
+        .expect("SUBSCRIBE reaches the master")
+}
+
+/// SUBSCRIBE as `auth`, checked up to its SUBSCRIBED event.
+async fn subscribe_as(c: &Cluster, info: Value, auth: (String, String)) -> Framework {
+    let resp = subscribe_raw(c, &info, &auth).await;
     assert_eq!(resp.status(), 200, "SUBSCRIBE answers 200");
     assert_eq!(
         resp.headers()
@@ -136,13 +155,25 @@ async fn subscribe(c: &Cluster, info: Value) -> Framework {
         id,
         stream_id,
         events,
+        auth,
     }
 }
 
 /// POSTs a call with a stream id; returns the status and body.
 async fn call(c: &Cluster, stream_id: &str, body: Value) -> (u16, String) {
-    let r = c
-        .request(reqwest::Method::POST, "/api/v1/scheduler")
+    call_as(c, &test_credentials(), stream_id, body).await
+}
+
+/// POSTs a call as `auth`.
+async fn call_as(
+    c: &Cluster,
+    auth: &(String, String),
+    stream_id: &str,
+    body: Value,
+) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/scheduler", c.url()))
+        .basic_auth(&auth.0, Some(&auth.1))
         .header("content-type", "application/json")
         .header("Mesos-Stream-Id", stream_id)
         .body(body.to_string())
@@ -159,7 +190,7 @@ impl Framework {
         if let Some((k, v)) = payload {
             body[k] = v;
         }
-        let (status, text) = call(c, &self.stream_id, body).await;
+        let (status, text) = call_as(c, &self.auth, &self.stream_id, body).await;
         assert_eq!(status, 202, "{kind} answers 202: {text}");
         status
     }
@@ -597,4 +628,91 @@ async fn a_framework_resubscribes_after_a_master_kill_and_keeps_its_task() {
         .unwrap_or(Value::Null);
     assert_eq!(listed["name"], "survivor", "{state}");
     assert_eq!(listed["tasks"][0]["id"], "keep-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principals_roles_and_run_as_users_bound_its_frameworks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("principals.toml");
+    std::fs::write(
+        &file,
+        "[[principal]]\nname = \"spark\"\npassword = \"spark-pw-0001\"\n\
+         permissions = [\"write_frameworks\"]\nroles = [\"analytics\"]\n",
+    )
+    .expect("principals");
+    let mut c = Cluster::with_master_flags(&["--principals-file", file.to_str().expect("utf-8")]);
+    c.start_agent(0, "cpus:1;mem:512;disk:1000");
+    c.wait_agents(1).await;
+    let spark = ("spark".to_owned(), "spark-pw-0001".to_owned());
+    // A role it may not use: an ERROR event instead of SUBSCRIBED, then the stream ends.
+    let mut wrong = info("w");
+    wrong["role"] = json!("prod");
+    let resp = subscribe_raw(&c, &wrong, &spark).await;
+    assert_eq!(resp.status(), 200);
+    let mut events = Events {
+        resp,
+        buf: Vec::new(),
+    };
+    let e = events.next().await;
+    assert_eq!(e["type"], "ERROR", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("prod")),
+        "{e}"
+    );
+    // Its own role: subscribed; a task as a user it may not run as gets TASK_ERROR.
+    let mut ok = info("ok");
+    ok["role"] = json!("analytics");
+    let mut fw = subscribe_as(&c, ok, spark).await;
+    let offer = fw.offer().await;
+    let mut t = task(&c, "as-root", &offer["agent_id"], "true", 0.1);
+    t["command"]["user"] = json!("root");
+    fw.call(&c, "ACCEPT", Some(launch(&offer, vec![t]))).await;
+    let s = fw.events.update_of("as-root").await;
+    assert_eq!(s["state"], "TASK_ERROR", "{s}");
+    assert!(
+        s["message"].as_str().is_some_and(|m| m.contains("root")),
+        "{s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_gone_longer_than_its_failover_timeout_is_removed_with_its_tasks() {
+    let mut c = Cluster::new();
+    c.start_agent(0, "cpus:2;mem:1024;disk:2000");
+    c.wait_agents(1).await;
+    let mut short = info("brief");
+    short["failover_timeout"] = json!(2.0);
+    let mut fw = subscribe(&c, short).await;
+    let offer = fw.offer().await;
+    let sleeper = c.sleeper_cmd();
+    fw.call(
+        &c,
+        "ACCEPT",
+        Some(launch(
+            &offer,
+            vec![task(&c, "brief-1", &offer["agent_id"], &sleeper, 0.5)],
+        )),
+    )
+    .await;
+    fw.until_state(&c, "brief-1", "TASK_RUNNING").await;
+    eventually(Duration::from_secs(10), "its task's process", || async {
+        (!c.task_processes().is_empty()).then_some(())
+    })
+    .await;
+    let id = fw.id.clone();
+    drop(fw);
+    eventually(Duration::from_secs(20), "the framework removed", || async {
+        let st = c.get("/master/state").await;
+        let listed = st["frameworks"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["id"] == id.as_str()));
+        (!listed).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(20), "its task killed", || async {
+        c.task_processes().is_empty().then_some(())
+    })
+    .await;
 }

@@ -5,6 +5,7 @@
 
 use super::records::{id_json, id_of, master_status, FrameworkRecord};
 use super::{offers, stream, updates, Framework, FrameworkState, Subscription};
+use crate::api::guard::Caller;
 use crate::api::surface::Surface;
 use crate::cluster::{ClusterState, Core, CoreError};
 use crate::state::MasterState;
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 use base64::Engine;
 use gantry_proto::task::Reason;
 use gantry_proto::{AgentId, MasterMessage, TaskId, TaskState, TaskStatus};
@@ -124,8 +125,14 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<(Value, String), CallError>
     Ok((call, kind))
 }
 
-async fn scheduler(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {
-    match handle(core, &headers, &body).await {
+async fn scheduler(
+    State(core): State<Arc<Core>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    match handle(core, &caller, &headers, &body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = %e, "scheduler call refused");
@@ -134,7 +141,12 @@ async fn scheduler(State(core): State<Arc<Core>>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn handle(core: Arc<Core>, headers: &HeaderMap, body: &[u8]) -> Result<Response, CallError> {
+async fn handle(
+    core: Arc<Core>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, CallError> {
     let (call, kind) = parse(headers, body)?;
     let stream_id = headers.get(STREAM_ID).and_then(|v| v.to_str().ok());
     if kind == "SUBSCRIBE" {
@@ -143,7 +155,7 @@ async fn handle(core: Arc<Core>, headers: &HeaderMap, body: &[u8]) -> Result<Res
                 "Subscribe calls should not include the 'Mesos-Stream-Id' header",
             ));
         }
-        return subscribe(core, &call).await;
+        return subscribe(core, caller, &call).await;
     }
     let fw_id = call
         .get("framework_id")
@@ -190,7 +202,7 @@ async fn handle(core: Arc<Core>, headers: &HeaderMap, body: &[u8]) -> Result<Res
         }
         "ACCEPT" => {
             let accept = payload("accept")?.clone();
-            super::launch::accept(&core, st, &fw_id, &accept).await?;
+            super::launch::accept(&core, caller, st, &fw_id, &accept).await?;
             drop(guard);
             core.wake();
         }
@@ -380,7 +392,21 @@ fn master_info(core: &Core) -> Value {
     })
 }
 
-async fn subscribe(core: Arc<Core>, call: &Value) -> Result<Response, CallError> {
+/// The roles of `rec` that the caller's principal may not use (none with authentication off).
+fn forbidden_roles(caller: &Caller, rec: &FrameworkRecord) -> Vec<String> {
+    let Some(p) = &caller.0 else {
+        return Vec::new();
+    };
+    if p.may(crate::auth::Permission::Admin) || p.roles.iter().any(|r| r == "*") {
+        return Vec::new();
+    }
+    rec.roles()
+        .into_iter()
+        .filter(|r| !p.roles.contains(r))
+        .collect()
+}
+
+async fn subscribe(core: Arc<Core>, caller: &Caller, call: &Value) -> Result<Response, CallError> {
     let sub = call
         .get("subscribe")
         .filter(|v| v.is_object())
@@ -403,6 +429,29 @@ async fn subscribe(core: Arc<Core>, call: &Value) -> Result<Response, CallError>
         return Err(bad(
             "'framework_id' differs from 'subscribe.framework_info.id'",
         ));
+    }
+    let roles_of = FrameworkRecord {
+        id: String::new(),
+        info: info.clone(),
+        registered_at: 0.0,
+    };
+    let forbidden = forbidden_roles(caller, &roles_of);
+    if !forbidden.is_empty() {
+        // Mesos answers an unauthorized subscription with an ERROR event instead of SUBSCRIBED.
+        let msg = format!(
+            "Not authorized to use roles {forbidden:?}: principal '{}' may use {:?}",
+            caller.name(),
+            caller
+                .0
+                .as_ref()
+                .map(|p| p.roles.clone())
+                .unwrap_or_default()
+        );
+        tracing::info!(
+            principal = caller.name(),
+            "framework subscription refused: {msg}"
+        );
+        return Ok(stream::error_response(&msg));
     }
     let mut guard = core.state().await;
     let st = &mut *guard;

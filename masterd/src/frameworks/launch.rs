@@ -7,6 +7,7 @@
 use super::calls::{offer_ids, CallError};
 use super::records::{id_of, master_status, parse_resources};
 use super::{offers, updates};
+use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::state::MasterState;
 use crate::store::records::{TaskOwner, TaskRecord};
@@ -155,6 +156,7 @@ pub fn task_info(t: &Value, agent: &AgentId) -> Result<TaskInfo, String> {
 /// fate comes as UPDATEs.
 pub async fn accept(
     core: &Core,
+    caller: &Caller,
     st: &mut MasterState,
     fw_id: &str,
     accept: &Value,
@@ -245,6 +247,17 @@ pub async fn accept(
         let checked = task_info(t, &agent_id).and_then(|info| {
             if st.cluster.tasks().contains_key(&info.task_id) || !ids_here.insert(id.clone()) {
                 return Err(format!("Task has duplicate ID: {id}"));
+            }
+            if let Some(user) = info
+                .command
+                .user
+                .as_deref()
+                .filter(|u| !caller.may_run_as(u))
+            {
+                return Err(format!(
+                    "Not authorized to run tasks as user '{user}': principal '{}' may not",
+                    caller.name()
+                ));
             }
             if !info.resources.fits_in(&left) {
                 return Err(format!(

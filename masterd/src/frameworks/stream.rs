@@ -57,6 +57,18 @@ pub async fn disconnected(core: &Core, framework: &str, stream_id: &str) {
     super::offers::withdraw_framework(&mut st.frameworks, &mut st.cluster, framework);
 }
 
+/// The answer to a subscription that is refused: one ERROR event, then the stream ends.
+pub fn error_response(message: &str) -> Response {
+    let event = json!({"type": "ERROR", "error": {"message": message}});
+    let one = futures_util::stream::once(async move { Ok::<_, Infallible>(record(&event)) });
+    let mut r = Response::new(Body::from_stream(one));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// The 200 answer carrying the events `rx` yields, with HEARTBEATs between them.
 pub fn response(
     core: Arc<Core>,
