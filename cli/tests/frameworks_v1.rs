@@ -716,3 +716,63 @@ async fn a_framework_gone_longer_than_its_failover_timeout_is_removed_with_its_t
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_agents_are_offered_to_gpu_frameworks_only_and_their_tasks_get_gpus() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("../gpu/fixtures/dgx2-16gpu.json");
+    let xml = root.join("../../shared/fixtures/hwloc/nvidia-dgx2-16gpu.xml");
+    assert!(
+        xml.exists(),
+        "{} is missing: this test needs ../shared/fixtures/hwloc beside the checkout",
+        xml.display()
+    );
+    let mut c = Cluster::new();
+    let token = c.token.clone();
+    c.start_agent_with(
+        0,
+        "cpus:4;mem:8192;disk:1000;ports:[31000-31099]",
+        &token,
+        &["--gpu-fixture", fixture.to_str().expect("utf-8 path")],
+        &[("HWLOC_XMLFILE", xml.to_str().expect("utf-8 path"))],
+    );
+    c.wait_agents(1).await;
+    // Without GPU_RESOURCES: no offers of the GPU agent.
+    let mut plain = subscribe(&c, info("cpu-only")).await;
+    let offered =
+        tokio::time::timeout(Duration::from_secs(3), plain.events.next_of("OFFERS")).await;
+    assert!(
+        offered.is_err(),
+        "a GPU agent offered to a framework without GPU_RESOURCES"
+    );
+    // With it: the GPUs are offered, and a task asking for two gets two.
+    let mut gpu_info = info("gpu");
+    gpu_info["capabilities"] = json!([{"type": "GPU_RESOURCES"}]);
+    let mut fw = subscribe(&c, gpu_info).await;
+    let offer = fw.offer().await;
+    assert_eq!(scalar(&offer, "gpus"), Some(16.0), "{offer}");
+    let cmd = format!("env > $MESOS_SANDBOX/env; {}", c.sleeper_cmd());
+    let mut t = task(&c, "gpu-1", &offer["agent_id"], &cmd, 1.0);
+    t["resources"]
+        .as_array_mut()
+        .expect("resources")
+        .push(json!({"name": "gpus", "type": "SCALAR", "scalar": {"value": 2}}));
+    fw.call(&c, "ACCEPT", Some(launch(&offer, vec![t]))).await;
+    let running = fw.until_state(&c, "gpu-1", "TASK_RUNNING").await;
+    fw.ack(&c, &running).await;
+    let env_file = c.sandbox(0, "gpu-1").join("env");
+    let env = eventually(Duration::from_secs(20), "the task's env file", || async {
+        let text = std::fs::read_to_string(&env_file).ok()?;
+        text.contains("NVIDIA_VISIBLE_DEVICES=").then_some(text)
+    })
+    .await;
+    let visible = env
+        .lines()
+        .find_map(|l| l.strip_prefix("NVIDIA_VISIBLE_DEVICES="))
+        .unwrap_or_default();
+    assert_eq!(visible.split(',').count(), 2, "{visible}");
+    // The rest of the agent: 14 GPUs.
+    fw.call(&c, "REVIVE", None).await;
+    let rest = fw.offer().await;
+    assert_eq!(scalar(&rest, "gpus"), Some(14.0), "{rest}");
+}

@@ -7,6 +7,7 @@
 use super::calls::{offer_ids, CallError};
 use super::records::{id_of, master_status, parse_resources};
 use super::{offers, updates};
+use crate::alloc::{self, NumaPolicy, TaskDemand};
 use crate::api::guard::Caller;
 use crate::cluster::Core;
 use crate::state::MasterState;
@@ -17,7 +18,7 @@ use gantry_proto::{
     AgentId, CommandInfo, FetchUri, MasterMessage, Resources, TaskId, TaskInfo, TaskState,
 };
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The most host ports one task may ask for (each one is listed in `TaskInfo.ports`).
 const MAX_PORTS: u64 = 1000;
@@ -114,9 +115,6 @@ pub fn task_info(t: &Value, agent: &AgentId) -> Result<TaskInfo, String> {
         .ok_or("Task has neither 'command' nor 'executor'")?;
     let resources = parse_resources(t["resources"].as_array().map_or(&[], Vec::as_slice))
         .map_err(|e| e.to_string())?;
-    if resources.gpus > 0 {
-        return Err("GPU tasks from frameworks are not supported yet".into());
-    }
     if resources.ports.len() > MAX_PORTS {
         return Err(format!("a task may use at most {MAX_PORTS} ports"));
     }
@@ -150,6 +148,77 @@ pub fn task_info(t: &Value, agent: &AgentId) -> Result<TaskInfo, String> {
         info.kill_grace_period_secs = g;
     }
     Ok(info)
+}
+
+/// Chooses the GPUs (and the cores and memory node next to them) of the tasks that ask for GPUs,
+/// on their agent, as the services controller does for apps: all of them in one plan, against the
+/// cluster as it is with the accepted offers released. A task that cannot get them is dropped
+/// from `launches` and `refuse` says why.
+fn place_gpus(
+    core: &Core,
+    st: &mut MasterState,
+    agent: &AgentId,
+    launches: &mut Vec<TaskRecord>,
+    mut refuse: impl FnMut(&mut MasterState, &str, &str),
+) {
+    let group = "framework-gpu-tasks".to_owned();
+    let demands: Vec<TaskDemand> = launches
+        .iter()
+        .filter(|r| r.info.resources.gpus > 0)
+        .map(|r| TaskDemand {
+            task_id: r.info.task_id.clone(),
+            group: group.clone(),
+            resources: Resources {
+                ports: Default::default(),
+                ..r.info.resources.clone()
+            },
+            port_count: 0,
+            numa: NumaPolicy::Prefer,
+            gpu_profile: None,
+        })
+        .collect();
+    if demands.is_empty() {
+        return;
+    }
+    let only_on = HashMap::from([(group, HashSet::from([agent.clone()]))]);
+    let plan = alloc::place_restricted(
+        &st.cluster.snapshot(),
+        &demands,
+        &only_on,
+        core.cfg.place_options,
+    );
+    let mut placed: HashMap<TaskId, Option<gantry_proto::NumaPlacement>> = plan
+        .placements
+        .into_iter()
+        .filter(|p| &p.agent_id == agent)
+        .map(|p| (p.task_id, p.numa))
+        .collect();
+    let mut kept = Vec::with_capacity(launches.len());
+    for mut rec in launches.drain(..) {
+        if rec.info.resources.gpus == 0 {
+            kept.push(rec);
+            continue;
+        }
+        match placed.remove(&rec.info.task_id) {
+            Some(numa) => {
+                rec.info.placement = numa;
+                kept.push(rec);
+            }
+            None => {
+                let why = plan
+                    .unplaced
+                    .iter()
+                    .find(|u| u.task_id == rec.info.task_id)
+                    .map_or("no GPUs free on the agent".to_owned(), |u| u.reason.clone());
+                refuse(
+                    st,
+                    &rec.info.task_id.0,
+                    &format!("GPUs cannot be placed: {why}"),
+                );
+            }
+        }
+    }
+    *launches = kept;
 }
 
 /// Carries out an ACCEPT (see the module doc). Answers 202 whatever happens to the tasks: their
@@ -299,6 +368,9 @@ pub async fn accept(
             }
         }
     }
+    place_gpus(core, st, &agent_id, &mut launches, |st, id, why| {
+        deliver(st, id, TaskState::TaskError, Reason::ReasonTaskInvalid, why)
+    });
     // Stored before anything is launched, as the services controller does.
     let writes = launches
         .iter()
