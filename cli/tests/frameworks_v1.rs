@@ -1,8 +1,8 @@
 //! External frameworks through the Mesos v1 scheduler API (`/api/v1/scheduler`, JSON) on a real
-//! cluster (issue 11): an unmodified pymesos 0.3.15 framework runs a task to TASK_FINISHED
-//! (`py/pymesos_framework.py`; the venv comes from scripts/test), and raw HTTP checks SUBSCRIBE's
-//! RecordIO framing, DECLINE, KILL, ACKNOWLEDGE, RECONCILE, offers that hold their resources,
-//! re-subscription after a master restart, and Mesos's answers to bad calls.
+//! cluster (issue 11), over raw HTTP: SUBSCRIBE's RecordIO framing, DECLINE, KILL, ACKNOWLEDGE,
+//! RECONCILE, offers that hold their resources, GPU offers and tasks, roles and run_as, failover
+//! timeouts, re-subscription after a master restart, and Mesos's answers to bad calls. The
+//! unmodified pymesos framework is in `frameworks_pymesos.rs`.
 
 mod support;
 
@@ -10,21 +10,6 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 use support::{eventually, Cluster, CREDENTIALS};
-
-/// The venv's interpreter, or a failure that says how to get one.
-fn python() -> PathBuf {
-    let p = std::env::var_os("GANTRY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} is missing: the pymesos test needs the venv that scripts/test builds",
-        p.display()
-    );
-    p
-}
 
 /// A SUBSCRIBE stream, read record by record.
 struct Events {
@@ -266,48 +251,6 @@ fn launch(offer: &Value, tasks: Vec<Value>) -> (&'static str, Value) {
 
 fn info(name: &str) -> Value {
     json!({"user": "root", "name": name, "failover_timeout": 300})
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unmodified_pymesos_framework_runs_a_task_to_finished() {
-    let py = python();
-    let mut c = Cluster::new();
-    c.start_agent(0, "cpus:2;mem:1024;disk:2000;ports:[31000-31099]");
-    c.wait_agents(1).await;
-    let (user, pass) = CREDENTIALS.split_once(':').expect("credentials");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/pymesos_framework.py");
-    let master = format!("127.0.0.1:{}", c.port);
-    let out = tokio::process::Command::new(py)
-        .arg(script)
-        .args([master.as_str(), user, pass, &c.marker])
-        .output()
-        .await
-        .expect("run the pymesos framework");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("pymesos framework: ok"),
-        "pymesos 0.3.15 against Gantry:\n{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        c.log_tails(40)
-    );
-    assert!(
-        stdout.contains("TASK_RUNNING TASK_FINISHED") || stdout.contains("TASK_FINISHED"),
-        "{stdout}"
-    );
-    // TEARDOWN removed it.
-    let fw_line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("framework: "))
-        .expect("the framework id printed")
-        .to_owned();
-    let state = c.get("/master/state").await;
-    let ids: Vec<&str> = state["frameworks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["id"].as_str())
-        .collect();
-    assert!(!ids.iter().any(|id| fw_line.contains(id)), "{ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,12 @@
 subscribes with HTTP Basic credentials, accepts one offer, launches one command task carrying the
 test's marker, declines every other offer, waits for TASK_FINISHED, tears down and exits 0.
 
-Usage: pymesos_framework.py HOST:PORT PRINCIPAL SECRET MARKER
+With `failover DIR`: the task runs `sleep 3600`; once it runs, DIR/running is written and the test
+kills the master (-9) and starts it again. pymesos re-subscribes with its framework id by itself;
+the framework then reconciles (implicitly), must hear TASK_RUNNING, waits for DIR/agents (the agent
+is back), kills the task, waits for TASK_KILLED, tears down and exits 0.
+
+Usage: pymesos_framework.py HOST:PORT PRINCIPAL SECRET MARKER [failover DIR]
 """
 
 import logging
@@ -10,6 +15,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 
 from pymesos import MesosSchedulerDriver, Scheduler
@@ -22,8 +28,11 @@ def scalar(resources, name):
 
 
 class OneTask(Scheduler):
-    def __init__(self, marker):
+    def __init__(self, marker, failover_dir=None):
         self.marker = marker
+        self.failover_dir = failover_dir
+        self.reregistered_at = None
+        self.framework_id = None
         self.task_id = "pymesos-" + uuid.uuid4().hex[:8]
         self.launched = False
         self.states = []
@@ -31,6 +40,7 @@ class OneTask(Scheduler):
         self.done = threading.Event()
 
     def registered(self, driver, framework_id, master_info):
+        self.framework_id = framework_id["value"]
         print("registered", framework_id["value"], master_info.get("version"), flush=True)
 
     def resourceOffers(self, driver, offers):
@@ -45,7 +55,7 @@ class OneTask(Scheduler):
                 "agent_id": offer["agent_id"],
                 "name": "hello",
                 "command": {
-                    "value": "echo hi from pymesos",
+                    "value": "sleep 3600" if self.failover_dir else "echo hi from pymesos",
                     "environment": {
                         "variables": [{"name": "GANTRY_TEST_MARKER", "value": self.marker}]
                     },
@@ -58,19 +68,41 @@ class OneTask(Scheduler):
             print("launching", self.task_id, "on", offer["agent_id"]["value"], flush=True)
             driver.launchTasks([offer["id"]], [task])
 
+    def reregistered(self, driver, master_info):
+        print("reregistered", master_info, flush=True)
+        self.reregistered_at = time.time()
+        driver.reconcileTasks([])
+
     def statusUpdate(self, driver, update):
         state = update["state"]
-        print("update", update["task_id"]["value"], state, "uuid" in update, flush=True)
+        print("update", update["task_id"]["value"], state, update.get("reason"), flush=True)
         if update["task_id"]["value"] != self.task_id:
             return
         self.states.append(state)
-        if state == "TASK_FINISHED":
+        if self.failover_dir and state == "TASK_RUNNING":
+            if self.reregistered_at is None:
+                open(os.path.join(self.failover_dir, "running"), "w").close()
+            elif update.get("reason") == "REASON_RECONCILIATION":
+                threading.Thread(target=self.kill_when_agent_is_back, args=(driver,)).start()
+            return
+        if self.failover_dir and state == "TASK_KILLED" and self.reregistered_at:
+            self.outcome = 0
+            self.done.set()
+            return
+        if state == "TASK_FINISHED" and not self.failover_dir:
             self.outcome = 0
             self.done.set()
         elif state in ("TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED"):
             print("task ended badly:", update.get("message"), flush=True)
             self.outcome = 1
             self.done.set()
+
+    def kill_when_agent_is_back(self, driver):
+        agents = os.path.join(self.failover_dir, "agents")
+        while not os.path.exists(agents):
+            time.sleep(0.1)
+        print("killing", self.task_id, flush=True)
+        driver.killTask({"value": self.task_id})
 
     def error(self, driver, message):
         print("error:", message, flush=True)
@@ -80,8 +112,9 @@ class OneTask(Scheduler):
 
 def main():
     master, principal, secret, marker = sys.argv[1:5]
+    failover_dir = sys.argv[6] if len(sys.argv) > 6 and sys.argv[5] == "failover" else None
     logging.basicConfig(level=logging.INFO)
-    sched = OneTask(marker)
+    sched = OneTask(marker, failover_dir)
     framework = {"user": "root", "name": "pymesos-one-task", "hostname": socket.gethostname()}
     driver = MesosSchedulerDriver(sched, framework, master, principal=principal, secret=secret)
     driver.start()
@@ -92,7 +125,7 @@ def main():
     driver.join()
     if sched.outcome == 0:
         print("states:", " ".join(sched.states), flush=True)
-        print("framework:", driver.framework_id, flush=True)
+        print("framework:", sched.framework_id, flush=True)
         print("pymesos framework: ok", flush=True)
     sys.exit(sched.outcome)
 
