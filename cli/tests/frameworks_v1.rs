@@ -719,3 +719,29 @@ async fn gpu_agents_are_offered_to_gpu_frameworks_only_and_their_tasks_get_gpus(
     let rest = fw.offer().await;
     assert_eq!(scalar(&rest, "gpus"), Some(14.0), "{rest}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_held_past_the_offer_timeout_is_rescinded_and_cannot_be_accepted() {
+    let mut c = Cluster::with_master_flags(&["--offer-timeout-secs", "2"]);
+    c.start_agent(0, "cpus:1;mem:512;disk:1000");
+    c.wait_agents(1).await;
+    let mut fw = subscribe(&c, info("slow")).await;
+    let offer = fw.offer().await;
+    let rescind = fw.events.next_of("RESCIND").await;
+    assert_eq!(rescind["rescind"]["offer_id"], offer["id"], "{rescind}");
+    fw.call(
+        &c,
+        "ACCEPT",
+        Some(launch(
+            &offer,
+            vec![task(&c, "too-late", &offer["agent_id"], "true", 0.1)],
+        )),
+    )
+    .await;
+    let s = fw.events.update_of("too-late").await;
+    assert_eq!(s["state"], "TASK_LOST", "{s}");
+    assert_eq!(s["reason"], "REASON_INVALID_OFFERS");
+    // The agent is offered again.
+    let again = fw.offer().await;
+    assert_ne!(again["id"], offer["id"]);
+}

@@ -2,7 +2,7 @@
 //! other offers do not hold) go to one subscribed framework that has not suppressed offers or
 //! declined that agent recently, and are held out of the pool (`ClusterState::held`) so that the
 //! built-in controllers never place onto them. Offers end when accepted, declined, rescinded (agent
-//! gone, framework gone, [`OFFER_TIMEOUT`]) or when the framework disconnects. The same cycle
+//! gone, framework gone, `--offer-timeout-secs`) or when the framework disconnects. The same cycle
 //! removes frameworks whose failover timeout ran out and resends unacknowledged updates.
 
 use super::records::{id_json, resources_json};
@@ -13,12 +13,7 @@ use gantry_proto::{AgentId, Resources};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
-
-/// Offers held longer are rescinded, so that a framework that sits on offers cannot starve the
-/// built-in controllers (Mesos's `--offer_timeout`, which Mesos leaves unset).
-pub const OFFER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Mesos's smallest offer: 0.01 CPUs and 32 MB (`MIN_CPUS`, `MIN_MEM`).
 const MIN_CPUS: f64 = 0.01;
@@ -65,7 +60,7 @@ pub async fn cycle(core: &Arc<Core>) -> Result<(), crate::cluster::CoreError> {
         .offers
         .values()
         .filter(|o| {
-            now.duration_since(o.made_at) >= OFFER_TIMEOUT
+            now.duration_since(o.made_at) >= core.cfg.offer_timeout
                 || !cluster
                     .agents
                     .get(&o.agent)
