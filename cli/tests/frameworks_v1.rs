@@ -507,6 +507,12 @@ async fn offered_resources_are_not_placed_by_the_services_controller() {
     let mut fw = subscribe(&c, info("holder")).await;
     let offer = fw.offer().await;
     assert_eq!(scalar(&offer, "cpus"), Some(1.0));
+    let m = c.get("/metrics/snapshot").await;
+    assert_eq!(m["master/outstanding_offers"], 1.0, "{m}");
+    assert_eq!(
+        m["master/frameworks_connected"], 2.0,
+        "the built-ins and this one: {m}"
+    );
     let app = json!({"id": "/held", "cmd": c.sleeper_cmd(), "cpus": 0.5, "mem": 32,
                      "instances": 1, "env": c.marker_env()});
     let (s, body) = c.post("/v2/apps", &app.to_string()).await;
