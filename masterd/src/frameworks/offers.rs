@@ -13,6 +13,8 @@ use gantry_proto::{AgentId, Resources};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Mesos's smallest offer: 0.01 CPUs and 32 MB (`MIN_CPUS`, `MIN_MEM`).
@@ -214,5 +216,145 @@ pub fn make_offers(
             tracing::debug!(framework = %fw_id, offers = offers.len(), "offering");
             fw.send(json!({"type": "OFFERS", "offers": {"offers": offers}}));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{AgentEntry, Conn};
+    use crate::frameworks::records::FrameworkRecord;
+    use crate::frameworks::{Framework, Subscription};
+    use crate::store::records::{AgentLifecycle, AgentRecord, TaskOwner, TaskRecord};
+    use gantry_proto::{AgentInfo, TaskInfo, TaskState};
+    use tokio::sync::mpsc;
+
+    fn agent(st: &mut ClusterState, id: &str, total: Resources) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let record = AgentRecord {
+            id: AgentId(id.into()),
+            info: AgentInfo {
+                hostname: id.into(),
+                resources: total,
+                ..Default::default()
+            },
+            lifecycle: AgentLifecycle::Active,
+            registered_at: 0.0,
+            reregistered_at: None,
+            unreachable_since: None,
+        };
+        // The receiver is dropped: sends fail, which offers never need.
+        st.agents.insert(
+            AgentId(id.into()),
+            AgentEntry::new(record, Some(Conn { id: 1, tx }), false),
+        );
+    }
+
+    fn framework(
+        fws: &mut FrameworkState,
+        id: &str,
+        caps: &[&str],
+    ) -> mpsc::UnboundedReceiver<Value> {
+        let caps: Vec<Value> = caps.iter().map(|c| json!({ "type": c })).collect();
+        let mut fw = Framework::disconnected(FrameworkRecord {
+            id: id.into(),
+            info: json!({"user": "u", "name": id, "capabilities": caps}),
+            registered_at: 0.0,
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        fw.conn = Some(Subscription {
+            stream_id: "s".into(),
+            tx,
+        });
+        fw.disconnected_since = None;
+        fws.frameworks.insert(id.into(), fw);
+        rx
+    }
+
+    #[tokio::test]
+    async fn offers_are_what_is_free_are_held_and_are_never_made_twice() {
+        let mut st = ClusterState::default();
+        let mut fws = FrameworkState::default();
+        agent(&mut st, "a", Resources::scalars(4.0, 4096.0, 100.0));
+        agent(
+            &mut st,
+            "g",
+            Resources {
+                gpus: 2,
+                ..Resources::scalars(8.0, 8192.0, 100.0)
+            },
+        );
+        st.put_task(TaskRecord {
+            info: TaskInfo {
+                task_id: "t".into(),
+                agent_id: AgentId("a".into()),
+                resources: Resources::scalars(1.0, 1024.0, 0.0),
+                ..Default::default()
+            },
+            owner: TaskOwner::App {
+                id: "/x".into(),
+                version: "v".into(),
+            },
+            state: TaskState::TaskRunning,
+            status: None,
+            last_seq: 0,
+            staged_at: 0.0,
+            started_at: None,
+            unreachable_since: None,
+            expunged: false,
+            kill_requested: false,
+            health: Vec::new(),
+        });
+        let mut rx = framework(&mut fws, "plain", &[]);
+        let now = Instant::now();
+        make_offers("m", &mut fws, &mut st, now);
+        let event = rx.try_recv().expect("an OFFERS event");
+        let offers = event["offers"]["offers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            offers.len(),
+            1,
+            "the GPU agent is not offered without GPU_RESOURCES"
+        );
+        assert_eq!(offers[0]["agent_id"]["value"], "a");
+        let held = &st.held.values().next().expect("held").1;
+        assert_eq!((held.cpus, held.mem), (3.0, 3072.0), "what the task leaves");
+        // Held resources count as used for the allocator, and are not offered again.
+        let snap = st.snapshot();
+        let a = snap.agents.iter().find(|x| x.id.0 == "a").expect("a");
+        assert_eq!(a.used.cpus, 4.0);
+        make_offers("m", &mut fws, &mut st, now);
+        assert!(rx.try_recv().is_err(), "nothing left to offer");
+        // A GPU framework gets the GPU agent, with its GPUs.
+        let mut grx = framework(&mut fws, "gpu", &["GPU_RESOURCES"]);
+        make_offers("m", &mut fws, &mut st, now);
+        let event = grx.try_recv().expect("an OFFERS event");
+        let offer = &event["offers"]["offers"][0];
+        assert_eq!(offer["agent_id"]["value"], "g");
+        assert!(offer["resources"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r["name"] == "gpus" && r["scalar"]["value"] == 2.0)));
+        withdraw_framework(&mut fws, &mut st, "gpu");
+        fws.frameworks.remove("gpu");
+        // Declined agents are filtered until the filter ends; a released offer is free again.
+        let id = fws
+            .offers
+            .values()
+            .find(|o| o.framework == "plain")
+            .map(|o| o.id.clone());
+        let id = id.expect("plain's offer");
+        release(&mut fws, &mut st, &id);
+        if let Some(f) = fws.frameworks.get_mut("plain") {
+            f.filters
+                .insert(AgentId("a".into()), now + Duration::from_secs(5));
+        }
+        make_offers("m", &mut fws, &mut st, now);
+        assert!(rx.try_recv().is_err(), "filtered");
+        make_offers("m", &mut fws, &mut st, now + Duration::from_secs(6));
+        assert!(rx.try_recv().is_ok(), "offered again once the filter ended");
+        withdraw_framework(&mut fws, &mut st, "plain");
+        assert!(st.held.is_empty() && fws.offers.is_empty());
     }
 }
