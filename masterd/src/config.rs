@@ -52,6 +52,10 @@ pub struct MasterArgs {
     /// Seconds agents known from the store have to re-register after a master restart.
     #[arg(long, env = "GANTRY_AGENT_REREGISTER_SECS")]
     pub agent_reregister_secs: Option<f64>,
+    /// Seconds an external framework may hold an offer before it is rescinded (Mesos's
+    /// `--offer_timeout`).
+    #[arg(long, env = "GANTRY_OFFER_TIMEOUT_SECS")]
+    pub offer_timeout_secs: Option<f64>,
     /// Whether tasks that ask for no GPU may run on agents with GPUs: `avoid` (default: only
     /// when no agent without GPUs was among the candidates), `never`, or `allow`.
     #[arg(long, env = "GANTRY_CPU_TASKS_ON_GPU_AGENTS")]
@@ -123,6 +127,7 @@ impl MasterArgs {
             max_missed_heartbeats: self.max_missed_heartbeats.or(file.max_missed_heartbeats),
             agent_gone_secs: self.agent_gone_secs.or(file.agent_gone_secs),
             agent_reregister_secs: self.agent_reregister_secs.or(file.agent_reregister_secs),
+            offer_timeout_secs: self.offer_timeout_secs.or(file.offer_timeout_secs),
             cpu_tasks_on_gpu_agents: self
                 .cpu_tasks_on_gpu_agents
                 .or(file.cpu_tasks_on_gpu_agents),
@@ -258,6 +263,7 @@ impl MasterArgs {
                 self.agent_reregister_secs,
                 120.0,
             )?,
+            offer_timeout: secs("offer_timeout_secs", self.offer_timeout_secs, 60.0)?,
         })
     }
 }
@@ -349,6 +355,8 @@ pub struct MasterConfig {
     pub max_missed_heartbeats: u32,
     pub agent_gone_after: Duration,
     pub agent_reregister_timeout: Duration,
+    /// How long an external framework may hold an offer before it is rescinded.
+    pub offer_timeout: Duration,
     /// Placement settings (CPU-only tasks on GPU agents).
     pub place_options: PlaceOptions,
     pub auth: AuthSettings,

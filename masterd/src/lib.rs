@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod events;
+pub mod frameworks;
 pub mod join_tokens;
 pub mod listener;
 pub mod master;

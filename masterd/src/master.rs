@@ -161,6 +161,7 @@ async fn load(store: &AsyncStore, job_history: usize) -> Result<Loaded, MasterEr
     }
     state.batch =
         crate::batch::state::BatchState::load(snap.jobs, snap.runs, &snap.meta, job_history)?;
+    state.frameworks = crate::frameworks::FrameworkState::load(&snap.meta);
     let mut master_id = None;
     let mut subscriptions = Vec::new();
     for (k, v) in snap.meta {
@@ -278,6 +279,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     tokio::spawn(crate::services::controller::run(core.clone()));
     tokio::spawn(crate::services::readiness::run(core.clone()));
     tokio::spawn(crate::batch::controller::run(core.clone()));
+    crate::frameworks::start(core.clone()).await;
     let checker = core.clone();
     tokio::spawn(async move {
         let every = (checker.cfg.heartbeat_interval / 2).max(std::time::Duration::from_millis(50));

@@ -4,6 +4,7 @@
 
 use crate::batch::state::BatchState;
 use crate::cluster::ClusterState;
+use crate::frameworks::FrameworkState;
 use crate::services::state::ServiceState;
 
 /// The master's in-memory state.
@@ -15,4 +16,6 @@ pub struct MasterState {
     pub services: ServiceState,
     /// Jobs, runs and their history: the batch controller's.
     pub batch: BatchState,
+    /// External frameworks, their offers and unacknowledged updates: the frameworks module's.
+    pub frameworks: FrameworkState,
 }

@@ -68,7 +68,7 @@ fn health_results(t: &TaskRecord) -> Value {
 fn app_version(t: &TaskRecord) -> &str {
     match &t.owner {
         TaskOwner::App { version, .. } => version,
-        TaskOwner::JobRun { .. } => "",
+        TaskOwner::JobRun { .. } | TaskOwner::Framework { .. } => "",
     }
 }
 

@@ -180,6 +180,13 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
             "labels": [],
         })
     };
+    let mut frameworks = vec![framework("marathon"), framework("chronos")];
+    // External frameworks (`/api/v1/scheduler`), each with its own tasks and offers.
+    for fw in guard.frameworks.frameworks.values() {
+        let mut v = framework(&fw.record.id);
+        crate::frameworks::records::state_json(&mut v, fw, &guard.frameworks);
+        frameworks.push(v);
+    }
     let leader_info = json!({
         "id": core.master_id,
         "pid": pid,
@@ -210,7 +217,7 @@ async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
         "flags": {"state_dir": core.cfg.state_dir.display().to_string()},
         "slaves": agents,
         "recovered_slaves": st.agents.values().filter(|a| a.recovering).map(|a| json!({"id": a.record.id})).collect::<Vec<_>>(),
-        "frameworks": [framework("marathon"), framework("chronos")],
+        "frameworks": frameworks,
         "completed_frameworks": [],
         "orphan_tasks": [],
         "unregistered_frameworks": [],
@@ -275,8 +282,11 @@ async fn metrics(State(core): State<Arc<Core>>) -> Json<Value> {
         "master/slaves_disconnected",
         st.agents.len() as f64 - connected,
     );
-    put("master/frameworks_active", 1.0);
-    put("master/frameworks_connected", 1.0);
+    // The built-in controllers count as one framework; external ones by their stream.
+    let fws = &guard.frameworks;
+    let connected_fws = fws.frameworks.values().filter(|f| f.conn.is_some()).count() as f64;
+    put("master/frameworks_active", 1.0 + connected_fws);
+    put("master/frameworks_connected", 1.0 + connected_fws);
     let counts = st.state_counts();
     for s in TaskState::ALL {
         let key = s.name().trim_start_matches("TASK_").to_lowercase();
@@ -302,6 +312,6 @@ async fn metrics(State(core): State<Arc<Core>>) -> Json<Value> {
         c.duplicate_status_updates as f64,
     );
     put("master/messages_launch_tasks", c.tasks_launched as f64);
-    put("master/outstanding_offers", 0.0);
+    put("master/outstanding_offers", fws.offers.len() as f64);
     Json(Value::Object(m))
 }

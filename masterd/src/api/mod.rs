@@ -27,6 +27,7 @@ pub fn router(core: Arc<Core>, security: Arc<Security>) -> Router {
     Router::new()
         .merge(marathon::router())
         .merge(mesos::router())
+        .merge(crate::frameworks::calls::router())
         .merge(chronos::router())
         .merge(files::router())
         .merge(crate::dns::http::router())

@@ -89,6 +89,12 @@ pub struct ClusterState {
     pub usage: HashMap<TaskId, gantry_proto::TaskUsage>,
     /// Where an app task's changes are published as Marathon events (none while loading).
     publisher: Option<Arc<Publisher>>,
+    /// Resources held out of the pool, by hold id: an external framework's outstanding offers.
+    /// The allocator's snapshot counts them as used, so nothing offered is placed twice.
+    pub held: HashMap<String, (AgentId, Resources)>,
+    /// Where the new statuses of external frameworks' tasks go (the frameworks module turns them
+    /// into UPDATE events); none while loading.
+    framework_updates: Option<mpsc::UnboundedSender<TaskRecord>>,
 }
 
 impl ClusterState {
@@ -102,6 +108,11 @@ impl ClusterState {
         self.publisher = Some(publisher);
     }
 
+    /// From now on, every new status of an external framework's task is sent to `tx`.
+    pub fn set_framework_updates(&mut self, tx: mpsc::UnboundedSender<TaskRecord>) {
+        self.framework_updates = Some(tx);
+    }
+
     /// The hostname of the agent `t` is on (empty when the agent is unknown).
     pub fn hostname(&self, t: &TaskRecord) -> String {
         self.agents
@@ -113,6 +124,15 @@ impl ClusterState {
     /// Publishes the events of the task `rec` replacing what the table holds (if anything).
     /// Callers change memory after the change was handed to the store, so the events follow it.
     fn publish_change(&self, rec: &TaskRecord) {
+        if let (Some(tx), TaskOwner::Framework { .. }) = (&self.framework_updates, &rec.owner) {
+            let old = self
+                .tasks
+                .get(&rec.info.task_id)
+                .and_then(|t| t.status.as_ref());
+            if rec.status.is_some() && rec.status.as_ref() != old {
+                let _ = tx.send(rec.clone());
+            }
+        }
         let Some(publisher) = &self.publisher else {
             return;
         };
@@ -198,10 +218,15 @@ impl ClusterState {
         used
     }
 
-    /// The allocator's view: agents that accept tasks are reachable; used resources and per-app
-    /// counts from the task table; GPUs, pinned PUs and bound memory from the tasks' placements.
+    /// The allocator's view: agents that accept tasks are reachable; used resources (held ones
+    /// included) and per-app counts from the task table; GPUs, pinned PUs and bound memory from
+    /// the tasks' placements.
     pub fn snapshot(&self) -> ClusterSnapshot {
-        let used = self.used_by_agent();
+        let mut used = self.used_by_agent();
+        for (agent, r) in self.held.values() {
+            let u = used.entry(agent.clone()).or_default();
+            *u = u.plus(r);
+        }
         let mut bound: HashMap<AgentId, TopologyUse> = HashMap::new();
         for t in self.tasks.values() {
             let Some(p) = &t.info.placement else {

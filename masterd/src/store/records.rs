@@ -12,6 +12,8 @@ pub enum TaskOwner {
     App { id: String, version: String },
     /// One run of a batch job (the batch controller): the job and the run's id.
     JobRun { job: String, run: u64 },
+    /// A task an external framework launched through `/api/v1/scheduler`: the framework's id.
+    Framework { id: String },
 }
 
 impl TaskOwner {
@@ -20,6 +22,7 @@ impl TaskOwner {
         match self {
             TaskOwner::App { id, .. } => id,
             TaskOwner::JobRun { job, .. } => job,
+            TaskOwner::Framework { id } => id,
         }
     }
 
@@ -27,15 +30,25 @@ impl TaskOwner {
     pub fn app_id(&self) -> Option<&str> {
         match self {
             TaskOwner::App { id, .. } => Some(id),
-            TaskOwner::JobRun { .. } => None,
+            TaskOwner::JobRun { .. } | TaskOwner::Framework { .. } => None,
         }
     }
 
-    /// The framework the task belongs to, as `/master/state` names it.
-    pub fn framework(&self) -> &'static str {
+    /// The framework the task belongs to, as `/master/state` names it: the built-in ones by
+    /// name, an external one by its id.
+    pub fn framework(&self) -> &str {
         match self {
             TaskOwner::App { .. } => "marathon",
             TaskOwner::JobRun { .. } => "chronos",
+            TaskOwner::Framework { id } => id,
+        }
+    }
+
+    /// The external framework's id, for a framework's task.
+    pub fn framework_id(&self) -> Option<&str> {
+        match self {
+            TaskOwner::Framework { id } => Some(id),
+            _ => None,
         }
     }
 
@@ -44,6 +57,7 @@ impl TaskOwner {
         match self {
             TaskOwner::App { id, .. } => id.clone(),
             TaskOwner::JobRun { job, .. } => format!("job:{job}"),
+            TaskOwner::Framework { id } => format!("framework:{id}"),
         }
     }
 

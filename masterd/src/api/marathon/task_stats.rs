@@ -57,7 +57,7 @@ struct LifeTime {
 fn version(t: &TaskRecord) -> &str {
     match &t.owner {
         TaskOwner::App { version, .. } => version,
-        TaskOwner::JobRun { .. } => "",
+        TaskOwner::JobRun { .. } | TaskOwner::Framework { .. } => "",
     }
 }
 

@@ -251,7 +251,7 @@ fn hostname<'a>(st: &'a MasterState, id: &AgentId) -> &'a str {
 fn app_version(t: &TaskRecord) -> &str {
     match &t.owner {
         TaskOwner::App { version, .. } => version,
-        TaskOwner::JobRun { .. } => "",
+        TaskOwner::JobRun { .. } | TaskOwner::Framework { .. } => "",
     }
 }
 
