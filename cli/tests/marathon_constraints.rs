@@ -100,6 +100,31 @@ async fn constraints_place_spread_and_explain() {
         reason.as_str(),
         "{item}"
     );
+    // Real counts: 3 agents considered, all 3 turned away by the constraint.
+    let summary = &item["processedOffersSummary"];
+    assert_eq!(summary["processedOffersCount"], 3, "{item}");
+    assert_eq!(summary["unusedOffersCount"], 3, "{item}");
+    let by_constraint = summary["rejectSummaryLastOffers"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["reason"] == "UnfulfilledConstraint"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            by_constraint["processed"].clone(),
+            by_constraint["declined"].clone()
+        ),
+        (json!(3), json!(3)),
+        "{item}"
+    );
+    let embedded = c.get("/v2/queue?embed=lastUnusedOffers").await;
+    let offers = embedded["queue"]
+        .as_array()
+        .and_then(|q| q.iter().find(|i| i["app"]["id"] == "/uniq"))
+        .map(|i| i["lastUnusedOffers"].clone())
+        .unwrap_or_default();
+    assert_eq!(offers.as_array().map(Vec::len), Some(3), "{embedded}");
+    assert_eq!(offers[0]["reason"], json!(["UnfulfilledConstraint"]));
 
     // GROUP_BY rack, 4 instances: 2 on r1 (hosts a, b), 2 on r2 (host c).
     create(&c, "/grouped", 4, json!([["rack", "GROUP_BY"]])).await;

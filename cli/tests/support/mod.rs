@@ -519,5 +519,56 @@ impl Drop for Cluster {
                 );
             }
         }
+        self.remove_task_cgroups();
+    }
+}
+
+impl Cluster {
+    /// Removes the cgroups the agents made for this cluster's native tasks (found by the task
+    /// ids of the agents' sandboxes). The agents were SIGKILLed, so nothing else would, and a task
+    /// still running at the end of a test would leave its (now empty) cgroup behind. Only empty
+    /// cgroups can be removed, so another test's are never touched; a cgroup whose last process is
+    /// still exiting is tried again for a moment.
+    fn remove_task_cgroups(&self) {
+        let mut ids = Vec::new();
+        for i in 0..self.agents.len() {
+            for e in std::fs::read_dir(self.agent_dir(i).join("sandboxes"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let task = e.file_name().to_string_lossy().into_owned();
+                ids.push(gantry_agentd::containerizer::native::plan::container_id(
+                    &task,
+                ));
+            }
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("gantry"))
+            .chain([PathBuf::from("/sys/fs/cgroup/gantry")])
+            .filter(|p| p.is_dir())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut left = 0;
+            for root in &roots {
+                for id in &ids {
+                    let cg = root.join(id);
+                    if cg.is_dir() && std::fs::remove_dir(&cg).is_err() {
+                        left += 1;
+                    }
+                }
+            }
+            if left == 0 || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

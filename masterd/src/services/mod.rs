@@ -12,6 +12,7 @@ pub mod group_update;
 pub mod groups;
 pub mod health;
 pub mod launch;
+pub mod offer_summary;
 pub mod path_id;
 pub mod placement_constraints;
 pub mod readiness;

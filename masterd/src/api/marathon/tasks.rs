@@ -45,8 +45,12 @@ pub async fn list(
     to_json_response(&TasksBody { tasks })
 }
 
-/// `GET /v2/queue`: apps with instances waiting for a place, and why they wait.
-pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
+/// `GET /v2/queue`: apps with instances waiting for a place, and why they wait. The reject
+/// summary starts with Gantry's own sentence (the app's waiting reason, over all the connected
+/// agents), then Marathon's reasons: how many agents reached each check and how many it turned
+/// away (see `services::offer_summary`). With `embed=lastUnusedOffers`, each agent turned away.
+pub async fn queue(State(core): State<Arc<Core>>, Query(q): Query) -> Json<Value> {
+    let last_unused = q.all("embed").any(|e| e == "lastUnusedOffers");
     let now = gantry_proto::time::now_secs();
     let st = core.state().await;
     let r = Renderer::new(&st, Embeds::default());
@@ -63,13 +67,32 @@ pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
         }
         // Waiting for a place: those not placed; delayed: every missing instance.
         let count = waiting.map_or_else(|| missing_instances(&st, app), |w| w.count);
-        let reasons: Vec<Value> = waiting
-            .map(|w| vec![json!({"reason": w.reason, "declined": 1, "processed": 1})])
-            .unwrap_or_default();
+        let summary = crate::services::offer_summary::summarize(&st.cluster, app);
         let mut info = r.app(app);
         info.last_task_failure = r.last_failure(app_id);
         let info = serde_json::to_value(&info).unwrap_or_default();
-        items.push(json!({
+        // Gantry's sentence first (what the waiting reason says, over all the agents), then
+        // Marathon's reasons one by one.
+        let mut reasons: Vec<Value> = waiting
+            .map(|w| {
+                vec![json!({"reason": w.reason, "declined": summary.unused,
+                            "processed": summary.processed})]
+            })
+            .unwrap_or_default();
+        reasons.extend(summary.reasons.iter().map(|r| json!(r)));
+        let mut offers = json!({
+            "processedOffersCount": summary.processed,
+            "unusedOffersCount": summary.unused,
+            "rejectSummaryLastOffers": reasons,
+            "rejectSummaryLaunchAttempt": reasons,
+        });
+        if summary.unused > 0 {
+            offers["lastUnusedOfferAt"] = json!(iso(now));
+        }
+        if summary.processed > summary.unused {
+            offers["lastUsedOfferAt"] = json!(iso(now));
+        }
+        let mut item = json!({
             "app": info,
             "count": count,
             "delay": {
@@ -77,12 +100,19 @@ pub async fn queue(State(core): State<Arc<Core>>) -> Json<Value> {
                 "overdue": delay.is_none(),
             },
             "since": iso(waiting.map_or(now, |w| w.since)),
-            "processedOffersSummary": {
-                "processedOffersCount": 1,
-                "unusedOffersCount": i64::from(waiting.is_some()),
-                "rejectSummaryLastOffers": reasons,
-            },
-        }));
+            "processedOffersSummary": offers,
+        });
+        if last_unused {
+            item["lastUnusedOffers"] = summary
+                .declined
+                .iter()
+                .map(|(agent, host, reason)| {
+                    json!({"offer": {"id": format!("{agent}-now"), "agentId": agent, "hostname": host},
+                           "timestamp": iso(now), "reason": [reason]})
+                })
+                .collect();
+        }
+        items.push(item);
     }
     Json(json!({ "queue": items }))
 }
