@@ -577,6 +577,24 @@ async fn a_framework_resubscribes_after_a_master_kill_and_keeps_its_task() {
         .unwrap_or(Value::Null);
     assert_eq!(listed["name"], "survivor", "{state}");
     assert_eq!(listed["tasks"][0]["id"], "keep-1");
+    // The web UI's frameworks page lists it, subscribed, with its task.
+    let page = c
+        .request(reqwest::Method::GET, "/ui/frameworks")
+        .send()
+        .await
+        .expect("the page")
+        .text()
+        .await
+        .unwrap_or_default();
+    let row = page
+        .split("<tr ")
+        .find(|r| r.contains(&format!(r#"data-framework="{id}""#)))
+        .unwrap_or_else(|| panic!("no row of {id} in {page}"));
+    assert!(
+        row.contains("survivor") && row.contains("subscribed"),
+        "{row}"
+    );
+    assert!(row.contains("<td>1</td>"), "one task: {row}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,14 +18,16 @@ pub enum Section {
     Services,
     Jobs,
     Tasks,
+    Frameworks,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 4] = [
+    const ALL: [(Section, &'static str, &'static str); 5] = [
         (Section::Cluster, "Cluster", "/"),
         (Section::Services, "Services", "/ui/services"),
         (Section::Jobs, "Jobs", "/ui/jobs"),
         (Section::Tasks, "Tasks", "/ui/tasks"),
+        (Section::Frameworks, "Frameworks", "/ui/frameworks"),
     ];
 }
 

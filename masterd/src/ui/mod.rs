@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod dag;
 pub mod deployments;
+pub mod frameworks;
 pub mod jobs;
 pub mod layout;
 pub mod services;
@@ -42,6 +43,7 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/ui/jobs/{name}", get(jobs::job_page))
         .route("/ui/tasks", get(tasks::page))
         .route("/ui/tasks/{id}", get(tasks::task_page))
+        .route("/ui/frameworks", get(frameworks::page))
         .route("/ui/events", get(events))
         .route("/ui/assets/{file}", get(asset))
 }

@@ -38,8 +38,7 @@ fn owner_link(o: &TaskOwner) -> String {
     match o {
         TaskOwner::App { id, .. } => format!("/ui/services{id}"),
         TaskOwner::JobRun { job, .. } => format!("/ui/jobs/{}", enc(job)),
-        // External frameworks have no page of their own yet: the Mesos state lists them.
-        TaskOwner::Framework { .. } => "/master/state".to_owned(),
+        TaskOwner::Framework { .. } => "/ui/frameworks".to_owned(),
     }
 }
 
