@@ -302,6 +302,11 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
     assert!(b.page_errors().await?.is_empty());
     b.screenshot(&shots_dir(&c), "task").await?;
     visit(&b, &c, "/ui/tasks", "Tasks", Some("tasks")).await?;
+    visit(&b, &c, "/ui/frameworks", "Frameworks", Some("frameworks")).await?;
+    anyhow::ensure!(
+        b.count("tr[data-framework]").await >= 2,
+        "the built-in Marathon and Chronos are listed"
+    );
 
     // A master restart while the page is open: said, then recovered from.
     visit(&b, &c, "/ui/services", "Services", None).await?;
