@@ -9,24 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use support::{eventually, Cluster, CREDENTIALS};
 
-/// The venv's interpreter, or a failure that says how to get one.
-fn python() -> PathBuf {
-    let p = std::env::var_os("GANTRY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} is missing: the pymesos test needs the venv that scripts/test builds",
-        p.display()
-    );
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmodified_pymesos_framework_runs_a_task_to_finished() {
-    let py = python();
+    let py = support::python();
     let mut c = Cluster::new();
     c.start_agent(0, "cpus:2;mem:1024;disk:2000;ports:[31000-31099]");
     c.wait_agents(1).await;
@@ -69,7 +54,7 @@ async fn an_unmodified_pymesos_framework_runs_a_task_to_finished() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pymesos_framework_survives_a_master_kill_and_reconciles_its_running_task() {
-    let py = python();
+    let py = support::python();
     let mut c = Cluster::new();
     c.start_agent(0, "cpus:2;mem:1024;disk:2000;ports:[31000-31099]");
     c.wait_agents(1).await;

@@ -12,25 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 use support::{eventually, Cluster, CREDENTIALS};
 
-/// The venv's interpreter, or a failure that says how to get one.
-fn python() -> PathBuf {
-    let p = std::env::var_os("GANTRY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} is missing: the Python client tests need the venv that scripts/test builds \
-         (python3 -m venv target/py-venv && target/py-venv/bin/pip install marathon==0.13.0)",
-        p.display()
-    );
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_marathon_client_works_with_credentials() {
-    let py = python();
+    let py = support::python();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("principals.toml");
     std::fs::write(
@@ -60,7 +44,7 @@ async fn the_marathon_client_works_with_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_marathon_client_runs_its_own_scenarios() {
-    let py = python();
+    let py = support::python();
     let mut c = Cluster::new();
     c.start_agent(0, "cpus:2;mem:1024;disk:2000;ports:[31000-31099]");
     c.wait_agents(1).await;
@@ -90,7 +74,7 @@ async fn the_marathon_client_runs_its_own_scenarios() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chronos_client_runs_its_own_scenarios() {
-    let py = python();
+    let py = support::python();
     let mut c = Cluster::new();
     c.start_agent(0, "cpus:2;mem:1024;disk:2000;ports:[31000-31099]");
     c.wait_agents(1).await;

@@ -28,6 +28,23 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// A port free on loopback right now.
+/// The interpreter of the Python clients' venv (`GANTRY_PYTHON`, else `target/py-venv`), or a
+/// failure that says how to get one.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("GANTRY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "{} is missing: the Python client tests need the venv that scripts/test builds \
+         (marathon==0.13.0, chronos-python==1.2.1, pymesos==0.3.15)",
+        p.display()
+    );
+    p
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
