@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod docker;
+pub mod zookeeper;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,6 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A port free on loopback right now.
 /// The interpreter of the Python clients' venv (`GANTRY_PYTHON`, else `target/py-venv`), or a
 /// failure that says how to get one.
 pub fn python() -> PathBuf {
@@ -45,6 +45,7 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// A port free on loopback right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
