@@ -1,10 +1,11 @@
 //! What Gantry's daemons (gantry-masterd, gantry-agentd, and both inside `gantry dev`) share:
 //! the configuration error type, reading a TOML config file, logging set-up, reading TLS PEM
-//! files, writing secrets to owner-only files, the join-token file format, and systemd readiness
-//! and stop signals.
+//! files, writing secrets to owner-only files, the join-token file format, systemd readiness
+//! and stop signals, and where the masters are (`--master` URLs, `zk://`, Mesos's `MasterInfo`).
 
 pub mod config;
 pub mod logging;
+pub mod masters;
 pub mod private_file;
 pub mod service;
 pub mod tls_files;
