@@ -91,7 +91,14 @@ async fn rolling_upgrade(crash: bool) {
     c.start_master();
     c.start_agent(0, "cpus:4;mem:2048;disk:1000;ports:[31000-31100]");
     c.wait_agents(1).await;
-    let app = json!({"id": "/roll", "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 10,
+    // Each task turns healthy 4 s after it starts, so the upgrade (two batches of five) takes at
+    // least 8 s: long enough that the plan is still running when the master comes back from a
+    // kill, however fast tasks start (without a check they count healthy as soon as they run,
+    // and the upgrade could end before the kill).
+    let app = json!({"id": "/roll", "cmd": "sleep 4 && touch ready && exec sleep 3600",
+        "cpus": 0.1, "mem": 16, "instances": 10,
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "test -f ready"},
+            "gracePeriodSeconds": 120, "intervalSeconds": 1, "maxConsecutiveFailures": 3}],
         "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0},
         "env": c.marker_env()});
     let (s, b) = c.post("/v2/apps", &app.to_string()).await;
