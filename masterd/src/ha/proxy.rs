@@ -66,7 +66,7 @@ pub fn client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ProxyError> {
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way, plus the ones the client
 /// library sets itself for the new connection (`Host`, `Content-Length`).
 fn hop_by_hop(name: &HeaderName, named_by_connection: &[String]) -> bool {
-    const HOP: [&str; 10] = [
+    const HOP: [&str; 11] = [
         "connection",
         "keep-alive",
         "proxy-authenticate",
@@ -77,6 +77,8 @@ fn hop_by_hop(name: &HeaderName, named_by_connection: &[String]) -> bool {
         "transfer-encoding",
         "upgrade",
         "host",
+        // The body was read already; the leader need not be asked to wait for it.
+        "expect",
     ];
     let n = name.as_str();
     HOP.contains(&n) || n == "content-length" || named_by_connection.iter().any(|c| c == n)
@@ -153,9 +155,8 @@ pub async fn forward(
         };
         headers.insert(xff, value(&chain));
     }
-    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
-        .unwrap_or(reqwest::Method::GET);
-    let mut rb = client.request(method, url).headers(to_reqwest(&headers));
+    // reqwest 0.12 and axum 0.8 share the `http` 1 crate: one Method, one HeaderMap.
+    let mut rb = client.request(parts.method.clone(), url).headers(headers);
     if !body.is_empty() || parts.method == Method::POST || parts.method == Method::PUT {
         rb = rb.body(body);
     }
@@ -188,11 +189,6 @@ async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, ProxyErr
         out.extend_from_slice(&chunk);
     }
     Ok(out.into())
-}
-
-/// reqwest 0.12 and axum 0.8 share the `http` 1 crate, so their header maps are one type.
-fn to_reqwest(h: &HeaderMap) -> reqwest::header::HeaderMap {
-    h.clone()
 }
 
 fn value(s: &str) -> HeaderValue {
