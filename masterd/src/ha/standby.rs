@@ -7,6 +7,7 @@
 
 use super::proxy::{self, Hop, ProxyError, PROXIED_BY};
 use crate::api::surface::Surface;
+use crate::auth::{Authenticator, Denied, Need};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -33,6 +34,11 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// How long the leader may take to start answering a forwarded request.
     pub answer_timeout: Duration,
+    /// The master's principals, to check the credentials of what the standby answers itself
+    /// (`/metrics`, the leader's address: `read`, as on the leader; `/ping`, `/health`,
+    /// `/version` stay open). `None`: those answers are open. Forwarded and redirected requests
+    /// are always left to the leader.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 impl Default for Options {
@@ -41,6 +47,7 @@ impl Default for Options {
             client: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             answer_timeout: proxy::ANSWER_TIMEOUT,
+            auth: None,
         }
     }
 }
@@ -86,6 +93,7 @@ pub fn router_with(
         client,
         max_body: opts.max_body_bytes,
         answer_timeout: opts.answer_timeout,
+        auth: opts.auth,
         started: Instant::now(),
         counts: Counts::default(),
     });
@@ -206,6 +214,7 @@ struct Standby {
     client: Result<reqwest::Client, String>,
     max_body: usize,
     answer_timeout: Duration,
+    auth: Option<Arc<Authenticator>>,
     started: Instant,
     counts: Counts,
 }
@@ -298,6 +307,9 @@ fn already_proxied(headers: &HeaderMap, me: &str) -> Option<String> {
 async fn handle(State(s): State<Arc<Standby>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let action = classify(req.method(), &path);
+    if let Some(refused) = s.auth.as_deref().and_then(|a| refused(a, action, &req)) {
+        return counted(&s.counts.local, refused);
+    }
     let target = req
         .uri()
         .path_and_query()
@@ -412,6 +424,42 @@ async fn forward(s: &Standby, path: &str, req: Request) -> Response {
             counted(&s.counts.failed, failure(surface, path, &e))
         }
     }
+}
+
+/// A 401 or 403 for a local answer the caller may not have (as the leader's guard answers).
+fn refused(auth: &Authenticator, action: Action, req: &Request) -> Option<Response> {
+    let local = matches!(
+        action,
+        Action::Metrics | Action::MetricsSnapshot | Action::MarathonLeader | Action::ChronosLeader
+    );
+    let path = req.uri().path();
+    let need = Need::of(req.method(), path);
+    if !local || need == Need::Nothing {
+        return None;
+    }
+    let denied = match auth.authenticate(req.headers()) {
+        Ok(p) => auth.authorize(p.as_deref(), need).err()?,
+        Err(d) => d,
+    };
+    let surface = Surface::of(path);
+    let r = match denied {
+        Denied::Unauthenticated => {
+            let msg = match surface {
+                Surface::Mesos => "Unauthorized",
+                _ => "Invalid username or password.",
+            };
+            let mut r = surface.error(StatusCode::UNAUTHORIZED, msg);
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Gantry\""),
+            );
+            r
+        }
+        Denied::Forbidden { why, .. } => {
+            surface.error(StatusCode::FORBIDDEN, &format!("Forbidden: {why}"))
+        }
+    };
+    Some(chronos_cors(path, r))
 }
 
 fn counted(c: &AtomicU64, r: Response) -> Response {

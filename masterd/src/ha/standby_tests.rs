@@ -332,3 +332,76 @@ async fn an_unreachable_leader_is_a_503_not_an_empty_200() {
         .as_str()
         .is_some_and(|m| m.starts_with("Error proxying request to leader")));
 }
+
+#[tokio::test]
+async fn the_leaders_answer_streams_through_before_it_ends() {
+    // A leader whose answer sends one chunk and then never ends.
+    async fn endless() -> Response {
+        let first = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"data: first\n\n"))
+        });
+        let stream = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+        Response::new(Body::from_stream(stream))
+    }
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(l, Router::new().fallback(endless)).await;
+    });
+    let (_tx, rx) = watch::channel(Some(master("l", port)));
+    let r = router(rx, master("me", 1));
+    let resp = call(&r, Method::GET, "/gantry/v1/stream", &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    // A bound on the wait only so that a buffering proxy fails the test rather than hangs it.
+    let first = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::StreamExt::next(&mut body),
+    )
+    .await
+    .expect("the first chunk arrives while the answer is still open")
+    .expect("a chunk")
+    .expect("not an error");
+    assert_eq!(&first[..], b"data: first\n\n");
+    server.abort();
+}
+
+#[tokio::test]
+async fn with_principals_local_answers_need_read_and_probes_stay_open() {
+    use base64::Engine;
+    let principals: Vec<crate::auth::Principal> = serde_json::from_value(json!([
+        {"name": "ops", "password": "pw", "permissions": ["read"]}
+    ]))
+    .expect("principals");
+    let (_tx, rx) = watch::channel(Some(master("l", 7001)));
+    let r = router_with(
+        rx,
+        master("me", 1),
+        Options {
+            auth: Some(Arc::new(Authenticator::with(principals))),
+            ..Options::default()
+        },
+    );
+    let good = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ops:pw")
+    );
+    let bad = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ops:nope")
+    );
+    assert_eq!(call(&r, Method::GET, "/ping", &[]).await.status(), 200);
+    assert_eq!(call(&r, Method::GET, "/health", &[]).await.status(), 200);
+    let anon = call(&r, Method::GET, "/v2/leader", &[]).await;
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert!(anon.headers().contains_key(header::WWW_AUTHENTICATE));
+    let wrong = call(&r, Method::GET, "/metrics", &[("authorization", &bad)]).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let ok = call(&r, Method::GET, "/v2/leader", &[("authorization", &good)]).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    // Redirects are the leader's to authenticate.
+    let redirect = call(&r, Method::GET, "/master/state", &[]).await;
+    assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
+}
