@@ -238,6 +238,11 @@ async fn proxied_requests_carry_method_query_body_and_credentials_and_the_mark()
         .header("connection", "x-hop")
         .header("x-hop", "1")
         .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("x-forwarded-for", "10.0.0.9")
+        .extension(ConnectInfo(std::net::SocketAddr::from((
+            [10, 1, 2, 3],
+            4444,
+        ))))
         .body(Body::from(r#"{"instances":2}"#))
         .expect("request");
     let resp = r.clone().oneshot(req).await.expect("infallible");
@@ -267,6 +272,7 @@ async fn proxied_requests_carry_method_query_body_and_credentials_and_the_mark()
     assert_eq!(sent[PROXIED_BY], "127.0.0.1:1");
     assert_eq!(sent["via"], "1.1 127.0.0.1:1");
     assert_eq!(sent["host"], format!("127.0.0.1:{port}"));
+    assert_eq!(sent["x-forwarded-for"], "10.0.0.9, 10.1.2.3");
     assert!(sent.get("x-hop").is_none(), "{sent}");
     assert!(sent.get("proxy-authorization").is_none(), "{sent}");
     server.abort();
@@ -404,4 +410,32 @@ async fn with_principals_local_answers_need_read_and_probes_stay_open() {
     // Redirects are the leader's to authenticate.
     let redirect = call(&r, Method::GET, "/master/state", &[]).await;
     assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
+}
+
+#[tokio::test]
+async fn a_leader_that_never_answers_is_a_503_once_the_answer_timeout_passes() {
+    // Accepts connections and reads nothing: a stopped or wedged leader.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = l.accept().await {
+            held.push(conn);
+        }
+    });
+    let (_tx, rx) = watch::channel(Some(master("l", port)));
+    let r = router_with(
+        rx,
+        master("me", 1),
+        Options {
+            answer_timeout: Duration::from_millis(200),
+            ..Options::default()
+        },
+    );
+    let m = call(&r, Method::GET, "/v2/apps", &[]).await;
+    assert_eq!(m.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(text(m).await.contains("did not start answering"));
+    server.abort();
 }
