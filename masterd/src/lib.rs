@@ -1,5 +1,6 @@
 //! gantry-masterd as a library: the master's parts, so that `gantry dev` and tests can embed it.
 
+pub mod agent_secrets;
 pub mod alloc;
 pub mod api;
 pub mod auth;
