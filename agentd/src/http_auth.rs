@@ -225,7 +225,10 @@ mod tests {
             .collect();
         assert_eq!(
             challenges,
-            ["Basic realm=\"mesos-agent\"", "Bearer realm=\"mesos-agent\""]
+            [
+                "Basic realm=\"mesos-agent\"",
+                "Bearer realm=\"mesos-agent\""
+            ]
         );
         assert!(r.headers()[header::CONTENT_TYPE]
             .to_str()

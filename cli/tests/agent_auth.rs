@@ -146,7 +146,10 @@ async fn the_agents_endpoint_needs_its_join_token_or_its_credentials() {
                     .is_ok_and(|t| t.starts_with("text/plain")),
                 "{path}: {headers:?}"
             );
-            assert!(!body.contains("hello-out") && !body.contains("\"id\""), "{body}");
+            assert!(
+                !body.contains("hello-out") && !body.contains("\"id\""),
+                "{body}"
+            );
         }
         for auth in [format!("Bearer {old}"), basic(AGENT_CREDENTIALS)] {
             let (status, _, body) = agent(port, path, Some(&auth)).await;

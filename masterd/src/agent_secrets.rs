@@ -60,6 +60,9 @@ mod tests {
         assert_eq!(s.token_of(&a).as_deref(), Some("new-token"));
         assert_eq!(s.token_of(&AgentId("a2".into())), None);
         let shown = format!("{s:?}");
-        assert!(!shown.contains("token-") && shown.contains("agents: 1"), "{shown}");
+        assert!(
+            !shown.contains("token-") && shown.contains("agents: 1"),
+            "{shown}"
+        );
     }
 }
