@@ -18,4 +18,5 @@ pub mod services;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod tls_reload;
 pub mod ui;
