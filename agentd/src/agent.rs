@@ -11,6 +11,7 @@ use crate::containerizer::routed::RoutedContainerizer;
 use crate::containerizer::Containerizer;
 use crate::fetcher::{Fetcher, FetcherSetupError};
 use crate::http::{router, AgentHttp};
+use crate::http_auth::AgentAuth;
 use crate::inventory::{self, InventoryError, HEALTH_POLL_INTERVAL};
 use crate::link::tls::LinkTls;
 use crate::link::token::TokenFileError;
@@ -240,6 +241,12 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         master: cfg.master.clone(),
         started_at: gantry_proto::time::now_secs(),
         registered: reg_rx.clone(),
+        auth: if cfg.http_auth {
+            AgentAuth::new(cfg.token.clone(), cfg.http_credentials.clone())
+        } else {
+            tracing::warn!("the agent's HTTP endpoint does not authenticate (gantry dev)");
+            AgentAuth::off()
+        },
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(http)).await {

@@ -4,6 +4,7 @@
 use crate::containerizer::docker::settings::resolve_docker;
 use crate::containerizer::docker::DockerConfig;
 use crate::containerizer::native::users::UserPolicy;
+use crate::http_auth::HttpCredentials;
 use crate::link::tls::LinkTlsFiles;
 use crate::link::token::TokenSource;
 use crate::recovery::gc::GcPolicy;
@@ -37,6 +38,10 @@ pub struct AgentArgs {
     /// --token.
     #[arg(long, env = "GANTRY_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// HTTP Basic credentials (`USER:PASSWORD`, Mesos's --http_credentials) accepted by the
+    /// agent's own endpoint besides its join token(s) as `Authorization: Bearer`.
+    #[arg(long, env = "GANTRY_AGENT_HTTP_CREDENTIALS", hide_env_values = true)]
+    pub http_credentials: Option<String>,
     /// CA certificates (PEM) the master's certificate must be signed by, for an https:// master
     /// (default: the public webpki roots).
     #[arg(long, env = "GANTRY_MASTER_CA_FILE")]
@@ -140,6 +145,7 @@ impl AgentArgs {
             work_dir: self.work_dir.or(file.work_dir),
             token: self.token.or(file.token),
             token_file: self.token_file.or(file.token_file),
+            http_credentials: self.http_credentials.or(file.http_credentials),
             master_ca_file: self.master_ca_file.or(file.master_ca_file),
             tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
             tls_key_file: self.tls_key_file.or(file.tls_key_file),
@@ -203,6 +209,15 @@ impl AgentArgs {
                 })
             }
         };
+        let http_credentials = self
+            .http_credentials
+            .as_deref()
+            .map(HttpCredentials::parse)
+            .transpose()
+            .map_err(|why| ConfigError::Invalid {
+                key: "http_credentials",
+                why,
+            })?;
         let link_tls = resolve_link_tls(
             &master,
             self.master_ca_file,
@@ -274,6 +289,8 @@ impl AgentArgs {
         Ok(AgentConfig {
             master,
             token,
+            http_credentials,
+            http_auth: true,
             link_tls,
             listen: self
                 .listen
@@ -305,6 +322,11 @@ impl AgentArgs {
 pub struct AgentConfig {
     pub master: String,
     pub token: TokenSource,
+    /// Basic credentials the agent's HTTP endpoint accepts besides the join token(s).
+    pub http_credentials: Option<HttpCredentials>,
+    /// Whether the agent's HTTP endpoint authenticates: always for gantry-agentd; `gantry dev`
+    /// (one user on loopback) turns it off.
+    pub http_auth: bool,
     /// TLS files for the link, used when `master` is `https://` (or `wss://`).
     pub link_tls: LinkTlsFiles,
     pub listen: SocketAddr,
@@ -578,6 +600,37 @@ mod tests {
         );
         assert_eq!(merged.token.as_deref(), Some("t"));
         assert!(toml::from_str::<AgentArgs>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn http_credentials_are_user_and_password_and_auth_is_on() {
+        let args = |c: Option<&str>| AgentArgs {
+            master: Some("http://m".into()),
+            token: Some("t".into()),
+            work_dir: Some("/tmp".into()),
+            resources: Some("cpus:1;mem:64;disk:64".into()),
+            http_credentials: c.map(String::from),
+            ..Default::default()
+        };
+        let none = args(None).resolve().unwrap();
+        assert!(none.http_auth && none.http_credentials.is_none());
+        let c = args(Some("ops:s3cret")).resolve().unwrap();
+        assert!(c.http_auth);
+        assert_eq!(
+            c.http_credentials,
+            Some(HttpCredentials {
+                user: "ops".into(),
+                password: "s3cret".into()
+            })
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = args(Some("ops")).resolve().unwrap_err().to_string();
+        assert!(e.starts_with("http_credentials"), "{e}");
+        let file: AgentArgs = toml::from_str("http_credentials = \"a:b\"").unwrap();
+        assert_eq!(
+            AgentArgs::default().or(file).http_credentials.as_deref(),
+            Some("a:b")
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The agent's own HTTP endpoint: `GET /state` (Mesos agent state shape, §6.6, plus the NUMA
 //! domains, GPUs with their health, and topology warnings), `GET /health` and
 //! `GET /monitor/statistics` (per-container CPU and memory, Mesos shape, plus the readings of the
-//! task's GPUs), and Mesos's `/files` endpoints over the sandboxes ([`crate::files`]).
+//! task's GPUs), and Mesos's `/files` endpoints over the sandboxes ([`crate::files`]). Every route
+//! but `/health` needs a credential ([`crate::http_auth`]).
 
+use crate::http_auth::AgentAuth;
 use crate::tasks::TaskTable;
 use axum::extract::State;
 use axum::routing::get;
@@ -24,19 +26,27 @@ pub struct AgentHttp {
     pub master: String,
     pub started_at: f64,
     pub registered: tokio::sync::watch::Receiver<bool>,
+    /// Who may call every route but `/health`.
+    pub auth: AgentAuth,
 }
 
 /// The agent's router.
 pub fn router(state: AgentHttp) -> Router {
     let sandboxes = state.tasks.work_dir().sandboxes_dir();
-    Router::new()
+    let guarded = Router::new()
         .route("/state", get(agent_state))
         .route("/state.json", get(agent_state))
         .route("/slave(1)/state", get(agent_state))
-        .route("/health", get(|| async { "OK" }))
         .route("/monitor/statistics", get(statistics))
         .route("/monitor/statistics.json", get(statistics))
         .merge(crate::files::router(sandboxes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            crate::http_auth::require,
+        ));
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .merge(guarded)
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ pub mod fetcher;
 pub mod files;
 pub mod health;
 pub mod http;
+pub mod http_auth;
 pub mod inventory;
 pub mod link;
 pub mod recovery;

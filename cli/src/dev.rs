@@ -44,7 +44,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         let master = gantry_masterd::master::start(master_cfg)
             .await
             .context("starting the master")?;
-        let agent_cfg = AgentArgs {
+        let mut agent_cfg = AgentArgs {
             master: Some(format!("http://{}", master.addr)),
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             work_dir: Some(dir.join("agent")),
@@ -55,6 +55,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             ..AgentArgs::default()
         }
         .resolve()?;
+        // The agent's own endpoint (/state, /files) is open too, on loopback only.
+        agent_cfg.http_auth = false;
         let agent = gantry_agentd::agent::start(agent_cfg, None)
             .await
             .context("starting the local agent")?;

@@ -199,6 +199,31 @@ async fn gantry_dev_runs_a_master_and_an_agent_in_one_process() {
     };
     let task = running_task("the app to run on the local agent").await;
     assert_eq!(task["host"], "127.0.0.1");
+    // The local agent's own endpoint is open in gantry dev (and only there: docs/security.md).
+    let slaves: Value = http
+        .get(format!("{url}/master/slaves"))
+        .send()
+        .await
+        .expect("/master/slaves")
+        .json()
+        .await
+        .expect("JSON");
+    let agent_port = slaves["slaves"][0]["port"].as_u64().expect("agent port");
+    let agent_state = http
+        .get(format!("http://127.0.0.1:{agent_port}/state"))
+        .send()
+        .await
+        .expect("the agent's /state");
+    assert_eq!(agent_state.status(), 200, "no credentials in gantry dev");
+    let file = http
+        .get(format!(
+            "http://127.0.0.1:{agent_port}/files/read?path={}/stdout",
+            task["id"].as_str().unwrap_or("")
+        ))
+        .send()
+        .await
+        .expect("the agent's /files/read");
+    assert_ne!(file.status(), 401, "no credentials in gantry dev");
     let _ = dev.kill();
     let _ = dev.wait();
     let with_marker = || -> Vec<i32> {

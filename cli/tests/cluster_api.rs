@@ -127,8 +127,9 @@ async fn mesos_endpoints_have_the_shapes_clients_read() {
     assert_eq!(health.status(), 200);
     // The agent's own /state.
     let agent_state = eventually(Duration::from_secs(5), "agent /state", || async {
-        let port = state["slaves"][0]["port"].as_u64()?;
-        reqwest::get(format!("http://127.0.0.1:{port}/state"))
+        let port = u16::try_from(state["slaves"][0]["port"].as_u64()?).ok()?;
+        c.agent_get(port, "/state")
+            .send()
             .await
             .ok()?
             .json::<Value>()

@@ -67,8 +67,10 @@ struct Shown {
     xids: u64,
 }
 
-async fn agent_stats(port: u64, task: &str) -> Option<Vec<Value>> {
-    let stats: Value = reqwest::get(format!("http://127.0.0.1:{port}/monitor/statistics"))
+async fn agent_stats(c: &Cluster, port: u64, task: &str) -> Option<Vec<Value>> {
+    let stats: Value = c
+        .agent_get(u16::try_from(port).ok()?, "/monitor/statistics")
+        .send()
         .await
         .ok()?
         .json()
@@ -145,7 +147,9 @@ async fn a_fixtures_gpu_readings_reach_statistics_metrics_and_task_json_and_foll
         .map(|g| g["uuid"].as_str().expect("uuid").to_string())
         .collect();
     assert_eq!(placed.len(), 2, "{placed:?}");
-    let own: Value = reqwest::get(format!("http://127.0.0.1:{port}/state"))
+    let own: Value = c
+        .agent_get(u16::try_from(port).expect("a port"), "/state")
+        .send()
         .await
         .expect("agent /state")
         .json()
@@ -170,7 +174,7 @@ async fn a_fixtures_gpu_readings_reach_statistics_metrics_and_task_json_and_foll
                 Duration::from_secs(30),
                 "the fixture's GPU readings on the agent, /metrics and /v2/tasks",
                 || async {
-                    let stats = agent_stats(port, &task_id).await?;
+                    let stats = agent_stats(c, port, &task_id).await?;
                     let text = c
                         .request(reqwest::Method::GET, "/metrics")
                         .send()

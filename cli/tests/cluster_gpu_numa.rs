@@ -87,7 +87,9 @@ async fn a_dgx2_agent_reports_its_domains_and_a_require_task_gets_two_gpus_of_on
 
     // The agent's own /state shows the same.
     let agent_port = agent["port"].as_u64().expect("agent port");
-    let own: Value = reqwest::get(format!("http://127.0.0.1:{agent_port}/state"))
+    let own: Value = c
+        .agent_get(u16::try_from(agent_port).expect("a port"), "/state")
+        .send()
         .await
         .expect("agent /state")
         .json()

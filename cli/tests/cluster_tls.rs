@@ -3,7 +3,7 @@
 //! runs a task over WSS; agents with the wrong CA (or only the public roots) refuse to connect and
 //! say why; with `--tls-client-ca-file` only an agent with a client certificate from that CA joins;
 //! the CLI works against the HTTPS master with `--ca-file`; bad TLS files stop the daemons with the
-//! file named.
+//! file named; a renewed certificate is served without a restart.
 
 mod support;
 
@@ -84,6 +84,47 @@ async fn an_agent_trusting_the_masters_ca_registers_and_runs_a_task_over_tls() {
     // Nothing is served in plain text on the TLS port.
     let plain = reqwest::get(format!("http://127.0.0.1:{}/ping", c.port)).await;
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+}
+
+/// `GET /ping` on a new connection from a client that trusts only `ca_pem`: its status, or `None`
+/// when the handshake (or anything else) fails.
+async fn ping_trusting(c: &Cluster, ca_pem: &str) -> Option<u16> {
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).ok()?)
+        .build()
+        .ok()?;
+    let r = client.get(format!("{}/ping", c.url())).send().await.ok()?;
+    Some(r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let old_ca = TestCa::new("Gantry old CA");
+    let (c, _) = tls_cluster(&old_ca, &[]);
+    support::eventually(Duration::from_secs(20), "the master answers", || async {
+        (ping_trusting(&c, &old_ca.pem()).await == Some(200)).then_some(())
+    })
+    .await;
+    let pid = c.master_pid();
+    // The operator renews: a certificate from another CA, written over the same files (the
+    // certificate first, then the key, so the master may see half a renewal for a moment).
+    let new_ca = TestCa::new("Gantry new CA");
+    new_ca.server_cert(c.dir.path(), "master");
+    support::eventually(
+        Duration::from_secs(30),
+        "new connections get the renewed certificate",
+        || async { (ping_trusting(&c, &new_ca.pem()).await == Some(200)).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        ping_trusting(&c, &old_ca.pem()).await,
+        None,
+        "the old certificate is no longer served"
+    );
+    assert_eq!(c.master_pid(), pid);
+    c.wait_log("master.log", "TLS certificate reloaded", 1)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

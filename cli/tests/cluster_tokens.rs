@@ -106,8 +106,11 @@ async fn join_tokens_rotate_through_token_files_while_agents_stay_connected() {
         seen.push((path.to_string(), c.get(path).await.to_string()));
     }
     for agent in slaves["slaves"].as_array().into_iter().flatten() {
-        let port = agent["port"].as_u64().unwrap_or(0);
-        let state: Value = reqwest::get(format!("http://127.0.0.1:{port}/state"))
+        let port = u16::try_from(agent["port"].as_u64().unwrap_or(0)).expect("a port");
+        // Both agents hold the new token in their files now.
+        let state: Value = c
+            .agent_get_with(port, "/state", &new)
+            .send()
             .await
             .expect("the agent's /state answers")
             .json()

@@ -213,8 +213,8 @@ async fn paths_out_of_the_sandbox_are_refused() {
     let port = slaves["slaves"][0]["port"]
         .as_u64()
         .expect("the agent's port");
-    let agent =
-        |q: String| reqwest::Client::new().get(format!("http://127.0.0.1:{port}/files/read?{q}"));
+    let port = u16::try_from(port).expect("a port");
+    let agent = |q: String| c.agent_get(port, &format!("/files/read?{q}"));
     let inside = c.sandbox(0, &id).join("stdout");
     let (status, _, body) = send(agent(format!("path={}", inside.display()))).await;
     assert_eq!(status, 200);

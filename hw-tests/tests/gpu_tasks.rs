@@ -98,6 +98,9 @@ async fn tasks_see_exactly_their_gpus_and_others_cannot_open_them() {
                 "127.0.0.1:0",
             ])
             .args(["--containerizer", "native", "--hostname", "127.0.0.1"])
+            // The same Basic credentials as the master's, so that `get` reads the agent's own
+            // /monitor/statistics too.
+            .args(["--http-credentials", &format!("{USER}:{PASSWORD}")])
             .arg("--work-dir")
             .arg(&work)
             .stdin(Stdio::null())

@@ -1,5 +1,6 @@
 //! gantry-masterd as a library: the master's parts, so that `gantry dev` and tests can embed it.
 
+pub mod agent_secrets;
 pub mod alloc;
 pub mod api;
 pub mod auth;
@@ -18,4 +19,5 @@ pub mod services;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod tls_reload;
 pub mod ui;

@@ -1,8 +1,10 @@
 //! TLS on the master's port: the rustls server configuration (ring provider) built from
 //! `--tls-cert-file`/`--tls-key-file`, and with `--tls-client-ca-file` the verifier of the client
-//! certificates agents present (optional on the port, required on the agent link).
+//! certificates agents present (optional on the port, required on the agent link). The
+//! certificate and key are reloaded while the master runs ([`crate::tls_reload`]).
 
-use gantry_daemon::tls_files::{self, rustls, Identity, TlsFileError};
+use crate::tls_reload::{ReloadingCert, CERT_POLL};
+use gantry_daemon::tls_files::{self, rustls, TlsFileError};
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use std::path::PathBuf;
@@ -24,7 +26,13 @@ pub struct TlsFiles {
 /// The server configuration for `files`; errors name the file at fault.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsFileError> {
     let provider = tls_files::provider();
-    let identity = Identity::read(&files.cert_file, &files.key_file)?;
+    // The pair is read first, so that its errors come first; then again while the master runs.
+    let certs = ReloadingCert::new(
+        files.cert_file.clone(),
+        files.key_file.clone(),
+        provider.clone(),
+        CERT_POLL,
+    )?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(TlsFileError::Setup)?;
@@ -39,9 +47,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsFileError
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut cfg = builder
-        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(|e| identity.install_error(e))?;
+    let mut cfg = builder.with_cert_resolver(Arc::new(certs));
     // HTTP/1.1 only: the agent link is a WebSocket upgrade, which HTTP/2 does not carry here.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))

@@ -340,6 +340,20 @@ impl Cluster {
             .basic_auth(user, Some(pass))
     }
 
+    /// A GET of an agent's own endpoint (`/state`, `/monitor/statistics`, `/files/...` on its
+    /// `--listen` port) with the cluster's join token as `Authorization: Bearer`, as the agent
+    /// requires (docs/security.md).
+    pub fn agent_get(&self, port: u16, path: &str) -> reqwest::RequestBuilder {
+        self.agent_get_with(port, path, &self.token)
+    }
+
+    /// As [`Cluster::agent_get`], presenting `token` (an agent started with another one).
+    pub fn agent_get_with(&self, port: u16, path: &str, token: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(token)
+    }
+
     /// The `gantry` CLI aimed at this cluster, with its credentials.
     pub fn cli(&self) -> Command {
         let mut c = Command::new(bin("gantry"));

@@ -58,10 +58,12 @@ pub async fn connect(
         )
             .into_response();
     }
-    ws.on_upgrade(move |socket| serve(core, socket, peer))
+    let token = given.to_owned();
+    ws.on_upgrade(move |socket| serve(core, socket, peer, token))
 }
 
-async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
+/// `token`: the join token the agent connected with, remembered (in memory) once it registers.
+async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr, token: String) {
     let (mut sink, mut stream) = socket.split();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
     let (agent_id, info, tasks) = match first {
@@ -112,6 +114,8 @@ async fn serve(core: Arc<Core>, socket: WebSocket, peer: SocketAddr) {
             return;
         }
     };
+    core.agent_secrets.remember(&id, &token);
+    drop(token);
     let span = tracing::info_span!("agent", agent = %id);
     async {
         // A message read while gathering a burst of status updates, handled next.

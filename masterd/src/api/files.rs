@@ -6,7 +6,9 @@
 //! to the sandbox). Listings come back with paths relative to the sandbox; reads and downloads
 //! are streamed through. Every answer carries the task's state in `X-Gantry-Task-State` and
 //! whether it is terminal in `X-Gantry-Task-Terminal`, so that a follower knows when to stop.
-//! Needs the `read` permission (see [`crate::auth::Need::of`]).
+//! Needs the `read` permission (see [`crate::auth::Need::of`]). The master authenticates to the
+//! agent with `Authorization: Bearer <the join token that agent connected with>`
+//! ([`crate::agent_secrets`]), marked sensitive.
 
 use crate::cluster::Core;
 use crate::store::records::AgentLifecycle;
@@ -142,6 +144,9 @@ fn agent_file_path(dir: &str, rel: &str) -> Result<String, Refused> {
 struct Located {
     base: String,
     state: gantry_proto::TaskState,
+    /// The join token the agent connected with; `None` when it has not connected since this
+    /// master started (the agent will refuse: it is asked anyway, for its own answer).
+    token: Option<String>,
 }
 
 async fn locate(core: &Core, id: &TaskId) -> Result<Located, Refused> {
@@ -195,6 +200,7 @@ async fn locate(core: &Core, id: &TaskId) -> Result<Located, Refused> {
     Ok(Located {
         base: format!("http://{host}:{}", info.port),
         state,
+        token: core.agent_secrets.token_of(agent_id),
     })
 }
 
@@ -223,7 +229,7 @@ async fn proxy(
         Ok(l) => l,
         Err(r) => return r.into_response(),
     };
-    let mut resp = forward(&located.base, op, &dir, &file, &q).await;
+    let mut resp = forward(&located, op, &dir, &file, &q).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(located.state.name()) {
         h.insert(HeaderName::from_static(TASK_STATE_HEADER), v);
@@ -261,7 +267,8 @@ fn relative<'a>(dir: &str, p: &'a str) -> &'a str {
         .unwrap_or(p)
 }
 
-async fn forward(base: &str, op: Op, dir: &str, file: &str, q: &FilesQuery) -> Response {
+async fn forward(to: &Located, op: Op, dir: &str, file: &str, q: &FilesQuery) -> Response {
+    let base = to.base.as_str();
     let client = match agent_client() {
         Ok(c) => c,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -274,7 +281,22 @@ async fn forward(base: &str, op: Op, dir: &str, file: &str, q: &FilesQuery) -> R
         query.push(("length", l));
     }
     let url = format!("{base}{}", op.agent_path());
-    let resp = match client.get(&url).query(&query).send().await {
+    let mut req = client.get(&url).query(&query);
+    if let Some(t) = &to.token {
+        match HeaderValue::from_str(&format!("Bearer {t}")) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                req = req.header(header::AUTHORIZATION, v);
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the agent's join token cannot be sent in a header",
+                )
+            }
+        }
+    }
+    let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
             return error(
@@ -284,6 +306,16 @@ async fn forward(base: &str, op: Op, dir: &str, file: &str, q: &FilesQuery) -> R
         }
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status == StatusCode::UNAUTHORIZED {
+        // The agent's refusal is not the client's: its credentials for this master were fine.
+        let why = if to.token.is_some() {
+            "the task's agent refused the master's credentials (the join token it connected with)"
+        } else {
+            "the task's agent has not connected to this master since it started, so the master \
+             holds no credential for it; try again once the agent is connected"
+        };
+        return error(StatusCode::BAD_GATEWAY, why);
+    }
     if !status.is_success() {
         let text = bounded_body(resp, 64 * 1024).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&text);

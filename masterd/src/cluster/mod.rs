@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod state;
 pub mod updates;
 
+use crate::agent_secrets::AgentSecrets;
 use crate::config::MasterConfig;
 use crate::events::bus::{EventBus, Numbered};
 use crate::events::callbacks::Callbacks;
@@ -47,6 +48,8 @@ pub struct Core {
     events: Arc<Publisher>,
     /// The `/v2/eventSubscriptions` callback URLs and their senders.
     pub callbacks: Callbacks,
+    /// The join token each agent connected with (memory only), for calls to its HTTP endpoint.
+    pub agent_secrets: AgentSecrets,
 }
 
 impl Core {
@@ -77,6 +80,7 @@ impl Core {
             next_conn: AtomicU64::new(1),
             events,
             callbacks: Callbacks::default(),
+            agent_secrets: AgentSecrets::default(),
         })
     }
 
