@@ -226,7 +226,13 @@ async fn the_ui_shows_and_drives_the_cluster_in_a_browser() -> anyhow::Result<()
     );
 
     // A deployment that cannot finish (more CPUs than the agent has) is listed with its steps
-    // until it is rolled back from the page, which takes the app it was creating away.
+    // until it is rolled back from the page, which takes the app it was creating away. The
+    // destroy of /ui-web must be over first, or its one-step plan is the row read below (seen on
+    // a loaded machine: "step 1 of 1").
+    support::eventually(WAIT, "the destroy of /ui-web to end", || async {
+        (c.get("/v2/deployments").await == json!([])).then_some(())
+    })
+    .await;
     let (status, _) = c
         .post(
             "/v2/apps",
