@@ -70,7 +70,9 @@ async fn connected(c: &Cluster) -> Option<usize> {
     )
 }
 
-async fn wait_connected(c: &Cluster, n: usize, what: &str) {
+/// Waits until `c`'s master lists `n` connected agents; on a timeout, shows `logs`'s logs too
+/// (the cluster that started the agent).
+async fn wait_connected(c: &Cluster, n: usize, what: &str, logs: &Cluster) {
     let mut last = None;
     let start = std::time::Instant::now();
     loop {
@@ -80,8 +82,9 @@ async fn wait_connected(c: &Cluster, n: usize, what: &str) {
         }
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what} (connected now: {last:?})\n{}",
-            c.log_tails(15)
+            "timed out waiting for {what} (connected now: {last:?})\n{}\n{}",
+            c.log_tails(15),
+            logs.log_tails(30)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -103,6 +106,8 @@ async fn an_agent_follows_the_zookeeper_leader_and_keeps_its_tasks_while_zookeep
     let mut b = Cluster::unstarted();
     // The agent is away from B for a while during the ZooKeeper outage: B must not give it up.
     b.tolerate_missed_heartbeats(2000);
+    // One cluster: both masters take the same join token.
+    b.token = a.token.clone();
     b.start_master();
     let client = zk_client(&ensemble).await;
     let a_node = announce(&client, &info_of("a", &a)).await;
@@ -110,16 +115,27 @@ async fn an_agent_follows_the_zookeeper_leader_and_keeps_its_tasks_while_zookeep
 
     b.set_agent_master(&ensemble.url(PATH));
     b.start_agent(0, "cpus:2;mem:512;disk:512;ports:[31000-31010]");
-    wait_connected(&a, 1, "the agent registered with A (lowest znode)").await;
+    wait_connected(&a, 1, "the agent registered with A (lowest znode)", &b).await;
     assert_eq!(connected(&b).await, Some(0), "B is not the leader");
 
     // A's znode goes: B leads.
+    let t = std::time::Instant::now();
     client
         .delete(&a_node, None)
         .await
         .expect("delete A's znode");
-    wait_connected(&b, 1, "the agent registered with B after A's znode went").await;
-    wait_connected(&a, 0, "the agent left A").await;
+    wait_connected(
+        &b,
+        1,
+        "the agent registered with B after A's znode went",
+        &b,
+    )
+    .await;
+    eprintln!(
+        "measured: A's znode deleted -> agent registered with B in {:?}",
+        t.elapsed()
+    );
+    wait_connected(&a, 0, "the agent left A", &b).await;
 
     // A task on B.
     let app = json!({"id": "/ha-sleeper", "cmd": b.sleeper_cmd(), "cpus": 0.1, "mem": 16,
@@ -140,16 +156,39 @@ async fn an_agent_follows_the_zookeeper_leader_and_keeps_its_tasks_while_zookeep
     // but its task runs on.
     drop(client);
     ensemble.kill_all();
-    wait_connected(&b, 0, "the agent to leave B once no leader is known").await;
-    assert!(alive(pid), "the task kept running while no leader was known");
+    let t = std::time::Instant::now();
+    wait_connected(&b, 0, "the agent to leave B once no leader is known", &b).await;
+    eprintln!(
+        "measured: ZooKeeper down -> agent left B in {:?}",
+        t.elapsed()
+    );
+    assert!(
+        alive(pid),
+        "the task kept running while no leader was known"
+    );
     b.wait_log("agent0.log", "no leading master known", 1).await;
 
     // ZooKeeper back: the agent reads B's znode again and re-registers, with its task.
     ensemble.restart_all();
-    wait_connected(&b, 1, "the agent registered with B again after ZooKeeper came back").await;
+    let t = std::time::Instant::now();
+    wait_connected(
+        &b,
+        1,
+        "the agent registered with B again after ZooKeeper came back",
+        &b,
+    )
+    .await;
+    eprintln!(
+        "measured: ZooKeeper serving again -> agent registered with B in {:?}",
+        t.elapsed()
+    );
     assert!(alive(pid), "the task still runs");
     let tasks = b.wait_running("/ha-sleeper", 1).await;
-    assert_eq!(tasks[0]["id"], task.as_str(), "the same task, not a replacement");
+    assert_eq!(
+        tasks[0]["id"],
+        task.as_str(),
+        "the same task, not a replacement"
+    );
 }
 
 /// One line a Python process prints, within `timeout`.
@@ -163,7 +202,10 @@ async fn the_cli_and_pymesos_read_the_leader_from_zookeeper() {
     let ensemble = Ensemble::start(1);
     let a = Cluster::new();
     let b = Cluster::new();
-    let app = |id: &str| json!({"id": id, "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 0});
+    a.wait_agents(0).await;
+    b.wait_agents(0).await;
+    let app =
+        |id: &str| json!({"id": id, "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 0});
     let (status, body) = a.post("/v2/apps", &app("/only-on-a").to_string()).await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = b.post("/v2/apps", &app("/only-on-b").to_string()).await;
@@ -180,7 +222,14 @@ async fn the_cli_and_pymesos_read_the_leader_from_zookeeper() {
 
     let apps = |master: String| {
         let out = std::process::Command::new(support::bin("gantry"))
-            .args(["--master", &master, "--credentials", CREDENTIALS, "apps", "list"])
+            .args([
+                "--master",
+                &master,
+                "--credentials",
+                CREDENTIALS,
+                "apps",
+                "list",
+            ])
             .output()
             .expect("run gantry");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -243,7 +292,11 @@ d.stop()
         .delete(&a_node, None)
         .await
         .expect("delete A's znode");
-    let second = next_line(&rx, Duration::from_secs(60), "the leader after A's znode went");
+    let second = next_line(
+        &rx,
+        Duration::from_secs(60),
+        "the leader after A's znode went",
+    );
     assert_eq!(second, format!("127.0.0.1:{}", b.port));
     let listed = apps(ensemble.url(PATH));
     assert!(listed.contains("/only-on-b"), "{listed}");
@@ -296,12 +349,24 @@ async fn agents_given_a_list_skip_a_dead_master_and_follow_a_standbys_redirect()
     let dead = support::free_port();
     b.set_agent_master(&format!("http://127.0.0.1:{dead},{}", b.url()));
     b.start_agent(0, "cpus:1;mem:256;disk:256");
-    wait_connected(&b, 1, "the agent registered with B past the dead master").await;
+    wait_connected(
+        &b,
+        1,
+        "the agent registered with B past the dead master",
+        &b,
+    )
+    .await;
 
     let (port, hits) = standby(a.url(), 2);
     a.set_agent_master(&format!("http://127.0.0.1:{port}"));
     a.start_agent(0, "cpus:1;mem:256;disk:256");
-    wait_connected(&a, 1, "the agent registered with A through the standby's redirect").await;
+    wait_connected(
+        &a,
+        1,
+        "the agent registered with A through the standby's redirect",
+        &a,
+    )
+    .await;
     assert!(
         hits.load(Ordering::SeqCst) >= 3,
         "the agent asked the standby again after its 503s"
