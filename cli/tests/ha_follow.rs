@@ -375,3 +375,123 @@ async fn agents_given_a_list_skip_a_dead_master_and_follow_a_standbys_redirect()
     a.wait_log("agent0.log", "a standby named the leading master", 1)
         .await;
 }
+
+/// A stand-in leader that registers agents and records their status updates but acknowledges
+/// none: `(port, [(task id, state)])`.
+async fn forgetful_leader() -> (u16, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use futures_util::{SinkExt, StreamExt};
+    use gantry_proto::{AgentMessage, MasterMessage};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Text(t) = msg else { continue };
+                    match AgentMessage::decode(&t) {
+                        Ok(AgentMessage::Register { agent_id, .. }) => {
+                            let reply = MasterMessage::Registered {
+                                agent_id: agent_id.unwrap_or_else(|| {
+                                    gantry_proto::AgentId("forgetful-S0".into())
+                                }),
+                                heartbeat_interval_ms: 250,
+                            };
+                            let _ = ws.send(Message::text(reply.encode())).await;
+                        }
+                        Ok(AgentMessage::StatusUpdate(up)) => {
+                            record.lock().expect("lock").push((
+                                up.status.task_id.0.clone(),
+                                up.status.state.name().to_owned(),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_the_old_leader_never_acknowledged_reaches_the_new_one() {
+    let ensemble = Ensemble::start(1);
+    let mut b = Cluster::unstarted();
+    b.tolerate_missed_heartbeats(2000);
+    b.start_master();
+    let client = zk_client(&ensemble).await;
+    let b_node = announce(&client, &info_of("b", &b)).await;
+    b.set_agent_master(&ensemble.url(PATH));
+    b.start_agent(0, "cpus:1;mem:256;disk:256");
+    wait_connected(&b, 1, "the agent registered with B", &b).await;
+    let app = json!({"id": "/ha-finisher", "cmd": b.sleeper_cmd(), "cpus": 0.1, "mem": 16,
+                     "instances": 1, "env": b.marker_env()});
+    let (status, body) = b.post("/v2/apps", &app.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    let task = b.wait_running("/ha-finisher", 1).await[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    // A new leader F that forgets: the agent moves to it, the task finishes there.
+    let (f_port, seen) = forgetful_leader().await;
+    let f = MasterInfo::new(
+        "f",
+        "127.0.0.1",
+        Ipv4Addr::LOCALHOST,
+        f_port,
+        "1.11.0",
+        false,
+    );
+    let f_node = announce(&client, &serde_json::to_vec(&f).expect("json")).await;
+    client
+        .delete(&b_node, None)
+        .await
+        .expect("delete B's znode");
+    wait_connected(&b, 0, "the agent left B for F", &b).await;
+    std::fs::write(b.sandbox(0, &task).join("exit"), "0").expect("end the task");
+    eventually(
+        Duration::from_secs(60),
+        "F to receive the task's TASK_FINISHED",
+        || async {
+            let seen = seen.lock().expect("lock").clone();
+            seen.contains(&(task.clone(), "TASK_FINISHED".to_owned()))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // B leads again (its new znode is after F's, and F's goes): the unacknowledged update
+    // reaches B.
+    announce(&client, &info_of("b", &b)).await;
+    client
+        .delete(&f_node, None)
+        .await
+        .expect("delete F's znode");
+    wait_connected(&b, 1, "the agent back on B", &b).await;
+    eventually(
+        Duration::from_secs(60),
+        "B to know the task finished",
+        || async {
+            let st = b.get("/master/state").await;
+            st["frameworks"]
+                .as_array()?
+                .iter()
+                .flat_map(|f| f["completed_tasks"].as_array().cloned().unwrap_or_default())
+                .any(|t| t["id"] == task.as_str() && t["state"] == "TASK_FINISHED")
+                .then_some(())
+        },
+    )
+    .await;
+    b.wait_log("agent0.log", "the leading master changed", 2)
+        .await;
+}
