@@ -99,22 +99,25 @@ fn main() -> anyhow::Result<()> {
     gantry_agentd::executor::run_if_requested();
     doctor::run_unshare_if_requested();
     let cli = Cli::parse();
-    let masters = leader::parse(&cli.master)?;
+    let cmd = match cli.command {
+        Command::Dev(args) => return dev::run(args),
+        other => other,
+    };
+    let masters = leader::parse(&cli.master);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let cmd = match cli.command {
-        Command::Dev(args) => return dev::run(args),
+    let cmd = match cmd {
         Command::Doctor(d) => {
-            // The doctor checks one master: the first of a list, or ZooKeeper's leader.
-            let master = match &masters {
-                gantry_daemon::masters::Masters::Urls(urls) => urls[0].clone(),
-                zk => rt.block_on(leader::resolve(
-                    zk,
-                    &client::Auth::None,
-                    cli.ca_file.as_deref(),
-                ))?,
-            };
+            // The doctor checks one master: ZooKeeper's leader, or the first URL as given (a
+            // malformed one is the doctor's to explain).
+            let master =
+                match &masters {
+                    Ok(zk @ gantry_daemon::masters::Masters::Zk(_)) => rt.block_on(
+                        leader::resolve(zk, &client::Auth::None, cli.ca_file.as_deref()),
+                    )?,
+                    _ => cli.master.first().cloned().unwrap_or_default(),
+                };
             let target = doctor::MasterTarget {
                 url: &master,
                 ca_file: cli.ca_file.as_deref(),
@@ -124,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         }
         other => other,
     };
+    let masters = masters?;
     let auth = match (cli.credentials, cli.api_token) {
         (Some(c), _) => match c.split_once(':') {
             Some((u, p)) => client::Auth::Basic(u.to_string(), p.to_string()),
