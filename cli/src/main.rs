@@ -24,7 +24,7 @@ use std::path::PathBuf;
 struct Cli {
     /// Where the masters are: a URL, several (repeated or comma-separated: the first that
     /// answers, or the leader a standby names), or zk://host:2181[,host:2181]/path (the leader
-    /// ZooKeeper names). `gantry lb` follows whichever of a list answers.
+    /// ZooKeeper names). `gantry lb` follows whichever of a list answers, or ZooKeeper's leader.
     #[arg(
         long,
         global = true,
@@ -138,13 +138,8 @@ fn main() -> anyhow::Result<()> {
     };
     let cmd = match cmd {
         Command::Lb(args) => {
-            let urls = match &masters {
-                gantry_daemon::masters::Masters::Urls(urls) => urls.clone(),
-                // Read once at the start (following later failovers is not done yet).
-                zk => vec![rt.block_on(leader::resolve(zk, &auth, cli.ca_file.as_deref()))?],
-            };
             drop(rt);
-            return lb::run(args, urls, auth, cli.ca_file.as_deref());
+            return lb::run(args, masters, auth, cli.ca_file.as_deref());
         }
         other => other,
     };

@@ -204,11 +204,16 @@ async fn the_cli_and_pymesos_read_the_leader_from_zookeeper() {
     let b = Cluster::new();
     a.wait_agents(0).await;
     b.wait_agents(0).await;
-    let app =
-        |id: &str| json!({"id": id, "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 0});
-    let (status, body) = a.post("/v2/apps", &app("/only-on-a").to_string()).await;
+    // No instances: only the apps themselves (and their service ports, for `gantry lb`) matter.
+    let (pa, pb) = (support::free_port(), support::free_port());
+    let app = |id: &str, port: u16| {
+        json!({"id": id, "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 0,
+               "labels": {"HAPROXY_GROUP": "external"},
+               "portDefinitions": [{"port": port, "protocol": "tcp", "name": "http"}]})
+    };
+    let (status, body) = a.post("/v2/apps", &app("/only-on-a", pa).to_string()).await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = b.post("/v2/apps", &app("/only-on-b").to_string()).await;
+    let (status, body) = b.post("/v2/apps", &app("/only-on-b", pb).to_string()).await;
     assert_eq!(status, 201, "{body}");
     let client = zk_client(&ensemble).await;
     // Another child of the path that the detectors must ignore (Mesos's replicated log has one).
@@ -244,6 +249,27 @@ async fn the_cli_and_pymesos_read_the_leader_from_zookeeper() {
     assert!(
         listed.contains("/only-on-a") && !listed.contains("/only-on-b"),
         "{listed}"
+    );
+    // `gantry lb` serves the leader's apps.
+    let out = std::process::Command::new(support::bin("gantry"))
+        .args([
+            "--master",
+            &ensemble.url(PATH),
+            "--credentials",
+            CREDENTIALS,
+        ])
+        .args(["lb", "--dry-run", "--bind-address", "127.0.0.1"])
+        .output()
+        .expect("gantry lb --dry-run");
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{config}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        config.contains(&format!("bind 127.0.0.1:{pa}")) && !config.contains(&format!(":{pb}")),
+        "{config}"
     );
     // A list with a dead master first: the first that answers.
     let dead = support::free_port();
