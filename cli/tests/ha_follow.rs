@@ -337,7 +337,8 @@ d.stop()
 }
 
 /// A stand-in for a standby master: answers `/agent/v1/connect` with 503 (no leader known yet)
-/// `unavailable` times, then with `307 Location: <leader>/agent/v1/connect`. Counts requests.
+/// `unavailable` times, then with `307 Location: <leader>/agent/v1/connect`; `/master/redirect`
+/// with `307 Location: <leader>/master/redirect`. Counts requests.
 fn standby(leader: String, unavailable: usize) -> (u16, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -355,7 +356,9 @@ fn standby(leader: String, unavailable: usize) -> (u16, Arc<AtomicUsize>) {
                 }
             }
             let n = counter.fetch_add(1, Ordering::SeqCst);
-            let answer = if !got.starts_with(b"GET /agent/v1/connect") {
+            let answer = if got.starts_with(b"GET /master/redirect") {
+                format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {leader}/master/redirect\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            } else if !got.starts_with(b"GET /agent/v1/connect") {
                 "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
             } else if n < unavailable {
                 "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 14\r\nconnection: close\r\n\r\nno leader yet\n".to_string()
@@ -400,6 +403,23 @@ async fn agents_given_a_list_skip_a_dead_master_and_follow_a_standbys_redirect()
     assert_eq!(connected(&b).await, Some(1), "B keeps its own agent");
     a.wait_log("agent0.log", "a standby named the leading master", 1)
         .await;
+
+    // The CLI given the standby first in a list asks it where the leader is.
+    let app =
+        json!({"id": "/listed-on-a", "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 0});
+    let (status, body) = a.post("/v2/apps", &app.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    let out = std::process::Command::new(support::bin("gantry"))
+        .args(["--master", &format!("http://127.0.0.1:{port},{}", b.url())])
+        .args(["--credentials", CREDENTIALS, "apps", "list"])
+        .output()
+        .expect("run gantry");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains("/listed-on-a"),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A stand-in leader that registers agents and records their status updates but acknowledges
