@@ -1,7 +1,7 @@
 //! Starting an agent: open the work dir, re-adopt checkpointed tasks, discover the hardware (NUMA
 //! domains, GPUs and their health), serve `/state`, dial the master.
 
-use crate::config::{is_tls_url, AgentConfig, ContainerizerKind};
+use crate::config::{may_use_tls, AgentConfig, ContainerizerKind};
 use crate::containerizer::docker::DockerContainerizer;
 use crate::containerizer::native::cgroup::{CgroupLayout, HostMode};
 use crate::containerizer::native::spec::PRIVATE_TMP;
@@ -168,7 +168,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     // The link's files are checked before anything starts (the token file is read again at every
     // connection).
     cfg.token.read()?;
-    let tls = if is_tls_url(&cfg.master) {
+    let tls = if may_use_tls(&cfg.masters) {
         Some(Arc::new(LinkTls::new(&cfg.link_tls)?))
     } else {
         None
@@ -254,7 +254,7 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
         }
     });
     let link_cfg = LinkConfig {
-        master: cfg.master.clone(),
+        masters: cfg.masters.clone(),
         token: cfg.token.clone(),
         tls,
         max_backoff: cfg.max_backoff,

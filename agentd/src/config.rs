@@ -8,6 +8,7 @@ use crate::http_auth::HttpCredentials;
 use crate::link::tls::LinkTlsFiles;
 use crate::link::token::TokenSource;
 use crate::recovery::gc::GcPolicy;
+use gantry_daemon::masters::Masters;
 use gantry_proto::{AgentInfo, PortRanges, Resources};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -21,7 +22,9 @@ pub use gantry_daemon::ConfigError;
 #[derive(Clone, Debug, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentArgs {
-    /// The master's URL, e.g. http://127.0.0.1:5050.
+    /// Where the masters are: a URL (http://127.0.0.1:5050), a comma-separated list of them
+    /// (the first that accepts the agent, following a standby's redirect to the leader), or
+    /// zk://host:2181[,host:2181]/path (the leader ZooKeeper names, followed on failover).
     #[arg(long, env = "GANTRY_MASTER")]
     pub master: Option<String>,
     /// Address of the agent's own HTTP endpoint (/state).
@@ -193,6 +196,14 @@ impl AgentArgs {
             key: "master",
             why: "the master's URL is required (--master or GANTRY_MASTER)".into(),
         })?;
+        let masters = Masters::parse(&master).map_err(|e| ConfigError::Invalid {
+            key: "master",
+            why: e.to_string(),
+        })?;
+        let master = match &masters {
+            Masters::Zk(zk) => zk.to_string(),
+            Masters::Urls(urls) => urls.join(","),
+        };
         let token = match (self.token, self.token_file) {
             (Some(t), None) => TokenSource::Value(t),
             (None, Some(path)) => TokenSource::File(path),
@@ -219,7 +230,7 @@ impl AgentArgs {
                 why,
             })?;
         let link_tls = resolve_link_tls(
-            &master,
+            &masters,
             self.master_ca_file,
             self.tls_cert_file,
             self.tls_key_file,
@@ -288,6 +299,7 @@ impl AgentArgs {
             .unwrap_or_else(|| work_dir.join("fetch-cache"));
         Ok(AgentConfig {
             master,
+            masters,
             token,
             http_credentials,
             http_auth: true,
@@ -320,7 +332,10 @@ impl AgentArgs {
 /// The resolved agent configuration.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
+    /// `--master` as it may be shown (a `zk://` URL without its credentials).
     pub master: String,
+    /// Where the masters are.
+    pub masters: Masters,
     pub token: TokenSource,
     /// Basic credentials the agent's HTTP endpoint accepts besides the join token(s).
     pub http_credentials: Option<HttpCredentials>,
@@ -364,10 +379,19 @@ pub fn is_tls_url(master: &str) -> bool {
     master.starts_with("https://") || master.starts_with("wss://")
 }
 
+/// Whether the link may need TLS: some URL of the list is `https://`, or ZooKeeper names the
+/// leader (whose `MasterInfo` says its scheme).
+pub fn may_use_tls(masters: &Masters) -> bool {
+    match masters {
+        Masters::Urls(urls) => urls.iter().any(|u| is_tls_url(u)),
+        Masters::Zk(_) => true,
+    }
+}
+
 /// The link's TLS files; they only make sense with an `https://` master, and the certificate and
 /// key come together.
 fn resolve_link_tls(
-    master: &str,
+    masters: &Masters,
     ca: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -392,14 +416,17 @@ fn resolve_link_tls(
         master_ca_file: ca,
         client_identity,
     };
-    if files != LinkTlsFiles::default() && !is_tls_url(master) {
-        return Err(ConfigError::Invalid {
-            key: "master",
-            why: format!(
-                "TLS files are given but the master URL {master} is not https://; the link would \
-                 not use them"
-            ),
-        });
+    if let (false, Masters::Urls(urls)) = (files == LinkTlsFiles::default(), masters) {
+        if !may_use_tls(masters) {
+            return Err(ConfigError::Invalid {
+                key: "master",
+                why: format!(
+                    "TLS files are given but the master URL {} is not https://; the link \
+                     would not use them",
+                    urls.join(",")
+                ),
+            });
+        }
     }
     Ok(files)
 }
@@ -726,5 +753,35 @@ mod tests {
         };
         let e = half.resolve().unwrap_err().to_string();
         assert!(e.starts_with("tls_cert_file"), "{e}");
+    }
+
+    #[test]
+    fn master_is_a_url_a_list_or_zookeeper_and_tls_files_fit_any_https_one() {
+        let with = |master: &str| AgentArgs {
+            master: Some(master.into()),
+            token: Some("t".into()),
+            master_ca_file: Some("/ca.pem".into()),
+            work_dir: Some("/tmp".into()),
+            resources: Some("cpus:1;mem:64;disk:64".into()),
+            ..Default::default()
+        };
+        let list = with("http://a:5050,https://b:5050").resolve().unwrap();
+        assert_eq!(
+            list.masters,
+            Masters::Urls(vec!["http://a:5050".into(), "https://b:5050".into()])
+        );
+        assert!(may_use_tls(&list.masters));
+        let zk = with("zk://u:secret@z1:2181,z2:2181/gantry")
+            .resolve()
+            .unwrap();
+        assert!(matches!(&zk.masters, Masters::Zk(z) if z.path == "/gantry"));
+        assert_eq!(zk.master, "zk://z1:2181,z2:2181/gantry");
+        let e = with("http://a:5050,http://b:5050")
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not https"), "{e}");
+        let e = with("m1:5050").resolve().unwrap_err().to_string();
+        assert!(e.starts_with("master") && e.contains("zk://"), "{e}");
     }
 }

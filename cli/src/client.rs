@@ -90,6 +90,17 @@ pub enum Auth {
     Bearer(String),
 }
 
+impl Auth {
+    /// `r` with these credentials.
+    pub fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => r,
+            Auth::Basic(u, p) => r.basic_auth(u, Some(p)),
+            Auth::Bearer(t) => r.bearer_auth(t),
+        }
+    }
+}
+
 /// A client of one master.
 pub struct Client {
     base: String,
@@ -101,6 +112,13 @@ pub struct Client {
 /// An HTTP client; with `ca_file`, an https:// master must have a certificate signed by a CA in it
 /// (and the public roots are not trusted).
 pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    http_client_builder(ca_file)?
+        .build()
+        .context("setting up the HTTP client")
+}
+
+/// [`http_client`]'s builder, for clients that need more settings.
+pub fn http_client_builder(ca_file: Option<&Path>) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut http = reqwest::Client::builder();
     if let Some(path) = ca_file {
         let pem = std::fs::read(path)
@@ -118,7 +136,7 @@ pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
             http = http.add_root_certificate(cert);
         }
     }
-    http.build().context("setting up the HTTP client")
+    Ok(http)
 }
 
 impl Client {

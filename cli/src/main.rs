@@ -8,6 +8,7 @@ mod dev;
 mod doctor;
 mod jobs;
 mod lb;
+mod leader;
 mod logs;
 mod table;
 
@@ -21,8 +22,9 @@ use std::path::PathBuf;
     about = "Gantry: run services and jobs on a GPU cluster"
 )]
 struct Cli {
-    /// The master's URL. Repeatable (or comma-separated) for `gantry lb`, which follows whichever
-    /// answers; the other commands use the first.
+    /// Where the masters are: a URL, several (repeated or comma-separated: the first that
+    /// answers, or the leader a standby names), or zk://host:2181[,host:2181]/path (the leader
+    /// ZooKeeper names). `gantry lb` follows whichever of a list answers, or ZooKeeper's leader.
     #[arg(
         long,
         global = true,
@@ -97,10 +99,25 @@ fn main() -> anyhow::Result<()> {
     gantry_agentd::executor::run_if_requested();
     doctor::run_unshare_if_requested();
     let cli = Cli::parse();
-    let master = cli.master.first().cloned().unwrap_or_default();
     let cmd = match cli.command {
         Command::Dev(args) => return dev::run(args),
+        other => other,
+    };
+    let masters = leader::parse(&cli.master);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cmd = match cmd {
         Command::Doctor(d) => {
+            // The doctor checks one master: ZooKeeper's leader, or the first URL as given (a
+            // malformed one is the doctor's to explain).
+            let master =
+                match &masters {
+                    Ok(zk @ gantry_daemon::masters::Masters::Zk(_)) => rt.block_on(
+                        leader::resolve(zk, &client::Auth::None, cli.ca_file.as_deref()),
+                    )?,
+                    _ => cli.master.first().cloned().unwrap_or_default(),
+                };
             let target = doctor::MasterTarget {
                 url: &master,
                 ca_file: cli.ca_file.as_deref(),
@@ -110,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         }
         other => other,
     };
+    let masters = masters?;
     let auth = match (cli.credentials, cli.api_token) {
         (Some(c), _) => match c.split_once(':') {
             Some((u, p)) => client::Auth::Basic(u.to_string(), p.to_string()),
@@ -119,12 +137,13 @@ fn main() -> anyhow::Result<()> {
         (None, None) => client::Auth::None,
     };
     let cmd = match cmd {
-        Command::Lb(args) => return lb::run(args, cli.master, auth, cli.ca_file.as_deref()),
+        Command::Lb(args) => {
+            drop(rt);
+            return lb::run(args, masters, auth, cli.ca_file.as_deref());
+        }
         other => other,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let master = rt.block_on(leader::resolve(&masters, &auth, cli.ca_file.as_deref()))?;
     let c = client::Client::new(&master, cli.json, auth, cli.ca_file.as_deref())?;
     rt.block_on(async move {
         match cmd {

@@ -1,9 +1,11 @@
 //! What Gantry's daemons (gantry-masterd, gantry-agentd, and both inside `gantry dev`) share:
 //! the configuration error type, reading a TOML config file, logging set-up, reading TLS PEM
 //! files, writing secrets to owner-only files, the join-token file format, systemd readiness
-//! and stop signals, and where the masters are (`--master` URLs, `zk://`, Mesos's `MasterInfo`).
+//! and stop signals, where the masters are (`--master` URLs, `zk://`, Mesos's `MasterInfo`), and
+//! which of them leads (the ZooKeeper detector).
 
 pub mod config;
+pub mod detector;
 pub mod logging;
 pub mod masters;
 pub mod private_file;

@@ -1,16 +1,21 @@
 //! The agent's one long-lived connection to the master: a WebSocket the agent dials (so agents
 //! behind NAT work), over TLS for an `https://` master, authenticated by the cluster join token.
 //! Registration, heartbeats and status updates go up (and `UPDATE_GPUS` when GPU health changes);
-//! launches, kills and acknowledgements come down. Reconnects with backoff.
+//! launches, kills and acknowledgements come down. Reconnects with backoff, to the leading
+//! master: the one ZooKeeper names (`zk://`), or the first of a list that accepts the agent
+//! (a standby's `307` is followed to the leader); see [`leader`].
 
 mod backoff;
+pub mod leader;
 pub mod tls;
 pub mod token;
 
 use crate::tasks::TaskTable;
 use backoff::Backoff;
 use futures_util::{SinkExt, StreamExt};
+use gantry_daemon::masters::Masters;
 use gantry_proto::{AgentInfo, AgentMessage, MasterMessage, StatusUpdate, PROTOCOL_VERSION};
+use leader::LeaderSource;
 use std::sync::Arc;
 use std::time::Duration;
 use tls::LinkTls;
@@ -28,11 +33,12 @@ use gantry_proto::messages::AGENT_CONNECT_PATH as CONNECT_PATH;
 /// Link settings.
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
-    /// The master's base URL (`http://host:5050`, `https://host:5050`, or `ws://`, `wss://`).
-    pub master: String,
+    /// Where the masters are: base URLs (`http://host:5050`, `https://host:5050`, or `ws://`,
+    /// `wss://`), or ZooKeeper.
+    pub masters: Masters,
     /// The join token, or the file it is read from at each connection.
     pub token: TokenSource,
-    /// For an `https://` master.
+    /// For an `https://` master (with `zk://`: in case the leader is one).
     pub tls: Option<Arc<LinkTls>>,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
@@ -56,8 +62,9 @@ pub fn connect_url(master: &str) -> String {
     format!("{base}{CONNECT_PATH}")
 }
 
-/// Runs the link forever: connect, register, serve, and on any failure reconnect with backoff.
-/// `info` is what the agent registers with; when it changes (GPU health), the master is told.
+/// Runs the link forever: find the leader, connect, register, serve, and on any failure (or a
+/// change of leader) reconnect with backoff. `info` is what the agent registers with; when it
+/// changes (GPU health), the master is told.
 pub async fn run(
     cfg: LinkConfig,
     mut info: watch::Receiver<AgentInfo>,
@@ -66,31 +73,57 @@ pub async fn run(
     registered: watch::Sender<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), cfg.max_backoff);
+    let mut leaders = LeaderSource::new(&cfg.masters);
     loop {
-        match session(
-            &cfg,
-            &mut info,
-            &tasks,
-            &mut outbox,
-            &registered,
-            &mut backoff,
-        )
-        .await
-        {
-            Ok(()) => tracing::warn!("master closed the connection"),
+        let mut master = leaders.target().await;
+        let mut hops = 0;
+        let outcome = loop {
+            let result = tokio::select! {
+                r = session(&cfg, &master, &mut info, &tasks, &mut outbox, &registered, &mut backoff) => r,
+                _ = leaders.changed_from(&master) => Err(SessionError::LeaderChanged),
+            };
+            match result {
+                Err(SessionError::Redirect(to)) if hops < leader::MAX_REDIRECTS => {
+                    tracing::info!(from = %master, to = %to, "a standby named the leading master");
+                    master = to;
+                    hops += 1;
+                }
+                other => break other,
+            }
+        };
+        if *registered.borrow() {
+            leaders.stay();
+        }
+        let quick = match outcome {
+            Ok(()) => {
+                tracing::warn!(%master, "master closed the connection");
+                false
+            }
+            Err(SessionError::LeaderChanged) => true,
             // Retrying will not help until an operator changes something: say so loudly.
             Err(e) if e.needs_operator() => {
-                tracing::error!(error = %e, "cannot connect to the master")
+                tracing::error!(%master, error = %e, "cannot connect to the master");
+                false
             }
-            Err(e) => tracing::warn!(error = %e, "link to the master failed"),
-        }
+            Err(e) => {
+                tracing::warn!(%master, error = %e, "link to the master failed");
+                false
+            }
+        };
         let _ = registered.send(false);
+        if quick {
+            backoff.reset();
+            continue;
+        }
         let wait = backoff.next_delay();
         tracing::info!(
             delay_ms = wait.as_millis() as u64,
             "reconnecting to the master"
         );
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = leaders.news() => {}
+        }
     }
 }
 
@@ -118,6 +151,14 @@ enum SessionError {
     Shutdown(String),
     #[error("protocol: {0}")]
     Protocol(String),
+    #[error("redirected to the leading master at {0}")]
+    Redirect(String),
+    #[error("a redirect ({0}) does not name a master")]
+    BadRedirect(String),
+    #[error("the master knows no leader yet (503): {0}")]
+    NoLeader(String),
+    #[error("the leading master changed")]
+    LeaderChanged,
 }
 
 impl SessionError {
@@ -171,6 +212,33 @@ async fn open(
         Ok((ws, _)) => Ok(ws),
         Err(WsError::Http(resp)) if resp.status() == 401 => Err(SessionError::Unauthorized),
         Err(WsError::Http(resp)) if resp.status() == 403 => Err(SessionError::ClientCertRequired),
+        // A standby: 307 to the leader, or 503 while it knows none.
+        Err(WsError::Http(resp)) if resp.status().is_redirection() => {
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            match leader::redirect_base(&uri.to_string(), &location) {
+                Some(base) => Err(SessionError::Redirect(base)),
+                None => Err(SessionError::BadRedirect(location)),
+            }
+        }
+        Err(WsError::Http(resp)) if resp.status() == 503 => {
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .trim()
+                        .chars()
+                        .take(200)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Err(SessionError::NoLeader(body))
+        }
         // TLS 1.3: the master judges the client certificate after the agent's handshake ended,
         // so its refusal arrives as the first read.
         Err(WsError::Io(e)) => match (&cfg.tls, tls::rustls_error(&e)) {
@@ -194,13 +262,14 @@ async fn open(
 
 async fn session(
     cfg: &LinkConfig,
+    master: &str,
     info: &mut watch::Receiver<AgentInfo>,
     tasks: &Arc<TaskTable>,
     outbox: &mut mpsc::UnboundedReceiver<StatusUpdate>,
     registered: &watch::Sender<bool>,
     backoff: &mut Backoff,
 ) -> Result<(), SessionError> {
-    let mut req = connect_url(&cfg.master).into_client_request()?;
+    let mut req = connect_url(master).into_client_request()?;
     let token = cfg.token.read()?;
     let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| SessionError::Protocol("the join token holds invalid characters".into()))?;

@@ -1,15 +1,18 @@
 //! The master follower: fetches `/v2/apps?embed=apps.tasks` from whichever of the masters
 //! answers, again shortly (debounced) after each relevant event of the master's `/v2/events`
 //! stream, and every poll interval while the stream is unavailable (a master without it answers
-//! 404); the stream reconnects with backoff.
+//! 404); the stream reconnects with backoff. With `zk://` masters the master is the leader that
+//! ZooKeeper names (a detector follows it), and the stream moves when the leader does.
 
 use super::sse::{SseReader, RELEVANT};
 use crate::client::Auth;
+use gantry_daemon::detector;
+use gantry_daemon::masters::{MasterInfo, ZkUrl};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// The masters and how to call them.
 pub struct Masters {
@@ -18,6 +21,8 @@ pub struct Masters {
     auth: Auth,
     /// The index of the master that answered last: asked first next time.
     current: AtomicUsize,
+    /// With `zk://`: the leader as ZooKeeper names it (then `urls` is empty).
+    detected: Option<watch::Receiver<Option<MasterInfo>>>,
 }
 
 /// How often and how fast the follower refetches.
@@ -41,6 +46,32 @@ impl Masters {
             http,
             auth,
             current: AtomicUsize::new(0),
+            detected: None,
+        }
+    }
+
+    /// The leader of `zk`, followed by a detector on the current runtime.
+    pub fn with_zk(zk: ZkUrl, http: reqwest::Client, auth: Auth) -> Self {
+        Masters {
+            urls: Vec::new(),
+            http,
+            auth,
+            current: AtomicUsize::new(0),
+            detected: Some(detector::follow(zk, detector::DEFAULT_SESSION_TIMEOUT)),
+        }
+    }
+
+    /// Resolves when ZooKeeper names another leader (never for a list of masters).
+    async fn leader_changed(&self) {
+        match &self.detected {
+            Some(rx) => {
+                let mut rx = rx.clone();
+                rx.borrow_and_update();
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
         }
     }
 
@@ -53,15 +84,40 @@ impl Masters {
         }
     }
 
-    /// The URL of the master that answered last.
-    pub fn current(&self) -> &str {
+    /// The URL of the master that answered last (with `zk://`: the leader, or "" while none
+    /// is known).
+    pub fn current(&self) -> String {
+        if let Some(rx) = &self.detected {
+            return rx
+                .borrow()
+                .as_ref()
+                .map(MasterInfo::base_url)
+                .unwrap_or_default();
+        }
         let i = self.current.load(Ordering::Relaxed) % self.urls.len().max(1);
-        self.urls.get(i).map_or("", String::as_str)
+        self.urls.get(i).cloned().unwrap_or_default()
     }
 
     /// `GET /v2/apps?embed=apps.tasks` from the last master that answered, else from the others
     /// in turn; the error says what each said.
     pub async fn fetch_apps(&self) -> Result<Value, String> {
+        if let Some(rx) = &self.detected {
+            // A detector just started has not read ZooKeeper yet: give it a moment.
+            let mut rx = rx.clone();
+            let leader =
+                tokio::time::timeout(Duration::from_secs(10), rx.wait_for(Option::is_some))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|l| l.as_ref().map(MasterInfo::base_url));
+            let Some(url) = leader else {
+                return Err("ZooKeeper names no leading master".into());
+            };
+            return self
+                .fetch_one(&format!("{url}/v2/apps?embed=apps.tasks"))
+                .await
+                .map_err(|e| format!("{url}: {e}"));
+        }
         let n = self.urls.len();
         let first = self.current.load(Ordering::Relaxed);
         let mut errors = Vec::new();
@@ -132,7 +188,7 @@ impl Follower {
     }
 
     /// The master that answered last.
-    pub fn master(&self) -> &str {
+    pub fn master(&self) -> String {
         self.masters.current()
     }
 
@@ -172,7 +228,8 @@ async fn read_events(masters: Arc<Masters>, changed: Arc<Notify>, up: Arc<Atomic
         .map(|t| format!("&event_type={t}"))
         .collect();
     loop {
-        let url = format!("{}/v2/events?plan-format=light{query}", masters.current());
+        let master = masters.current();
+        let url = format!("{master}/v2/events?plan-format=light{query}");
         let r = masters
             .get(url)
             .header("accept", "text/event-stream")
@@ -181,15 +238,26 @@ async fn read_events(masters: Arc<Masters>, changed: Arc<Notify>, up: Arc<Atomic
             .await;
         match r {
             Ok(mut r) if r.status().is_success() => {
-                tracing::info!(master = masters.current(), "following the event stream");
+                tracing::info!(%master, "following the event stream");
                 up.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(100);
                 changed.notify_one();
                 let mut reader = SseReader::default();
-                // Masters send keep-alives; 60 s of silence is a dead connection.
-                while let Ok(Ok(Some(bytes))) =
-                    tokio::time::timeout(Duration::from_secs(60), r.chunk()).await
-                {
+                loop {
+                    if masters.detected.is_some() && masters.current() != master {
+                        break; // the leader changed while the last chunk was read
+                    }
+                    // Masters send keep-alives; 60 s of silence is a dead connection.
+                    let bytes = tokio::select! {
+                        c = tokio::time::timeout(Duration::from_secs(60), r.chunk()) => match c {
+                            Ok(Ok(Some(bytes))) => bytes,
+                            _ => break,
+                        },
+                        _ = masters.leader_changed() => {
+                            tracing::info!("the leading master changed; moving the event stream");
+                            break;
+                        }
+                    };
                     if reader
                         .push(&bytes)
                         .iter()

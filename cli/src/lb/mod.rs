@@ -82,7 +82,7 @@ fn default_state_dir() -> PathBuf {
 /// Runs the load balancer until SIGINT or SIGTERM, then stops HAProxy.
 pub fn run(
     args: LbArgs,
-    masters: Vec<String>,
+    masters: gantry_daemon::masters::Masters,
     auth: Auth,
     ca_file: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -97,11 +97,17 @@ pub fn run(
         );
     }
     let http = crate::client::http_client(ca_file)?;
-    let masters = follow::Masters::new(masters, http, auth);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(args, masters))
+    rt.block_on(async move {
+        // A zk:// detector runs on this runtime.
+        let masters = match masters {
+            gantry_daemon::masters::Masters::Urls(urls) => follow::Masters::new(urls, http, auth),
+            gantry_daemon::masters::Masters::Zk(zk) => follow::Masters::with_zk(zk, http, auth),
+        };
+        serve(args, masters).await
+    })
 }
 
 /// The state of the last pass, written to `<state-dir>/status.json` for operators and tests.
@@ -194,7 +200,7 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
             }
         };
         if !status.master_answers {
-            tracing::info!(master = follower.master(), "following the master");
+            tracing::info!(master = %follower.master(), "following the master");
         }
         status.master_answers = true;
         let (services, warnings) = model::services(&apps, &sel, &mut |h| resolver.lookup(h));

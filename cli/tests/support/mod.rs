@@ -91,6 +91,8 @@ pub struct Cluster {
     token_file: Option<PathBuf>,
     /// `https` once `use_https` was called.
     scheme: &'static str,
+    /// The agents' `--master` instead of this cluster's URL (a list, `zk://`).
+    agent_master: Option<String>,
 }
 
 impl Cluster {
@@ -131,6 +133,7 @@ impl Cluster {
             ],
             token_file: None,
             scheme: "http",
+            agent_master: None,
         }
     }
 
@@ -166,6 +169,12 @@ impl Cluster {
             .build()
             .expect("an HTTPS client");
         self.scheme = "https";
+    }
+
+    /// Agents started from now on get `--master master` (a list of URLs, `zk://...`) instead of
+    /// this cluster's URL.
+    pub fn set_agent_master(&mut self, master: &str) {
+        self.agent_master = Some(master.to_owned());
     }
 
     /// The master takes its join tokens from `path` (`--token-file`) instead of `--token`.
@@ -288,7 +297,7 @@ impl Cluster {
             .args(containerizer)
             .envs(env.iter().copied())
             .arg("--master")
-            .arg(self.url())
+            .arg(self.agent_master.clone().unwrap_or_else(|| self.url()))
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--work-dir")
