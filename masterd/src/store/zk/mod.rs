@@ -97,13 +97,17 @@ impl ZkStore {
             digest: digest.map(str::to_owned),
         };
         let c = config.clone();
-        let (client, fence, index, referenced) = run(&rt, session_timeout * 2, async move {
+        let (client, fence) = run(&rt, session_timeout * 2, async move {
             let client = connect(&c).await?;
             prepare(&client, &c).await?;
             let fence = fence::claim(&client, &format!("{}/epoch", c.root)).await?;
-            let scanned = scan::scan(&client, &c.root).await?;
-            Ok((client, fence, scanned.index, scanned.referenced))
+            Ok((client, fence))
         })?;
+        let (scan_client, root) = (client.clone(), config.root.clone());
+        let scanned = run(&rt, scan_limit(session_timeout), async move {
+            scan::scan(&scan_client, &root).await
+        })?;
+        let (index, referenced) = (scanned.index, scanned.referenced);
         let store = ZkStore {
             rt: Some(rt),
             config,
@@ -178,7 +182,7 @@ impl ZkStore {
         if inner.index.is_none() {
             let client = self.client(inner)?;
             let root = self.config.root.clone();
-            let scanned = self.run(self.config.session_timeout, async move {
+            let scanned = self.run(scan_limit(self.config.session_timeout), async move {
                 scan::scan(&client, &root).await
             })?;
             inner.index = Some(scanned.index);
@@ -325,6 +329,14 @@ enum Outcome {
     Refused(String),
     /// The answer never came: it may or may not have committed.
     Unknown(String),
+}
+
+/// How long reading the whole store may take: it grows with what is stored (10,000 tasks take
+/// seconds; a large cluster's state far more on a busy machine), so it is not bounded by the
+/// session timeout as single requests are. A ZooKeeper that stops answering still fails the scan
+/// sooner, once the client notices the lost connection.
+fn scan_limit(session_timeout: Duration) -> Duration {
+    (session_timeout * 2).max(Duration::from_secs(120))
 }
 
 /// Runs `f` on `rt` and waits for it, at most `limit`.
@@ -558,7 +570,7 @@ impl Store for ZkStore {
                 }
             };
             let root = self.config.root.clone();
-            match self.run(self.config.session_timeout, async move {
+            match self.run(scan_limit(self.config.session_timeout), async move {
                 scan::scan(&client, &root).await
             }) {
                 Ok(scanned) => {
