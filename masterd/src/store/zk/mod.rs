@@ -590,7 +590,8 @@ impl Store for ZkStore {
         let client = self.client(&mut inner)?;
         drop(inner);
         let root = self.config.root.clone();
-        self.run(self.config.session_timeout, async move {
+        // Several requests, one per page read: bounded as a scan is, not as one request.
+        self.run(scan_limit(self.config.session_timeout), async move {
             let pages = scan::audit_pages(&client, &root).await?;
             let first = layout::audit_page(after.saturating_add(1));
             let mut out = Vec::new();
