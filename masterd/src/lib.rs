@@ -9,6 +9,7 @@ pub mod config;
 pub mod dns;
 pub mod events;
 pub mod frameworks;
+pub mod ha;
 pub mod join_tokens;
 pub mod listener;
 pub mod master;
