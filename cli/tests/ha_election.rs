@@ -72,16 +72,26 @@ async fn state_status(base: &str) -> Option<u16> {
     Some(r.status().as_u16())
 }
 
-/// Waits until master `i` accepts a write (an app created); the time it took.
-async fn wait_writable(c: &Cluster, m: &HaMasters, i: usize, id: &str) -> Duration {
+/// Waits until the master ZooKeeper names the leader (other than `not`) accepts a write (an app
+/// `id` created); which master, and how long that took. ZooKeeper is asked again on every try: a
+/// znode of a master's earlier run may lead for a moment (until its session expires).
+async fn write_to_leader(
+    c: &Cluster,
+    m: &HaMasters,
+    not: Option<usize>,
+    id: &str,
+) -> (usize, Duration) {
     let start = Instant::now();
-    eventually(
-        Duration::from_secs(90),
-        &format!("master {i} to accept writes"),
-        || async { (create_app(c, &m.url(i), id).await?.0 == 201).then_some(()) },
+    let i = eventually(
+        Duration::from_secs(120),
+        &format!("a leader other than {not:?} to accept writes"),
+        || async {
+            let i = m.wait_leader(not, Duration::from_secs(120)).await;
+            (create_app(c, &m.url(i), id).await?.0 == 201).then_some(i)
+        },
     )
     .await;
-    start.elapsed()
+    (i, start.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +134,7 @@ async fn three_masters_elect_one_leader_and_a_killed_leader_is_replaced() {
     assert_eq!(seen, vec![0, 1, 2]);
 
     // Exactly one of them leads: it answers /master/state itself, the others do not.
-    let leader = m.wait_leader(None, Duration::from_secs(60)).await;
-    wait_writable(&c, &m, leader, "/first").await;
+    let (leader, _) = write_to_leader(&c, &m, None, "/first").await;
     for i in 0..3 {
         let s = eventually(Duration::from_secs(20), "an answer", || {
             let u = m.url(i);
@@ -155,8 +164,7 @@ async fn three_masters_elect_one_leader_and_a_killed_leader_is_replaced() {
     // kill -9 of the leader: another master leads and accepts writes.
     m.kill(leader);
     let killed = Instant::now();
-    let next = m.wait_leader(Some(leader), Duration::from_secs(60)).await;
-    wait_writable(&c, &m, next, "/after-failover").await;
+    let (next, _) = write_to_leader(&c, &m, Some(leader), "/after-failover").await;
     let took = killed.elapsed();
     println!("failover: leader killed to first acknowledged write on the new leader: {took:?}");
     let ids = app_ids(&m.url(next))
@@ -192,11 +200,9 @@ async fn a_leader_stopped_past_its_session_timeout_refuses_writes_when_it_runs_a
         3,
         &["--zk-session-timeout", "2secs"],
     );
-    let old = m.wait_leader(None, Duration::from_secs(60)).await;
-    wait_writable(&c, &m, old, "/before").await;
+    let (old, _) = write_to_leader(&c, &m, None, "/before").await;
     m.signal(old, nix::sys::signal::Signal::SIGSTOP);
-    let next = m.wait_leader(Some(old), Duration::from_secs(60)).await;
-    wait_writable(&c, &m, next, "/on-the-new-leader").await;
+    let (next, _) = write_to_leader(&c, &m, Some(old), "/on-the-new-leader").await;
     m.signal(old, nix::sys::signal::Signal::SIGCONT);
     // Its first answer after running again is a refusal, in Marathon's shape, saying why.
     let (status, body) = create_app(&c, &m.url(old), "/from-the-old-leader")
@@ -234,8 +240,7 @@ async fn with_zookeeper_down_writes_are_refused_reads_served_and_writes_resume_a
         3,
         &["--zk-session-timeout", "2secs"],
     );
-    let leader = m.wait_leader(None, Duration::from_secs(60)).await;
-    wait_writable(&c, &m, leader, "/kept").await;
+    let (leader, _) = write_to_leader(&c, &m, None, "/kept").await;
     c.port = m.ports[leader];
     c.start_agent(0, "cpus:2;mem:512");
     c.wait_agents(1).await;
@@ -286,7 +291,6 @@ async fn with_zookeeper_down_writes_are_refused_reads_served_and_writes_resume_a
     assert_eq!(c.task_processes(), tasks_before, "the task kept running");
 
     ens.restart_all();
-    let next = m.wait_leader(None, Duration::from_secs(120)).await;
-    wait_writable(&c, &m, next, "/after-zk-is-back").await;
+    write_to_leader(&c, &m, None, "/after-zk-is-back").await;
     assert_eq!(c.task_processes(), tasks_before, "the task kept running");
 }
