@@ -5,11 +5,13 @@
 
 pub mod records;
 pub mod sqlite;
+pub mod zk;
 
 use records::{AgentRecord, AuditRecord, TaskRecord};
 use std::sync::Arc;
 
 pub use sqlite::SqliteStore;
+pub use zk::ZkStore;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,19 @@ pub enum StoreError {
     },
     #[error("store worker failed: {0}")]
     Worker(String),
+    /// ZooKeeper is unreachable, timed out or refused: the store is unavailable (and a write
+    /// whose outcome is unknown is reported as this, never as success).
+    #[error("zookeeper: {0}")]
+    Zk(String),
+    /// A newer leader claimed the store: this master's writes are refused.
+    #[error("another master leads now: this master's writes to the store are fenced off")]
+    Fenced,
+    /// One batch is too big for one ZooKeeper multi even with its big values in blob chunks.
+    #[error("a batch of {bytes} bytes does not fit one ZooKeeper multi ({limit} bytes at most)")]
+    TooLarge { bytes: usize, limit: usize },
+    /// The store was written by a newer build.
+    #[error("the store's layout is version {found}; this build reads up to version {supported}")]
+    NewerLayout { found: u64, supported: u64 },
 }
 
 /// One change; a batch of them is applied atomically.
