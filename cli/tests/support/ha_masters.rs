@@ -106,7 +106,7 @@ impl HaMasters {
         self.ports.iter().position(|&p| p == info.port)
     }
 
-    /// Every master's znode under the path: (name, data).
+    /// Every master's `json.info_` znode under the path: (name, data).
     pub async fn znodes(&self) -> Option<Vec<(String, Vec<u8>)>> {
         let client = tokio::time::timeout(Duration::from_secs(10), async {
             zk::Client::connector()
@@ -118,6 +118,8 @@ impl HaMasters {
         .ok()?
         .ok()?;
         let mut children = client.list_children(&self.path).await.ok()?;
+        // The masters' znodes only (the shared store lives under `store` beside them).
+        children.retain(|c| c.starts_with(gantry_daemon::masters::ZNODE_PREFIX));
         children.sort();
         let mut out = Vec::new();
         for c in children {
@@ -149,6 +151,18 @@ impl HaMasters {
 
 impl Drop for HaMasters {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What each master said last, to tell why a test failed.
+            for i in 0..self.ports.len() {
+                let log = std::fs::read_to_string(self.dir.join(format!("master{i}.log")))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                eprintln!("--- master{i}.log (last 25 lines)");
+                for l in &lines[lines.len().saturating_sub(25)..] {
+                    eprintln!("{l}");
+                }
+            }
+        }
         for c in self.children.iter_mut().flatten() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(c.id() as i32),

@@ -1,6 +1,7 @@
 //! An HA master's life (`--zk`): it listens at once and serves the standby router; it contends in
 //! the election; on winning it opens the store, loads it and builds the leader exactly as the one
-//! master does ([`crate::master::lead`]), then swaps its full API in. Unsure of its leadership
+//! master does ([`crate::master::lead`]) on the masters' shared ZooKeeper store, then swaps its full
+//! API in. Unsure of its leadership
 //! (disconnected from ZooKeeper) it refuses changes; once it has lost the leadership (session
 //! expired, its znode gone, a store write refused) it refuses changes for good, keeps serving
 //! reads from the last state, and when ZooKeeper answers again it starts over as a fresh
@@ -10,7 +11,9 @@ use super::election::{Contender, Election, Role};
 use super::gate::{refuse_changes, Gate, Refusal};
 use crate::config::{HaSettings, MasterConfig};
 use crate::master::{self, MasterError};
-use crate::store::{AsyncStore, HaltHook, SqliteStore};
+use crate::store::records::AuditRecord;
+use crate::store::zk::ZkStore;
+use crate::store::{AsyncStore, HaltHook, Snapshot, Store, StoreError, Write};
 use gantry_daemon::masters::MasterInfo;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -108,16 +111,62 @@ pub async fn start(cfg: MasterConfig, ha: HaSettings) -> Result<HaHandle, Master
     })
 }
 
-/// Opens the store a leader writes: changes that cannot be stored depose it (the gate) instead of
-/// stopping the process.
-fn open_store(cfg: &MasterConfig, gate: &Gate) -> Result<AsyncStore, MasterError> {
+/// Opens the store a leader writes: the masters' shared ZooKeeper store under `<zk path>/store`,
+/// which fences every earlier leader off as it opens. A write it refuses as fenced (another master
+/// leads), or a change already in memory that cannot be stored, deposes this master (the gate)
+/// instead of stopping the process.
+async fn open_store(ha: &HaSettings, gate: &Gate) -> Result<AsyncStore, MasterError> {
+    let (servers, root, timeout) = (
+        ha.zk.servers.clone(),
+        ha.zk.child("store"),
+        ha.session_timeout,
+    );
+    let digest = ha.zk.digest.clone();
+    let zk = tokio::task::spawn_blocking(move || {
+        ZkStore::open_with_auth(&servers, &root, timeout, digest.as_deref())
+    })
+    .await
+    .map_err(|e| StoreError::Worker(e.to_string()))??;
+    tracing::info!(epoch = zk.epoch(), root = %zk.root(), "the masters' store is open");
     let g = gate.clone();
     let halt: HaltHook = Arc::new(move |e| {
-        tracing::error!(error = %e, "the store refused a write: this master stops leading");
+        tracing::error!(error = %e, "the store refused a change already made in memory: this master stops leading");
         g.depose(&format!("the store refused a write: {e}"));
     });
-    let sqlite = SqliteStore::open(&cfg.state_dir)?;
-    Ok(AsyncStore::with_halt(Arc::new(sqlite), halt))
+    let fenced = Fencing {
+        inner: zk,
+        gate: gate.clone(),
+    };
+    Ok(AsyncStore::with_halt(Arc::new(fenced), halt))
+}
+
+/// The ZooKeeper store, deposing the master on the first write refused as fenced.
+struct Fencing {
+    inner: ZkStore,
+    gate: Gate,
+}
+
+impl Fencing {
+    fn watch<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Fenced) = &r {
+            tracing::error!("the store is fenced: another master leads");
+            self.gate
+                .depose("another master leads now: the store refused this master's write");
+        }
+        r
+    }
+}
+
+impl Store for Fencing {
+    fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.watch(self.inner.apply(writes))
+    }
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        self.watch(self.inner.load())
+    }
+    fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.watch(self.inner.audit_log(after, limit))
+    }
 }
 
 /// Waits to lead, leads, and follows the leadership until it is lost; then starts over.
@@ -138,7 +187,7 @@ async fn live(cfg: MasterConfig, ha: HaSettings, election: Election, dispatch: D
     }
     tracing::info!("elected leader: loading the store");
     let gate = Gate::with_lease(election.lease.clone());
-    let led = match open_store(&cfg, &gate) {
+    let led = match open_store(&ha, &gate).await {
         Ok(store) => master::lead(cfg, store).await,
         Err(e) => Err(e),
     };
