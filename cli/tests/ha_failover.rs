@@ -1,0 +1,219 @@
+//! Failover with the masters' shared ZooKeeper store: while a client creates, scales and deletes
+//! apps on the leader, the leader is `kill -9`ed; another master leads, and every change that was
+//! acknowledged (a 2xx answer, logged on the client side) is in the new leader's `/v2/apps`.
+//! Several rounds, each killing the leader of the round before's survivors. The first leader's
+//! task is in every later leader's state too.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::ha_masters::HaMasters;
+use support::zookeeper::Ensemble;
+use support::{eventually, Cluster, CREDENTIALS};
+
+const ROUNDS: usize = 4;
+
+/// What the client was told, in order: (app id, `Some(instances)` or `None` for deleted).
+type Acks = Arc<Mutex<Vec<(String, Option<u64>)>>>;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// One request; its status (None: no answer).
+async fn send(method: reqwest::Method, url: &str, body: Option<Value>) -> Option<u16> {
+    let (user, pass) = CREDENTIALS.split_once(':')?;
+    let mut r = client().request(method, url).basic_auth(user, Some(pass));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    Some(r.send().await.ok()?.status().as_u16())
+}
+
+/// Creates, scales and deletes apps on `base` until it stops answering, logging each 2xx.
+async fn churn(base: String, round: usize, marker: Value, acks: Acks) {
+    let mut k = 0;
+    loop {
+        k += 1;
+        let id = format!("/r{round}/app{k}");
+        let app = json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01,
+                         "mem": 8, "env": marker});
+        let Some(s) = send(reqwest::Method::POST, &format!("{base}/v2/apps"), Some(app)).await
+        else {
+            return;
+        };
+        if (200..300).contains(&s) {
+            acks.lock().expect("acks").push((id.clone(), Some(0)));
+        }
+        let url = format!("{base}/v2/apps{id}?force=true");
+        let Some(s) = send(reqwest::Method::PUT, &url, Some(json!({"instances": 2}))).await else {
+            return;
+        };
+        if (200..300).contains(&s) {
+            acks.lock().expect("acks").push((id.clone(), Some(2)));
+        }
+        if k % 3 == 0 {
+            let Some(s) = send(reqwest::Method::DELETE, &url, None).await else {
+                return;
+            };
+            if (200..300).contains(&s) {
+                acks.lock().expect("acks").push((id.clone(), None));
+            }
+        }
+    }
+}
+
+/// The apps `base` lists: id → instances.
+async fn apps(base: &str) -> Option<BTreeMap<String, u64>> {
+    let (user, pass) = CREDENTIALS.split_once(':')?;
+    let r = client()
+        .get(format!("{base}/v2/apps"))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    let v: Value = r.json().await.ok()?;
+    Some(
+        v["apps"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| Some((a["id"].as_str()?.to_owned(), a["instances"].as_u64()?)))
+            .collect(),
+    )
+}
+
+/// Waits until the leader ZooKeeper names (not `not`) accepts a write; which, and how long.
+async fn write_to_leader(m: &HaMasters, not: Option<usize>, id: &str) -> (usize, Duration) {
+    let start = Instant::now();
+    let i = eventually(
+        Duration::from_secs(120),
+        "a leader to accept writes",
+        || async {
+            let i = m.wait_leader(not, Duration::from_secs(120)).await;
+            let app =
+                json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 8});
+            let s = send(
+                reqwest::Method::POST,
+                &format!("{}/v2/apps", m.url(i)),
+                Some(app),
+            )
+            .await;
+            (s == Some(201)).then_some(i)
+        },
+    )
+    .await;
+    (i, start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_change_survives_a_leader_kill_round_after_round() {
+    let ens = Ensemble::start(3);
+    let mut c = Cluster::unstarted();
+    let mut m = HaMasters::start(
+        &c,
+        &ens.connect_string(),
+        "/gantry",
+        3,
+        &["--zk-session-timeout", "3secs", "--quorum", "2"],
+    );
+    let (mut leader, _) = write_to_leader(&m, None, "/warm-up").await;
+
+    // A task on the first leader's agent: every later leader knows it from the store.
+    c.port = m.ports[leader];
+    c.start_agent(0, "cpus:2;mem:512");
+    c.wait_agents(1).await;
+    let (s, body) = c
+        .post(
+            "/v2/apps",
+            &json!({"id": "/sleepy", "cmd": "sleep 3600", "instances": 1, "cpus": 0.1,
+                    "mem": 16, "env": c.marker_env()})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let task = c.wait_running("/sleepy", 1).await[0]["id"]
+        .as_str()
+        .expect("task id")
+        .to_owned();
+
+    let mut times = Vec::new();
+    for round in 0..ROUNDS {
+        let acks: Acks = Arc::default();
+        let worker = tokio::spawn(churn(m.url(leader), round, c.marker_env(), acks.clone()));
+        // Let some changes be acknowledged, then kill the leader in the middle of the churn.
+        eventually(
+            Duration::from_secs(60),
+            "some acknowledged changes",
+            || async { (acks.lock().expect("acks").len() >= 6).then_some(()) },
+        )
+        .await;
+        m.kill(leader);
+        let killed = Instant::now();
+        worker.await.expect("the client's loop");
+        let (next, _) = write_to_leader(&m, Some(leader), &format!("/probe{round}")).await;
+        let took = killed.elapsed();
+        times.push(took);
+        println!("round {round}: leader {leader} killed, master {next} acknowledged a write after {took:?}");
+
+        let state = apps(&m.url(next))
+            .await
+            .expect("the new leader lists its apps");
+        let mut last: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        let log = acks.lock().expect("acks").clone();
+        for (id, what) in &log {
+            last.insert(id.clone(), *what);
+        }
+        for (id, what) in &last {
+            match what {
+                None => assert!(!state.contains_key(id), "{id} was deleted (acknowledged)"),
+                Some(n) => {
+                    let have = state.get(id);
+                    assert!(have.is_some(), "{id} was acknowledged but is missing");
+                    // A scale acknowledged is there; after a create, an unacknowledged scale may be.
+                    if *n == 2 {
+                        assert_eq!(have, Some(&2), "{id}: the acknowledged scale");
+                    }
+                }
+            }
+        }
+        assert!(log.len() >= 6, "round {round}: {} acks", log.len());
+        assert!(state.contains_key("/sleepy"), "{state:?}");
+        let tasks: Value = {
+            let (user, pass) = CREDENTIALS.split_once(':').unwrap_or_default();
+            client()
+                .get(format!("{}/v2/apps/sleepy/tasks", m.url(next)))
+                .basic_auth(user, Some(pass))
+                .send()
+                .await
+                .expect("tasks")
+                .json()
+                .await
+                .expect("tasks JSON")
+        };
+        let ids: Vec<&str> = tasks["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["id"].as_str())
+            .collect();
+        assert!(
+            ids.contains(&task.as_str()),
+            "the first leader's task: {tasks}"
+        );
+        // The killed master comes back (a standby) for the next round.
+        m.start_one(leader);
+        leader = next;
+    }
+    times.sort();
+    println!("failover times over {ROUNDS} kills: {times:?}");
+}
