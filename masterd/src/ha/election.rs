@@ -210,7 +210,7 @@ impl Contender {
                     continue;
                 }
             };
-            if !children.iter().any(|c| *c == name) {
+            if !children.contains(&name) {
                 return Ended::Lost(format!("our znode {name} is gone"));
             }
             lease.renew();
