@@ -23,10 +23,13 @@ fn no_redirects() -> reqwest::Client {
 
 /// `POST /v2/apps` of a small app to `base`; the status and body (None: no answer).
 async fn create_app(c: &Cluster, base: &str, id: &str) -> Option<(u16, Value)> {
+    create_app_with(base, id, c.marker_env()).await
+}
+
+async fn create_app_with(base: &str, id: &str, env: Value) -> Option<(u16, Value)> {
     let (user, pass) = support::CREDENTIALS.split_once(':')?;
     let app = json!({
-        "id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 8,
-        "env": c.marker_env(),
+        "id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 8, "env": env,
     });
     let r = no_redirects()
         .post(format!("{base}/v2/apps"))
@@ -147,12 +150,17 @@ async fn three_masters_elect_one_leader_and_a_killed_leader_is_replaced() {
             "master {i} answered /master/state {s}"
         );
         if i != leader {
-            let refused = create_app(&c, &m.url(i), "/on-a-standby").await;
-            assert_ne!(
-                refused.as_ref().map(|r| r.0),
-                Some(201),
-                "a standby does not create apps itself"
-            );
+            // A standby redirects Mesos's endpoints and forwards Marathon's to the leader.
+            assert_eq!(s, 307, "master {i}");
+            let id = format!("/via-standby-{i}");
+            let r = create_app(&c, &m.url(i), &id)
+                .await
+                .expect("the standby answers");
+            assert_eq!(r.0, 201, "{:?}", r.1);
+            let on_leader = app_ids(&m.url(leader))
+                .await
+                .expect("the leader lists apps");
+            assert!(on_leader.contains(&id), "{on_leader:?}");
         }
     }
 
@@ -203,10 +211,17 @@ async fn a_leader_stopped_past_its_session_timeout_refuses_writes_when_it_runs_a
     let (old, _) = write_to_leader(&c, &m, None, "/before").await;
     m.signal(old, nix::sys::signal::Signal::SIGSTOP);
     let (next, _) = write_to_leader(&c, &m, Some(old), "/on-the-new-leader").await;
+    // A write sent while it is stopped waits in its socket; the first thing it answers when it
+    // runs again is a refusal (its lease in ZooKeeper is stale), in Marathon's shape, saying why.
+    let pending = {
+        let (url, marker) = (m.url(old), c.marker_env());
+        tokio::spawn(async move { create_app_with(&url, "/from-the-old-leader", marker).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
     m.signal(old, nix::sys::signal::Signal::SIGCONT);
-    // Its first answer after running again is a refusal, in Marathon's shape, saying why.
-    let (status, body) = create_app(&c, &m.url(old), "/from-the-old-leader")
+    let (status, body) = pending
         .await
+        .expect("the request")
         .expect("the old leader answers");
     assert_eq!(status, 503, "{body}");
     let msg = body["message"].as_str().unwrap_or_default();

@@ -65,7 +65,7 @@ pub struct MasterHandle {
 
 /// Who may use the APIs: the principals file and `--http-credentials`; with neither, a bootstrap
 /// admin token in the state dir. Nobody needs credentials when authentication is off.
-fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
+pub(crate) fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
     if !cfg.auth.enabled {
         tracing::warn!("API authentication is off (gantry dev): anyone who reaches the port may change anything");
         return Ok(Authenticator::off());

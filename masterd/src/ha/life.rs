@@ -90,10 +90,16 @@ pub async fn start(cfg: MasterConfig, ha: HaSettings) -> Result<HaHandle, Master
         me: me.clone(),
     }
     .start();
-    let dispatch = Dispatch(Arc::new(RwLock::new(super::placeholder::router(
+    let standby = super::standby::router_with(
         election.leader.clone(),
         me.clone(),
-    ))));
+        super::standby::Options {
+            max_body_bytes: cfg.limits.max_body_bytes,
+            auth: Some(Arc::new(master::authenticator(&cfg)?)),
+            ..Default::default()
+        },
+    );
+    let dispatch = Dispatch(Arc::new(RwLock::new(standby)));
     master::serve(bound.listener, dispatch.service());
     tracing::info!(
         addr = %bound.addr,
