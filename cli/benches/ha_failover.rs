@@ -31,7 +31,8 @@ async fn write_to_leader(m: &HaMasters, not: Option<usize>, id: &str) -> usize {
     loop {
         let leader = m.leader_info().await.and_then(|l| m.index_of(&l));
         if let Some(i) = leader.filter(|&i| Some(i) != not) {
-            let app = json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 8});
+            let app =
+                json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 8});
             let r = http
                 .post(format!("{}/v2/apps", m.url(i)))
                 .basic_auth(user, Some(pass))
@@ -42,7 +43,10 @@ async fn write_to_leader(m: &HaMasters, not: Option<usize>, id: &str) -> usize {
                 return i;
             }
         }
-        assert!(Instant::now() < deadline, "no leader accepted {id} within 300 s");
+        assert!(
+            Instant::now() < deadline,
+            "no leader accepted {id} within 300 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -75,7 +79,9 @@ async fn main() {
         let killed = Instant::now();
         let next = write_to_leader(&m, Some(leader), &format!("/after-kill-{k}")).await;
         let took = killed.elapsed();
-        println!("kill {k}: master {leader} killed, master {next} acknowledged a write after {took:.2?}");
+        println!(
+            "kill {k}: master {leader} killed, master {next} acknowledged a write after {took:.2?}"
+        );
         times.push(took);
         m.start_one(leader);
         // The restarted master joins the group before the next kill.
