@@ -2,7 +2,7 @@
 //! apps on the leader, the leader is `kill -9`ed; another master leads, and every change that was
 //! acknowledged (a 2xx answer, logged on the client side) is in the new leader's `/v2/apps`.
 //! Several rounds, each killing the leader of the round before's survivors. The first leader's
-//! task is in every later leader's state too.
+//! task and a scheduled Chronos job are in every later leader's state too.
 
 mod support;
 
@@ -151,6 +151,17 @@ async fn every_acknowledged_change_survives_a_leader_kill_round_after_round() {
         .expect("task id")
         .to_owned();
 
+    // A scheduled Chronos job: every later leader has it (and its schedule) from the store.
+    let (s, body) = c
+        .post(
+            "/v1/scheduler/iso8601",
+            &json!({"name": "ha-job", "command": "true", "owner": "",
+                    "schedule": "R/2030-01-01T00:00:00Z/PT1H"})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(s, 204, "{body}");
+
     let mut times = Vec::new();
     for round in 0..ROUNDS {
         let acks: Acks = Arc::default();
@@ -217,6 +228,23 @@ async fn every_acknowledged_change_survives_a_leader_kill_round_after_round() {
             ids.contains(&task.as_str()),
             "the first leader's task: {tasks}"
         );
+        let (user, pass) = CREDENTIALS.split_once(':').unwrap_or_default();
+        let jobs: Value = client()
+            .get(format!("{}/v1/scheduler/jobs", m.url(next)))
+            .basic_auth(user, Some(pass))
+            .send()
+            .await
+            .expect("jobs")
+            .json()
+            .await
+            .expect("jobs JSON");
+        let job = jobs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["name"] == "ha-job")
+            .unwrap_or_else(|| panic!("the job is on the new leader: {jobs}"));
+        assert_eq!(job["schedule"], "R/2030-01-01T00:00:00Z/PT1H", "{job}");
         // The killed master comes back (a standby) for the next round.
         m.start_one(leader);
         leader = next;

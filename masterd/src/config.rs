@@ -287,24 +287,14 @@ impl MasterArgs {
     }
 }
 
-/// The high-availability settings: `--quorum` and `--zk-session-timeout` only go with `--zk`.
+/// The high-availability settings; `--quorum` and `--zk-session-timeout` apply only with `--zk`.
 fn resolve_ha(
     zk: Option<String>,
     quorum: Option<usize>,
     session_timeout: Option<String>,
 ) -> Result<Option<HaSettings>, ConfigError> {
     let Some(zk) = zk.filter(|z| !z.trim().is_empty()) else {
-        for (given, key) in [
-            (quorum.is_some(), "quorum"),
-            (session_timeout.is_some(), "zk_session_timeout"),
-        ] {
-            if given {
-                return Err(ConfigError::Invalid {
-                    key,
-                    why: "only with --zk (several masters on ZooKeeper)".into(),
-                });
-            }
-        }
+        // One master: the HA settings do not apply (a shared config file may carry them).
         return Ok(None);
     };
     let zk = gantry_daemon::masters::ZkUrl::parse(zk.trim()).map_err(|e| ConfigError::Invalid {
@@ -617,9 +607,9 @@ mod tests {
                 "{t}"
             );
         }
+        let alone: MasterArgs = toml::from_str("quorum = 2").unwrap();
+        assert!(alone.resolve().unwrap().ha.is_none(), "ignored without zk");
         for (bad, key) in [
-            ("quorum = 2", "quorum"),
-            ("zk_session_timeout = \"5secs\"", "zk_session_timeout"),
             ("zk = \"http://a:1\"", "zk"),
             ("zk = \"zk://a:2181/g\"\nquorum = 0", "quorum"),
             (
