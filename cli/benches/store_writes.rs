@@ -29,6 +29,9 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// Makes the `i`th batch of one shape.
+type Shape = fn(u64) -> Vec<Write>;
+
 static EVENT: AtomicU64 = AtomicU64::new(1);
 
 fn event() -> Write {
@@ -141,14 +144,7 @@ fn report(store: &str, shape: &str, mode: &str, mut lat: Vec<Duration>, total: D
     );
 }
 
-fn sequential(
-    name: &str,
-    store: &dyn Store,
-    shape: &str,
-    make: fn(u64) -> Vec<Write>,
-    n: u64,
-    base: u64,
-) {
+fn sequential(name: &str, store: &dyn Store, shape: &str, make: Shape, n: u64, base: u64) {
     let mut lat = Vec::new();
     let start = Instant::now();
     for i in 0..n {
@@ -167,7 +163,7 @@ fn concurrent(
     name: &str,
     store: Arc<dyn Store>,
     shape: &str,
-    make: fn(u64) -> Vec<Write>,
+    make: Shape,
     n: u64,
     base: u64,
 ) {
@@ -224,8 +220,7 @@ fn main() {
         )
         .unwrap_or_else(|e| panic!("zookeeper: {e}")),
     );
-    let shapes: [(&str, fn(u64) -> Vec<Write>); 2] =
-        [("app create", app_create), ("job run", job_run)];
+    let shapes: [(&str, Shape); 2] = [("app create", app_create), ("job run", job_run)];
     for (si, (shape, make)) in shapes.into_iter().enumerate() {
         for (name, store) in [("sqlite", &sqlite), ("zk", &zk)] {
             let base = si as u64 * 10 * n;

@@ -472,3 +472,38 @@ fn ten_thousand_tasks_load() {
         .windows(2)
         .all(|w| w[0].info.task_id.as_str() < w[1].info.task_id.as_str()));
 }
+
+#[test]
+fn a_store_written_by_a_newer_build_is_refused() {
+    let zk = Ensemble::start(1);
+    drop(open(&zk, "/newer"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = zookeeper_client::Client::connect(&zk.connect_string())
+            .await
+            .expect("connect");
+        client
+            .set_data("/newer/version", b"2", None)
+            .await
+            .expect("a newer build's version");
+    });
+    match ZkStore::open(&zk.connect_string(), "/newer", SESSION) {
+        Ok(_) => panic!("a newer layout was opened"),
+        Err(err) => {
+            assert!(
+                matches!(
+                    err,
+                    StoreError::NewerLayout {
+                        found: 2,
+                        supported: 1
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains("version 2"), "{err}");
+        }
+    }
+}

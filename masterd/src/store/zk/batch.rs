@@ -267,3 +267,120 @@ pub fn garbage(index: &Index, plan: &Plan) -> Vec<String> {
         .flat_map(|m| m.blobs.iter().cloned())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn committed(index: &mut Index, writes: &[Write]) -> Plan {
+        let p = plan(index, writes).unwrap();
+        commit(index, &p, &BTreeMap::new());
+        p
+    }
+
+    #[test]
+    fn a_key_written_then_deleted_in_one_batch_is_no_change() {
+        let index = Index::new();
+        let p = plan(
+            &index,
+            &[
+                Write::PutMeta {
+                    key: "k".into(),
+                    value: "v".into(),
+                },
+                Write::DeleteMeta("k".into()),
+                Write::DeleteMeta("never".into()),
+            ],
+        )
+        .unwrap();
+        // The deleted key is `None` only if it existed before; here neither did.
+        assert!(p.records.values().all(|r| r.is_none()));
+        assert!(p.records.keys().all(|k| !index.nodes.contains_key(k)));
+    }
+
+    #[test]
+    fn delete_app_and_delete_job_take_their_versions_and_runs_even_from_the_same_batch() {
+        let mut index = Index::new();
+        let v = json!({});
+        committed(
+            &mut index,
+            &[
+                Write::PutAppVersion {
+                    id: "/a".into(),
+                    version: "1".into(),
+                    app: v.clone(),
+                },
+                Write::PutAppVersion {
+                    id: "/a@x".into(),
+                    version: "1".into(),
+                    app: v.clone(),
+                },
+                Write::PutRun {
+                    id: 1,
+                    job: "j".into(),
+                    run: v.clone(),
+                },
+                Write::PutRun {
+                    id: 2,
+                    job: "other".into(),
+                    run: v.clone(),
+                },
+            ],
+        );
+        committed(
+            &mut index,
+            &[
+                Write::PutAppVersion {
+                    id: "/a".into(),
+                    version: "2".into(),
+                    app: v.clone(),
+                },
+                Write::PutRun {
+                    id: 3,
+                    job: "j".into(),
+                    run: v,
+                },
+                Write::DeleteApp("/a".into()),
+                Write::DeleteJob("j".into()),
+            ],
+        );
+        let left: Vec<&String> = index.nodes.keys().collect();
+        assert_eq!(
+            left,
+            vec![&layout::app_version("/a@x", "1"), &layout::run(2)],
+            "only the other app's version and the other job's run stay"
+        );
+    }
+
+    #[test]
+    fn audit_entries_get_increasing_seqs_and_fill_pages() {
+        let mut index = Index::new();
+        let entry = || {
+            Write::Audit(Box::new(AuditRecord {
+                seq: 0,
+                at: 1.0,
+                principal: "p".into(),
+                method: "POST".into(),
+                path: "/".into(),
+                status: 200,
+                remote: "r".into(),
+            }))
+        };
+        let writes: Vec<Write> = (0..layout::AUDIT_PAGE + 5).map(|_| entry()).collect();
+        let p = committed(&mut index, &writes);
+        assert_eq!(p.audit_next, layout::AUDIT_PAGE + 6, "seqs start at 1");
+        assert_eq!(index.audit_pages.len(), 2);
+        assert_eq!(index.audit_tail.len(), 6);
+        let p = committed(&mut index, &[entry()]);
+        assert_eq!(
+            p.audit_put.len(),
+            1,
+            "one more entry rewrites only the last page"
+        );
+        assert_eq!(
+            p.audit_put[&1].last().map(|a| a.seq),
+            Some(layout::AUDIT_PAGE + 6)
+        );
+    }
+}

@@ -3,8 +3,9 @@
 //! multi (plus blob chunks written before it for big values), fenced by the leader's epoch.
 //!
 //! The trait is synchronous: the store runs the async client on its own small tokio runtime and
-//! waits for each answer on a channel, so it may be called from any thread (the store's writer
-//! thread, a `spawn_blocking` thread) but never blocks a runtime it does not own.
+//! waits for each answer on a channel (at most a bounded time), blocking only its caller: call it
+//! off the master's async worker threads, as `AsyncStore` does (its writer thread,
+//! `spawn_blocking`).
 
 pub mod batch;
 pub mod codec;
