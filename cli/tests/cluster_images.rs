@@ -10,7 +10,7 @@ use support::registry::{busybox_layer, Registry};
 use support::{eventually, Cluster};
 
 const AGENT: &str = "cpus:4;mem:4096;disk:2000;ports:[31000-31099]";
-const LONG: Duration = Duration::from_secs(120);
+const LONG: Duration = Duration::from_secs(60);
 
 fn image_config() -> Value {
     json!({
@@ -107,7 +107,14 @@ async fn images_run_natively_from_a_loopback_registry() {
         .post("/v2/apps", &app(&c, "incmd", &image, Some(cmd)))
         .await;
     assert_eq!(code, 201, "{body}");
-    let t = running(&c, "incmd").await;
+    let t = eventually(LONG, "incmd running", || async {
+        let t = c.tasks("incmd").await;
+        let q = c.get("/v2/queue").await;
+        let f = c.get("/v2/apps/incmd").await["app"]["lastTaskFailure"].clone();
+        if !f.is_null() { panic!("incmd failed: {f}\n{q}\n{}", c.log_tails(30)); }
+        (t.len() == 1 && t[0]["state"] == "TASK_RUNNING").then(|| t[0].clone())
+    })
+    .await;
     let id = t["id"].as_str().expect("id").to_string();
     let sandbox = c.sandbox(0, &id);
     eventually(LONG, "the task's output", || async {
