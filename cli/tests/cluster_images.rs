@@ -102,7 +102,7 @@ async fn images_run_natively_from_a_loopback_registry() {
                if test -e /usr/bin/cargo; then echo host-visible >> $MESOS_SANDBOX/out; fi; \
                echo \"$IMAGE_VAR $MESOS_SANDBOX $(pwd)\" >> $MESOS_SANDBOX/out; \
                touch $MESOS_SANDBOX/done; exec sleep 3600";
-    let image = format!("{}/nginx:1.11", reg.host());
+    let image = format!("{}/library/nginx:1.11", reg.host());
     let (code, body) = c
         .post("/v2/apps", &app(&c, "incmd", &image, Some(cmd)))
         .await;
