@@ -111,7 +111,9 @@ async fn images_run_natively_from_a_loopback_registry() {
         let t = c.tasks("incmd").await;
         let q = c.get("/v2/queue").await;
         let f = c.get("/v2/apps/incmd").await["app"]["lastTaskFailure"].clone();
-        if !f.is_null() { panic!("incmd failed: {f}\n{q}\n{}", c.log_tails(30)); }
+        if !f.is_null() {
+            panic!("incmd failed: {f}\n{q}\n{}", c.log_tails(30));
+        }
         (t.len() == 1 && t[0]["state"] == "TASK_RUNNING").then(|| t[0].clone())
     })
     .await;
@@ -124,7 +126,7 @@ async fn images_run_natively_from_a_loopback_registry() {
     let out = std::fs::read_to_string(sandbox.join("out")).expect("out");
     assert_eq!(
         out,
-        "the image's marker\nfrom-image /mnt/mesos/sandbox /srv\n",
+        "the image's markerfrom-image /mnt/mesos/sandbox /srv\n",
         "inside the image, not the host; Env, WorkingDir and MESOS_SANDBOX applied\n{}",
         c.log_tails(40)
     );
