@@ -169,6 +169,7 @@ async fn main() -> Result<()> {
         cgroup_parent: parent.clone(),
         users: UserPolicy::default(),
         pids_max: Some(64),
+        images: None,
     }));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let table = TaskTable::new(wd, cz.clone(), "127.0.0.1".into(), tx);

@@ -85,6 +85,9 @@ fn choose_containerizer(
             cgroup_parent: "gantry".into(),
             users: cfg.users.clone(),
             pids_max: Some(cfg.container_pids_max),
+            images: Some(Arc::new(
+                crate::containerizer::native::image::pull::Images::new(cfg.images.clone()),
+            )),
         })))
     };
     match (cfg.containerizer, native_usable()) {
@@ -211,6 +214,10 @@ pub async fn start(cfg: AgentConfig, shim_exe: Option<PathBuf>) -> Result<AgentH
     let mut info = cfg.info(http_addr.port());
     info.containerizers = containerizer_names.iter().map(|n| n.to_string()).collect();
     info.networks.extend(docker_networks);
+    // The native containerizer runs Docker/OCI images (Mesos's `--image_providers=docker`).
+    if containerizer_names.contains(&"native") {
+        info.image_providers = vec!["docker".into()];
+    }
     discovered.apply_to(&mut info, cfg.gpus_explicit);
     let (info_tx, info_rx) = watch::channel(info);
     let gpu_metrics_source = if discovered.gpus.is_empty() {

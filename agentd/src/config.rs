@@ -137,6 +137,21 @@ pub struct AgentArgs {
     /// How often ended sandboxes are collected, seconds (Mesos `--disk_watch_interval`; default 60).
     #[arg(long, env = "GANTRY_DISK_WATCH_INTERVAL_SECS")]
     pub disk_watch_interval_secs: Option<f64>,
+    /// A registry that stands in for Docker Hub: `docker.io` images (`nginx:1.11`) are pulled
+    /// from it (`host:port`, e.g. a site mirror), as dockerd's `--registry-mirror`.
+    #[arg(long, env = "GANTRY_REGISTRY_MIRROR")]
+    pub registry_mirror: Option<String>,
+    /// Registries (`host:port,...`) reached over plain HTTP; every other one over HTTPS only.
+    #[arg(long, env = "GANTRY_INSECURE_REGISTRIES")]
+    pub insecure_registries: Option<String>,
+    /// A Docker `config.json` whose `auths` give registry credentials (basic auth, and the
+    /// credentials of a bearer-token exchange).
+    #[arg(long, env = "GANTRY_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
+    /// The image layer store's size bound in bytes (default 10 GiB); unused layers go, least
+    /// recently used first.
+    #[arg(long, env = "GANTRY_IMAGE_STORE_MAX_BYTES")]
+    pub image_store_max_bytes: Option<u64>,
 }
 
 impl AgentArgs {
@@ -182,6 +197,10 @@ impl AgentArgs {
             disk_watch_interval_secs: self
                 .disk_watch_interval_secs
                 .or(file.disk_watch_interval_secs),
+            registry_mirror: self.registry_mirror.or(file.registry_mirror),
+            insecure_registries: self.insecure_registries.or(file.insecure_registries),
+            docker_config: self.docker_config.or(file.docker_config),
+            image_store_max_bytes: self.image_store_max_bytes.or(file.image_store_max_bytes),
         }
     }
 
@@ -297,6 +316,7 @@ impl AgentArgs {
         let fetcher_cache_dir = self
             .fetcher_cache_dir
             .unwrap_or_else(|| work_dir.join("fetch-cache"));
+        let work_dir_images = work_dir.join("images");
         Ok(AgentConfig {
             master,
             masters,
@@ -325,6 +345,20 @@ impl AgentArgs {
             gpus_explicit,
             gc,
             disk_watch_interval,
+            images: crate::containerizer::native::image::ImageSettings {
+                store_dir: work_dir_images,
+                max_bytes: self.image_store_max_bytes.unwrap_or(10 << 30),
+                mirror: self.registry_mirror.filter(|m| !m.is_empty()),
+                insecure: self
+                    .insecure_registries
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                docker_config: self.docker_config,
+            },
         })
     }
 }
@@ -372,6 +406,8 @@ pub struct AgentConfig {
     pub gc: GcPolicy,
     /// How often ended sandboxes are collected.
     pub disk_watch_interval: Duration,
+    /// Images in the native containerizer: the layer store, registries, credentials.
+    pub images: crate::containerizer::native::image::ImageSettings,
 }
 
 /// Whether `master` is reached over TLS.

@@ -296,6 +296,14 @@ impl TaskTable {
                     .into(),
             );
         }
+        if task.container.image.is_some() && !self.containerizer.names().contains(&"native") {
+            return self.launch_failed(
+                &id,
+                "this agent runs no container images: only the native containerizer does (start \
+                 it with --containerizer native, as root)"
+                    .into(),
+            );
+        }
         let spec = LaunchSpec {
             env: self.task_env(&task),
             sandbox: self.wd.sandbox(&id),

@@ -53,6 +53,7 @@ impl Rig {
             cgroup_parent: parent.clone(),
             users: UserPolicy::default(),
             pids_max,
+            images: None,
         });
         Rig { dir, cz, parent }
     }
@@ -456,6 +457,7 @@ fn recovery_helper(dir: &Path) {
         cgroup_parent: parent,
         users: UserPolicy::default(),
         pids_max: Some(64),
+        images: None,
     });
     for i in 0..5 {
         let cmd = if i == 0 {

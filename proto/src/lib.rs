@@ -5,6 +5,7 @@ pub mod agent;
 pub mod docker;
 pub mod health;
 pub mod ids;
+pub mod image_ref;
 pub mod messages;
 pub mod ranges;
 pub mod resources;
@@ -18,6 +19,7 @@ pub use docker::{
 };
 pub use health::{HealthCheckSpec, HealthProtocol, HealthResult};
 pub use ids::{AgentId, TaskId};
+pub use image_ref::{ImageRef, ImageRefError};
 pub use messages::{
     AgentMessage, DecodeError, MasterMessage, StatusUpdate, TaskReport, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,

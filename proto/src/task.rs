@@ -265,6 +265,10 @@ pub struct ContainerSpec {
     /// Run by the Docker containerizer (`container.type: DOCKER`); `None`: the agent's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker: Option<crate::docker::DockerSpec>,
+    /// A Docker/OCI image the native containerizer runs the task in (`container.type: MESOS`
+    /// with `docker.image`, Mesos's "UCR"): `nginx:1.11`, `host:5000/team/app@sha256:...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A task to launch on an agent, with everything the agent needs to run it.

@@ -49,6 +49,7 @@ impl NativeTable {
             cgroup_parent: parent.clone(),
             users: UserPolicy::default(),
             pids_max: Some(64),
+            images: None,
         }));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let table = TaskTable::new(wd, cz, "127.0.0.1".into(), tx);

@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod docker;
 pub mod ha_masters;
+pub mod registry;
 pub mod zookeeper;
 
 use serde_json::Value;

@@ -4,6 +4,13 @@
 use super::job::{Container, ContainerNetwork, ContainerType, JobDefinition};
 use gantry_proto::{DockerNetwork, DockerParameter, DockerSpec, DockerVolume, NamedVolume};
 
+/// The image a job's runs take in the native containerizer (a container that is not DOCKER, as
+/// Chronos's `container.type: MESOS`); `None` otherwise.
+pub fn native_image(def: &JobDefinition) -> Option<String> {
+    let c: &Container = def.container.as_ref()?;
+    (c.kind != ContainerType::Docker && !c.image.is_empty()).then(|| c.image.clone())
+}
+
 /// The Docker spec of `def`'s runs; `None` unless the job runs in the Docker containerizer.
 pub fn docker_spec(def: &JobDefinition) -> Option<DockerSpec> {
     let c: &Container = def.container.as_ref()?;

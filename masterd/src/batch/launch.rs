@@ -84,6 +84,7 @@ pub fn run_task(
         placement,
         container: gantry_proto::ContainerSpec {
             docker: super::docker_task::docker_spec(def),
+            image: super::docker_task::native_image(def),
             ..Default::default()
         },
         health_checks: Vec::new(),

@@ -8,6 +8,16 @@ use gantry_proto::{
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// The image `app`'s tasks run in with the native containerizer (`container.type: MESOS` with
+/// `docker.image`); `None` otherwise.
+pub fn native_image(app: &AppDefinition) -> Option<String> {
+    let c = app.container.as_ref()?;
+    if c.kind != ContainerKind::Mesos {
+        return None;
+    }
+    c.image().filter(|i| !i.is_empty()).map(String::from)
+}
+
 /// The Docker spec of `app`'s tasks; `None` unless it runs in the Docker containerizer.
 pub fn docker_spec(app: &AppDefinition) -> Option<DockerSpec> {
     let c = app.container.as_ref()?;

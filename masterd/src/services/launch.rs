@@ -96,6 +96,7 @@ pub fn task_info(
         placement,
         container: ContainerSpec {
             docker: super::docker_task::docker_spec(app),
+            image: super::docker_task::native_image(app),
             ..ContainerSpec::default()
         },
         health_checks,

@@ -105,12 +105,102 @@ pub fn init_plan(sys: &dyn Syscall, spec: &InitSpec) -> Result<PathBuf, SyscallE
                     None,
                 )?;
             }
+            MountStep::Overlay {
+                lower,
+                upper,
+                work,
+                target,
+            } => {
+                let lower: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
+                let data = format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lower.join(":"),
+                    upper.display(),
+                    work.display()
+                );
+                sys.mount(
+                    Some(Path::new("overlay")),
+                    target,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(&data),
+                )?
+            }
+            MountStep::ProcAt { target } => {
+                sys.mkdir_all(target)?;
+                sys.mount(
+                    Some(Path::new("proc")),
+                    target,
+                    Some("proc"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    None,
+                )?
+            }
+            MountStep::Dev { target, nodes } => mount_dev(sys, target, nodes)?,
+            MountStep::BindFile { source, target } => {
+                if source.exists() {
+                    sys.touch(target)?;
+                    sys.mount(Some(source), target, None, MsFlags::MS_BIND, None)?;
+                }
+            }
+            MountStep::PivotRoot { new_root } => sys.pivot_root(new_root)?,
         }
+    }
+    if let Some(d) = &spec.make_cwd {
+        sys.mkdir_all(d)?;
     }
     if spec.namespaces.net {
         sys.loopback_up()?;
     }
     Ok(status)
+}
+
+/// A minimal `/dev` in a rootfs: a tmpfs with the host's `nodes` bound at their names (the
+/// device cgroup still decides which can be opened), the usual links, `/dev/shm` and `/dev/pts`.
+fn mount_dev(sys: &dyn Syscall, target: &Path, nodes: &[PathBuf]) -> Result<(), SyscallError> {
+    sys.mkdir_all(target)?;
+    sys.mount(
+        Some(Path::new("tmpfs")),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=65536k"),
+    )?;
+    for node in nodes {
+        let Ok(rel) = node.strip_prefix("/dev") else {
+            continue;
+        };
+        let at = target.join(rel);
+        sys.touch(&at)?;
+        sys.mount(Some(node), &at, None, MsFlags::MS_BIND, None)?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        sys.symlink(Path::new(to), &target.join(link))?;
+    }
+    let shm = target.join("shm");
+    sys.mkdir_all(&shm)?;
+    sys.mount(
+        Some(Path::new("shm")),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777,size=65536k"),
+    )?;
+    let pts = target.join("pts");
+    sys.mkdir_all(&pts)?;
+    sys.mount(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
 }
 
 /// The task's process, after fork and before exec: normal OOM score, its user, its directory.
@@ -352,6 +442,7 @@ mod tests {
             ),
             status_file: PathBuf::from("/m/status"),
             pid_file: PathBuf::from("/m/pid"),
+            make_cwd: None,
         }
     }
 

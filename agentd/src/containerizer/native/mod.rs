@@ -4,6 +4,7 @@
 //! container's init. Kill freezes the cgroup before SIGKILL; recovery re-adopts from the checkpoint.
 
 pub mod cgroup;
+pub mod image;
 pub mod init;
 pub mod loopback;
 pub mod plan;
@@ -40,6 +41,8 @@ pub struct NativeConfig {
     pub users: UserPolicy,
     /// `pids.max` of every container.
     pub pids_max: Option<u64>,
+    /// Images (`container.image`): pulled into the layer store, run in an overlay rootfs.
+    pub images: Option<std::sync::Arc<image::pull::Images>>,
 }
 
 /// Where the time of one launch went, in microseconds (benchmarks; logged at debug level).
@@ -103,7 +106,15 @@ impl NativeContainerizer {
         };
         let mut phases = LaunchPhases::default();
         let task = &spec.task;
-        let argv = task_argv(&task.command)?;
+        let prepared = self.prepare_image(spec)?;
+        let argv = match &prepared {
+            Some(p) => p.config.argv(&task.command).ok_or_else(|| {
+                ContainerError::Launch(
+                    "the task has no command and its image no Entrypoint or Cmd".into(),
+                )
+            })?,
+            None => task_argv(&task.command)?,
+        };
         let (user, note) = self
             .cfg
             .users
@@ -126,16 +137,37 @@ impl NativeContainerizer {
         let pid_file = spec.meta_dir.join("init.pid");
         let _ = std::fs::remove_file(&status_file);
         let _ = std::fs::remove_file(&pid_file);
-        let sandbox_target = spec
-            .env
-            .get("MESOS_SANDBOX")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| spec.sandbox.clone());
+        let sandbox_target = match &prepared {
+            Some(_) => PathBuf::from(image::rootfs::SANDBOX_IN_IMAGE),
+            None => spec
+                .env
+                .get("MESOS_SANDBOX")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| spec.sandbox.clone()),
+        };
         let tmp_bytes = limits.memory_bytes().unwrap_or(1 << 30);
+        let image_cwd = prepared
+            .as_ref()
+            .and_then(|p| p.config.cwd())
+            .map(PathBuf::from);
+        let mounts = match &prepared {
+            Some(p) => {
+                let pl = task.placement.clone().unwrap_or_default();
+                let minors: Vec<u32> = pl.gpus.iter().map(|g| g.minor).collect();
+                let caps: Vec<u32> = pl.gpus.iter().flat_map(|g| g.caps_minors.clone()).collect();
+                image::rootfs::mount_plan(
+                    p,
+                    &spec.sandbox,
+                    tmp_bytes,
+                    image::rootfs::gpu_nodes(&minors, &caps),
+                )
+            }
+            None => InitSpec::mount_plan(&spec.sandbox, &sandbox_target, tmp_bytes),
+        };
         let init = InitSpec {
             container_id: plan::container_id(task.task_id.as_str()),
             argv,
-            cwd: sandbox_target.clone(),
+            cwd: image_cwd.clone().unwrap_or_else(|| sandbox_target.clone()),
             uid: user.uid,
             gid: user.gid,
             groups: user.groups.clone(),
@@ -147,9 +179,10 @@ impl NativeContainerizer {
                 net: task.container.private_network,
             },
             cgroup_join: cg.join_files(),
-            mounts: InitSpec::mount_plan(&spec.sandbox, &sandbox_target, tmp_bytes),
+            mounts,
             status_file: status_file.clone(),
             pid_file: pid_file.clone(),
+            make_cwd: image_cwd,
         };
         let spec_file = spec.meta_dir.join("container.json");
         let body = serde_json::to_vec(&init).map_err(|e| ContainerError::Other(e.to_string()))?;
@@ -157,7 +190,14 @@ impl NativeContainerizer {
             path: spec_file.clone(),
             source,
         })?;
-        let mut env = spec.env.clone();
+        let mut env = match &prepared {
+            Some(p) => {
+                let mut e = p.config.merge_env(&spec.env);
+                e.insert("MESOS_SANDBOX".into(), sandbox_target.display().to_string());
+                e
+            }
+            None => spec.env.clone(),
+        };
         env.extend(plan::gpu_env(task));
         env.insert("USER".into(), user.name.clone());
         phases.sandbox_us = lap();
@@ -204,6 +244,31 @@ impl NativeContainerizer {
             status_file,
             cgroup: Some(cg.rel().to_owned()),
         })
+    }
+
+    /// The task's image pulled (what the store lacks) and its rootfs dirs made; `None` for a
+    /// task without an image. Runs the pull on the agent's runtime from this blocking thread.
+    fn prepare_image(&self, spec: &LaunchSpec) -> Result<Option<image::Prepared>, ContainerError> {
+        let Some(name) = &spec.task.container.image else {
+            return Ok(None);
+        };
+        let images = self.cfg.images.as_ref().ok_or_else(|| {
+            ContainerError::Launch("this agent does not run container images".into())
+        })?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| ContainerError::Launch(format!("cannot pull {name}: {e}")))?;
+        let cid = plan::container_id(spec.task.task_id.as_str());
+        handle
+            .block_on(images.prepare(name, &cid))
+            .map(Some)
+            .map_err(|e| ContainerError::Launch(e.to_string()))
+    }
+
+    /// Removes the image rootfs dirs of `container` (none for a task without an image).
+    fn release_image(&self, container: &str) {
+        if let Some(i) = &self.cfg.images {
+            i.store().release(container);
+        }
     }
 
     /// How the container ended: the init's record, and the memory limit if the OOM killer acted.
@@ -304,6 +369,7 @@ impl Containerizer for NativeContainerizer {
             Err(e) => {
                 Self::kill_all_frozen(&cg);
                 let _ = cg.destroy(Duration::from_secs(1));
+                self.release_image(&plan::container_id(spec.task.task_id.as_str()));
                 Err(e)
             }
         }
@@ -397,6 +463,7 @@ impl Containerizer for NativeContainerizer {
         if let Err(e) = cg.destroy(Duration::from_secs(2)) {
             tracing::error!(container = %ckpt.container_id, error = %e, "cannot remove the container's cgroup");
         }
+        self.release_image(&ckpt.container_id);
     }
 
     fn destroy_unrecorded(&self, task: &gantry_proto::TaskInfo, meta_dir: &Path) {
@@ -417,5 +484,6 @@ impl Containerizer for NativeContainerizer {
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = cg.destroy(Duration::from_secs(2));
+        self.release_image(&plan::container_id(task.task_id.as_str()));
     }
 }

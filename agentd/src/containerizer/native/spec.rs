@@ -27,6 +27,27 @@ pub enum MountStep {
     /// Bind `source` at `target` (recursively); done through an fd opened before the tmpfs mounts,
     /// so a sandbox that lives under `/tmp` stays reachable.
     Bind { source: PathBuf, target: PathBuf },
+    /// An image's rootfs: overlayfs of `lower` (top layer first) with `upper` and `work`, at
+    /// `target`.
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
+    /// A fresh `/proc` at `target` (inside a rootfs).
+    ProcAt { target: PathBuf },
+    /// A minimal `/dev` at `target`: a tmpfs, each host device node of `nodes` bind-mounted at
+    /// its name, `fd`/`stdin`/`stdout`/`stderr` links, and a `shm` tmpfs.
+    Dev {
+        target: PathBuf,
+        nodes: Vec<PathBuf>,
+    },
+    /// Bind the host file `source` at `target` (created when missing); skipped when `source`
+    /// does not exist.
+    BindFile { source: PathBuf, target: PathBuf },
+    /// `pivot_root` into `new_root`; the host's root is unmounted from the container.
+    PivotRoot { new_root: PathBuf },
 }
 
 /// Everything the init needs.
@@ -47,6 +68,10 @@ pub struct InitSpec {
     pub status_file: PathBuf,
     /// Where the launcher writes the init's host pid (or `error: ...`).
     pub pid_file: PathBuf,
+    /// A directory to create (in the image's rootfs) before the task starts in it: the image's
+    /// `WorkingDir`, as Docker makes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub make_cwd: Option<PathBuf>,
 }
 
 /// Where every container gets its own tmpfs.

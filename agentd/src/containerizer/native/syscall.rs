@@ -41,6 +41,14 @@ pub trait Syscall {
     fn loopback_up(&self) -> Result<(), SyscallError>;
     fn set_ids(&self, uid: u32, gid: u32, groups: &[u32]) -> Result<(), SyscallError>;
     fn chdir(&self, path: &Path) -> Result<(), SyscallError>;
+    /// Creates an empty file at `path` (and its parents) unless something is there: a bind
+    /// mount target for a file.
+    fn touch(&self, path: &Path) -> Result<(), SyscallError>;
+    /// `ln -sf target link`.
+    fn symlink(&self, target: &Path, link: &Path) -> Result<(), SyscallError>;
+    /// Makes `new_root` (a mount point) the root: `pivot_root(new_root, new_root)`, then the old
+    /// root, stacked under it, is lazily unmounted, and the cwd is `/`.
+    fn pivot_root(&self, new_root: &Path) -> Result<(), SyscallError>;
 }
 
 /// The real kernel.
@@ -103,6 +111,33 @@ impl Syscall for LinuxSyscall {
 
     fn chdir(&self, path: &Path) -> Result<(), SyscallError> {
         nix::unistd::chdir(path).map_err(|e| err(format!("chdir {}", path.display()), e))
+    }
+
+    fn touch(&self, path: &Path) -> Result<(), SyscallError> {
+        if path.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        if let Some(d) = path.parent() {
+            self.mkdir_all(d)?;
+        }
+        std::fs::File::create(path)
+            .map(drop)
+            .map_err(|e| err(format!("create {}", path.display()), e))
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> Result<(), SyscallError> {
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(target, link)
+            .map_err(|e| err(format!("symlink {}", link.display()), e))
+    }
+
+    fn pivot_root(&self, new_root: &Path) -> Result<(), SyscallError> {
+        let what = format!("pivot_root {}", new_root.display());
+        nix::unistd::chdir(new_root).map_err(|e| err(what.clone(), e))?;
+        nix::unistd::pivot_root(".", ".").map_err(|e| err(what.clone(), e))?;
+        nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| err(format!("{what}: unmount the old root"), e))?;
+        nix::unistd::chdir("/").map_err(|e| err(what, e))
     }
 }
 
@@ -167,6 +202,18 @@ impl Syscall for RecordingSyscall {
     }
     fn chdir(&self, path: &Path) -> Result<(), SyscallError> {
         self.push(format!("chdir {}", path.display()));
+        Ok(())
+    }
+    fn touch(&self, path: &Path) -> Result<(), SyscallError> {
+        self.push(format!("touch {}", path.display()));
+        Ok(())
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> Result<(), SyscallError> {
+        self.push(format!("symlink {} {}", target.display(), link.display()));
+        Ok(())
+    }
+    fn pivot_root(&self, new_root: &Path) -> Result<(), SyscallError> {
+        self.push(format!("pivot_root {}", new_root.display()));
         Ok(())
     }
 }

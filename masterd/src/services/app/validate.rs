@@ -174,6 +174,13 @@ fn container_rules(app: &AppDefinition, v: &mut Vec<(String, String)>) {
         )),
         _ => {}
     }
+    if let Some(d) = &c.docker {
+        if !d.image.is_empty() {
+            if let Err(e) = gantry_proto::ImageRef::parse(&d.image) {
+                v.push(("/container/docker/image".into(), e.why));
+            }
+        }
+    }
     for (i, vol) in c.volumes.iter().enumerate() {
         let kinds = ["hostPath", "persistent", "external", "secret"]
             .iter()
