@@ -190,7 +190,8 @@ fn service(out: &mut String, f: &Frontends, s: &Service, pools: &Pools, shape: b
     for (name, slot, backup) in pools.named() {
         // An empty or draining slot is in maintenance (`disabled`) until the runtime API, or
         // the next config, gives it a server.
-        let srv = slot.server.as_ref().filter(|_| !shape && slot.live());
+        // A draining one keeps its address: the runtime API may make it ready again as it is.
+        let srv = slot.server.as_ref().filter(|_| !shape);
         let addr = srv.map_or_else(
             || "127.0.0.1:1".to_string(),
             |v| bind(&v.addr.to_string(), v.port),
@@ -214,7 +215,7 @@ fn service(out: &mut String, f: &Frontends, s: &Service, pools: &Pools, shape: b
         if backup {
             out.push_str(" backup");
         }
-        if srv.is_none() {
+        if srv.is_none() || !slot.live() {
             out.push_str(" disabled");
         }
         out.push('\n');
