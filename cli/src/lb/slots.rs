@@ -291,7 +291,7 @@ mod tests {
         );
         // 3 turns healthy: out of the backups, into the checked pool; 1 goes.
         let moved = service(vec![srv(2, false), srv(3, false)]);
-        let p = plan(&p.table, &[moved.clone()], t0);
+        let p = plan(&p.table, std::slice::from_ref(&moved), t0);
         assert_eq!(
             p.commands[0].1,
             [
@@ -303,7 +303,11 @@ mod tests {
         );
         assert!(p.table["w_10000"].active[0].draining.is_some());
         // Nothing new before the drain ends; after it, maintenance.
-        let p2 = plan(&p.table, &[moved.clone()], t0 + Duration::from_secs(1));
+        let p2 = plan(
+            &p.table,
+            std::slice::from_ref(&moved),
+            t0 + Duration::from_secs(1),
+        );
         assert!(p2.commands.is_empty() && !p2.grew);
         let p3 = plan(&p.table, &[moved], t0 + DRAIN);
         assert_eq!(
