@@ -108,6 +108,20 @@ pub struct MasterArgs {
     /// `--event_stream_max_outstanding_messages`; default 4096).
     #[arg(long, env = "GANTRY_EVENT_STREAM_MAX_OUTSTANDING")]
     pub event_stream_max_outstanding: Option<usize>,
+    /// Run as one of several masters on ZooKeeper, `zk://[user:password@]h1:2181,h2:2181/gantry`
+    /// (Mesos's `--zk`): the masters elect a leader under that path; the others stand by. Without
+    /// it, one master on its embedded store. See docs/ha.md.
+    #[arg(long, env = "GANTRY_ZK", hide_env_values = true)]
+    pub zk: Option<String>,
+    /// With --zk: how many masters must be in the ZooKeeper group before one of them takes the
+    /// lead (Mesos's `--quorum`; default 1). Usually a majority of the masters: 2 of 3.
+    #[arg(long, env = "GANTRY_QUORUM")]
+    pub quorum: Option<usize>,
+    /// With --zk: the ZooKeeper session timeout (Mesos's `--zk_session_timeout`; default `10secs`).
+    /// A killed leader's znode goes, and another master leads, this long after it stopped.
+    /// Seconds, or a number with `ms`, `secs` or `mins`.
+    #[arg(long, env = "GANTRY_ZK_SESSION_TIMEOUT")]
+    pub zk_session_timeout: Option<String>,
 }
 
 impl MasterArgs {
@@ -148,6 +162,9 @@ impl MasterArgs {
             event_stream_max_outstanding: self
                 .event_stream_max_outstanding
                 .or(file.event_stream_max_outstanding),
+            zk: self.zk.or(file.zk),
+            quorum: self.quorum.or(file.quorum),
+            zk_session_timeout: self.zk_session_timeout.or(file.zk_session_timeout),
         }
     }
 
@@ -233,7 +250,9 @@ impl MasterArgs {
             self.event_stream_max_outstanding,
             4096,
         )?;
+        let ha = resolve_ha(self.zk, self.quorum, self.zk_session_timeout)?;
         Ok(MasterConfig {
+            ha,
             job_history,
             event_stream_max_outstanding,
             auth: AuthSettings {
@@ -266,6 +285,66 @@ impl MasterArgs {
             offer_timeout: secs("offer_timeout_secs", self.offer_timeout_secs, 60.0)?,
         })
     }
+}
+
+/// The high-availability settings; `--quorum` and `--zk-session-timeout` apply only with `--zk`.
+fn resolve_ha(
+    zk: Option<String>,
+    quorum: Option<usize>,
+    session_timeout: Option<String>,
+) -> Result<Option<HaSettings>, ConfigError> {
+    let Some(zk) = zk.filter(|z| !z.trim().is_empty()) else {
+        // One master: the HA settings do not apply (a shared config file may carry them).
+        return Ok(None);
+    };
+    let zk = gantry_daemon::masters::ZkUrl::parse(zk.trim()).map_err(|e| ConfigError::Invalid {
+        key: "zk",
+        why: e.to_string(),
+    })?;
+    let quorum = quorum.unwrap_or(1);
+    if quorum == 0 {
+        return Err(ConfigError::Invalid {
+            key: "quorum",
+            why: "must be at least 1".into(),
+        });
+    }
+    let session_timeout = match session_timeout {
+        None => Duration::from_secs(10),
+        Some(s) => parse_duration(&s).ok_or_else(|| ConfigError::Invalid {
+            key: "zk_session_timeout",
+            why: format!("'{s}' is not a duration (10secs, 2500ms, 1mins or seconds)"),
+        })?,
+    };
+    if session_timeout < Duration::from_millis(100) || session_timeout > Duration::from_secs(3600) {
+        return Err(ConfigError::Invalid {
+            key: "zk_session_timeout",
+            why: format!("{session_timeout:?} is outside 100ms..1hour"),
+        });
+    }
+    Ok(Some(HaSettings {
+        zk,
+        quorum,
+        session_timeout,
+    }))
+}
+
+/// A duration as Mesos's flags write them (`10secs`, `500ms`, `2mins`, `1hrs`), or plain seconds.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let per_unit = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "min" | "mins" => 60.0,
+        "hr" | "hrs" => 3600.0,
+        _ => return None,
+    };
+    let secs = n * per_unit;
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 /// The DNS settings, checked: a domain of valid labels, resolvers as `IP[:PORT]`.
@@ -340,9 +419,20 @@ fn resolve_tls(
     }
 }
 
+/// Several masters on ZooKeeper (`--zk`, `--quorum`, `--zk-session-timeout`).
+#[derive(Clone, Debug)]
+pub struct HaSettings {
+    pub zk: gantry_daemon::masters::ZkUrl,
+    /// Masters in the group before one takes the lead.
+    pub quorum: usize,
+    pub session_timeout: Duration,
+}
+
 /// The resolved master configuration.
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
+    /// `Some`: one of several masters on ZooKeeper; `None`: the only master.
+    pub ha: Option<HaSettings>,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     /// `None` (and no `token_file`): generate one at start-up.
@@ -485,6 +575,56 @@ mod tests {
         let e = ca_only.resolve().unwrap_err().to_string();
         assert!(e.starts_with("tls_client_ca_file"), "{e}");
         assert!(MasterArgs::default().resolve().unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn ha_flags_parse_default_as_mesos_and_need_zk() {
+        assert!(MasterArgs::default().resolve().unwrap().ha.is_none());
+        let file: MasterArgs = toml::from_str(
+            "zk = \"zk://a:2181,b:2181/gantry\"\nquorum = 2\nzk_session_timeout = \"2500ms\"",
+        )
+        .unwrap();
+        let ha = file.resolve().unwrap().ha.unwrap();
+        assert_eq!(ha.zk.servers, "a:2181,b:2181");
+        assert_eq!(ha.zk.path, "/gantry");
+        assert_eq!(
+            (ha.quorum, ha.session_timeout),
+            (2, Duration::from_millis(2500))
+        );
+        let plain = MasterArgs {
+            zk: Some("zk://a:2181/m".into()),
+            ..Default::default()
+        };
+        let ha = plain.resolve().unwrap().ha.unwrap();
+        assert_eq!(
+            (ha.quorum, ha.session_timeout),
+            (1, Duration::from_secs(10))
+        );
+        for (t, secs) in [("10secs", 10.0), ("3", 3.0), ("1mins", 60.0), ("0.5s", 0.5)] {
+            assert_eq!(
+                parse_duration(t),
+                Some(Duration::from_secs_f64(secs)),
+                "{t}"
+            );
+        }
+        let alone: MasterArgs = toml::from_str("quorum = 2").unwrap();
+        assert!(alone.resolve().unwrap().ha.is_none(), "ignored without zk");
+        for (bad, key) in [
+            ("zk = \"http://a:1\"", "zk"),
+            ("zk = \"zk://a:2181/g\"\nquorum = 0", "quorum"),
+            (
+                "zk = \"zk://a:2181/g\"\nzk_session_timeout = \"soon\"",
+                "zk_session_timeout",
+            ),
+            (
+                "zk = \"zk://a:2181/g\"\nzk_session_timeout = \"1ms\"",
+                "zk_session_timeout",
+            ),
+        ] {
+            let a: MasterArgs = toml::from_str(bad).unwrap();
+            let e = a.resolve().unwrap_err().to_string();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! gantry-masterd: the master daemon. Flags, then `GANTRY_*` variables, then the config file.
-//! Tells systemd when it is ready (`Type=notify`) and stops on SIGTERM or SIGINT.
+//! Tells systemd when it is ready (`Type=notify`) and stops on SIGTERM or SIGINT. With `--zk` it is
+//! one of several masters (`gantry_masterd::ha`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -36,8 +37,12 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
-        let master = gantry_masterd::master::start(cfg).await?;
-        gantry_daemon::service::notify_ready(&format!("serving on {}", master.addr));
+        let addr = match cfg.ha.clone() {
+            // One of several masters: listens now, leads when elected (docs/ha.md).
+            Some(ha) => gantry_masterd::ha::life::start(cfg, ha).await?.addr,
+            None => gantry_masterd::master::start(cfg).await?.addr,
+        };
+        gantry_daemon::service::notify_ready(&format!("serving on {addr}"));
         let signal = gantry_daemon::service::stop_signal()
             .await
             .context("waiting for a signal")?;

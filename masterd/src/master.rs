@@ -65,7 +65,7 @@ pub struct MasterHandle {
 
 /// Who may use the APIs: the principals file and `--http-credentials`; with neither, a bootstrap
 /// admin token in the state dir. Nobody needs credentials when authentication is off.
-fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
+pub(crate) fn authenticator(cfg: &MasterConfig) -> Result<Authenticator, MasterError> {
     if !cfg.auth.enabled {
         tracing::warn!("API authentication is off (gantry dev): anyone who reaches the port may change anything");
         return Ok(Authenticator::off());
@@ -200,6 +200,84 @@ struct Loaded {
 pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     let sqlite = SqliteStore::open(&cfg.state_dir)?;
     let store = AsyncStore::new(Arc::new(sqlite));
+    let mut cfg = cfg;
+    let bound = bind(&cfg).await?;
+    cfg.listen = bound.addr;
+    let agent_certs = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+    let led = lead(cfg, store).await?;
+    serve(bound.listener, led.router);
+    tracing::info!(
+        addr = %bound.addr,
+        tls = bound.tls,
+        agent_client_certs = agent_certs,
+        join_tokens = led.core.tokens.len(),
+        "master listening"
+    );
+    Ok(MasterHandle {
+        core: led.core,
+        addr: bound.addr,
+        dns_addr: led.dns_addr,
+    })
+}
+
+/// The API's listening socket, bound (and TLS set up) but not served yet.
+pub struct Bound {
+    pub listener: MasterListener,
+    /// Where it listens (the port chosen, for `--listen` port 0).
+    pub addr: SocketAddr,
+    /// HTTPS and WSS.
+    pub tls: bool,
+}
+
+/// Binds `cfg.listen`.
+pub async fn bind(cfg: &MasterConfig) -> Result<Bound, MasterError> {
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    let listen_err = |source| MasterError::Listen {
+        addr: cfg.listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(listen_err)?;
+    let addr = listener.local_addr().map_err(listen_err)?;
+    let tls_on = tls.is_some();
+    let listener =
+        MasterListener::new(listener, tls, cfg.limits.max_connections).map_err(listen_err)?;
+    Ok(Bound {
+        listener,
+        addr,
+        tls: tls_on,
+    })
+}
+
+/// Serves `app` on `listener` until the process ends.
+pub fn serve(listener: MasterListener, app: axum::Router) {
+    tokio::spawn(async move {
+        let svc = app.into_make_service_with_connect_info::<Peer>();
+        if let Err(e) = axum::serve(listener, svc).await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+}
+
+/// A leading master's parts: its state and the router of its APIs.
+pub struct Led {
+    pub core: Arc<Core>,
+    /// Every API, to be served.
+    pub router: axum::Router,
+    /// Where the DNS server listens, when it is on.
+    pub dns_addr: Option<SocketAddr>,
+}
+
+/// What makes a master the leader, on the one master and on an HA master that won the election
+/// alike: loads `store`, rebuilds the state from it (deployments, job schedules, framework timers
+/// resume from what is stored), and starts the controllers, the DNS server and the agent health
+/// checker. `cfg.listen` must be the bound address. Agents re-register by themselves.
+pub async fn lead(cfg: MasterConfig, store: AsyncStore) -> Result<Led, MasterError> {
     let Loaded {
         state,
         master_id,
@@ -227,36 +305,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
         "state recovered from the store"
     );
     let tokens = Arc::new(JoinTokens::from_config(&cfg)?);
-    let tls = cfg
-        .tls
-        .as_ref()
-        .map(crate::tls::server_config)
-        .transpose()?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| MasterError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| MasterError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
-    let tls_on = tls.is_some();
-    let listener =
-        MasterListener::new(listener, tls, cfg.limits.max_connections).map_err(|source| {
-            MasterError::Listen {
-                addr: cfg.listen,
-                source,
-            }
-        })?;
-    let mut cfg = cfg;
-    cfg.listen = addr;
-    let agent_certs = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
     tokens.watch(TOKEN_FILE_POLL);
-    let join_tokens = tokens.len();
     let auth = authenticator(&cfg)?;
     let security = Arc::new(Security::new(auth, cfg.limits, store.clone()));
     let core = Core::new(cfg, tokens, master_id, store, state, events);
@@ -268,13 +317,7 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
     tokio::spawn(async move {
         crate::events::callbacks::run(fan_out.events(), &fan_out.callbacks).await;
     });
-    let app = crate::api::router(core.clone(), security);
-    tokio::spawn(async move {
-        let svc = app.into_make_service_with_connect_info::<Peer>();
-        if let Err(e) = axum::serve(listener, svc).await {
-            tracing::error!(error = %e, "API server stopped");
-        }
-    });
+    let router = crate::api::router(core.clone(), security);
     let dns_addr = crate::dns::start(core.clone()).await?;
     tokio::spawn(crate::services::controller::run(core.clone()));
     tokio::spawn(crate::services::readiness::run(core.clone()));
@@ -298,16 +341,9 @@ pub async fn start(cfg: MasterConfig) -> Result<MasterHandle, MasterError> {
             }
         }
     });
-    tracing::info!(
-        %addr,
-        tls = tls_on,
-        agent_client_certs = agent_certs,
-        join_tokens,
-        "master listening"
-    );
-    Ok(MasterHandle {
+    Ok(Led {
         core,
-        addr,
+        router,
         dns_addr,
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod docker;
+pub mod ha_masters;
 pub mod zookeeper;
 
 use serde_json::Value;

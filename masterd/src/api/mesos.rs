@@ -30,7 +30,11 @@ pub fn router() -> Router<Arc<Core>> {
 /// (`0.0.0.0`, `::`), the first address this host's name resolves to (Mesos-DNS derives
 /// `leader.mesos` from it).
 pub(crate) fn advertised(core: &Core) -> std::net::SocketAddr {
-    let listen = core.cfg.listen;
+    advertised_addr(core.cfg.listen)
+}
+
+/// [`advertised`] for a listen address (before there is a `Core`: an HA master's `MasterInfo`).
+pub(crate) fn advertised_addr(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     if !listen.ip().is_unspecified() {
         return listen;
     }
