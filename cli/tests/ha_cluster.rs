@@ -213,6 +213,24 @@ async fn task_states(base: &str, app: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
+/// How many runs of the jobs `base` has queued, launched or running now.
+async fn live_runs(base: &str) -> usize {
+    let mut n = 0;
+    for i in 0..JOBS {
+        if let Some(v) = get_json(base, &format!("/v1/scheduler/job/tick{i}/runs")).await {
+            n += v["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| {
+                    ["queued", "launched", "running"].contains(&r["state"].as_str().unwrap_or(""))
+                })
+                .count();
+        }
+    }
+    n
+}
+
 /// A job's scheduled runs on `base`: occurrence → slot (ms), one entry per run (its attempts
 /// share it).
 async fn scheduled_runs(base: &str, job: &str) -> Option<Vec<(u64, i64)>> {
@@ -272,13 +290,16 @@ async fn three_masters_two_agents_survive_ten_leader_kills() {
     )
     .await;
 
-    // Ten jobs, a 2-second run every 5 s from a whole second a few seconds ahead.
+    // Ten jobs, a 2-second run every 5 s from a whole second a few seconds ahead; each run
+    // first appends its slot to the job's file, so that the file shows every execution.
+    let slots_dir = c.dir.path().join("slots");
+    std::fs::create_dir_all(&slots_dir).expect("slots dir");
     let start_ms = (chrono::Utc::now().timestamp() + 5) * 1000;
     let start = chrono::DateTime::from_timestamp_millis(start_ms).expect("time");
     let schedule = format!("R/{}/PT5S", start.format("%Y-%m-%dT%H:%M:%SZ"));
     for i in 0..JOBS {
         let job = json!({"name": format!("tick{i}"), "owner": "", "cpus": 0.05, "mem": 16,
-            "schedule": schedule, "missedRuns": {"catchUp": "all"}, "command": "sleep 2",
+            "schedule": schedule, "missedRuns": {"catchUp": "all"}, "command": format!("echo $CHRONOS_JOB_RUN_TIME >> {}/tick{i}; sleep 2", slots_dir.display()),
             "environmentVariables": [{"name": "GANTRY_TEST_MARKER", "value": c.marker}]});
         let (s, body) = c.post("/v1/scheduler/iso8601", &job.to_string()).await;
         assert_eq!(s, 204, "tick{i}: {body}");
@@ -288,13 +309,19 @@ async fn three_masters_two_agents_survive_ten_leader_kills() {
     for round in 0..rounds {
         let acks: Acks = Arc::default();
         let worker = tokio::spawn(churn(m.url(leader), round, marker.clone(), acks.clone()));
-        // Let some changes be acknowledged, then kill the leader in the middle of the churn.
+        // Let some changes be acknowledged, then kill the leader in the middle of the churn, at a
+        // different moment of the jobs' 5-second period each round.
+        let churning = Instant::now();
+        let pause = Duration::from_millis(1000 + 1300 * (round as u64 % 4));
         eventually(
             Duration::from_secs(60),
             "some acknowledged changes",
-            || async { (acks.lock().expect("acks").len() >= 6).then_some(()) },
+            || async {
+                (acks.lock().expect("acks").len() >= 6 && churning.elapsed() >= pause).then_some(())
+            },
         )
         .await;
+        let live = live_runs(&m.url(leader)).await;
         m.kill(leader);
         let killed = Instant::now();
         let unanswered = worker.await.expect("the client's loop");
@@ -303,8 +330,8 @@ async fn three_masters_two_agents_survive_ten_leader_kills() {
         times.push(took);
         let log = acks.lock().expect("acks").clone();
         println!(
-            "round {round}: leader {leader} killed after {} acks; master {next} acknowledged a \
-             write after {took:?}",
+            "round {round}: leader {leader} killed after {} acks with {live} job runs live; \
+             master {next} acknowledged a write after {took:?}",
             log.len()
         );
         let base = m.url(next);
@@ -369,6 +396,22 @@ async fn three_masters_two_agents_survive_ten_leader_kills() {
                 .keys()
                 .all(|s| *s >= start_ms && (s - start_ms) % PERIOD_MS == 0),
             "tick{i}: a run off the schedule: {count:?}"
+        );
+    }
+    // What ran: every slot of the history executed once (a run in flight at the end may have
+    // written its slot already: only slots up to the last one the history holds count).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, runs) in histories.iter().enumerate() {
+        let text = std::fs::read_to_string(slots_dir.join(format!("tick{i}"))).unwrap_or_default();
+        let mut ran: Vec<i64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        ran.sort_unstable();
+        let mut recorded: Vec<i64> = runs.iter().map(|&(_, s)| s).collect();
+        recorded.sort_unstable();
+        let newest = recorded.last().copied().unwrap_or(0);
+        ran.retain(|&s| s <= newest);
+        assert_eq!(
+            ran, recorded,
+            "tick{i}: executions (left) against the run history (right)"
         );
     }
 
@@ -454,7 +497,15 @@ async fn a_pymesos_framework_given_zk_finds_the_leader_and_follows_a_failover() 
         String::from_utf8_lossy(&out.stderr),
         c.log_tails(40)
     );
-    assert!(stdout.contains("reregistered"), "{stdout}");
+    let rereg = stdout
+        .lines()
+        .find(|l| l.starts_with("reregistered"))
+        .unwrap_or_else(|| panic!("pymesos re-subscribed: {stdout}"));
+    assert!(
+        rereg.contains(&m.ports[next].to_string()),
+        "re-subscribed to the new leader (port {}): {rereg}",
+        m.ports[next]
+    );
     assert!(
         stdout.contains("TASK_RUNNING REASON_RECONCILIATION"),
         "{stdout}"
