@@ -195,6 +195,17 @@ async fn three_masters_elect_one_leader_and_a_killed_leader_is_replaced() {
     })
     .await;
     assert_eq!(m.wait_leader(None, Duration::from_secs(30)).await, next);
+
+    // A leader stopped with SIGTERM leaves the group itself (its znode deleted, not left to
+    // expire), and another master leads.
+    m.stop(next);
+    let log = m.log(next);
+    assert!(
+        log.contains("resigned from the masters' group") && log.contains("deleted=true"),
+        "{}",
+        &log[log.len().saturating_sub(3000)..]
+    );
+    write_to_leader(&c, &m, Some(next), "/after-sigterm").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,10 +37,13 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
-        let addr = match cfg.ha.clone() {
+        let (addr, ha) = match cfg.ha.clone() {
             // One of several masters: listens now, leads when elected (docs/ha.md).
-            Some(ha) => gantry_masterd::ha::life::start(cfg, ha).await?.addr,
-            None => gantry_masterd::master::start(cfg).await?.addr,
+            Some(ha) => {
+                let h = gantry_masterd::ha::life::start(cfg, ha).await?;
+                (h.addr, Some(h))
+            }
+            None => (gantry_masterd::master::start(cfg).await?.addr, None),
         };
         gantry_daemon::service::notify_ready(&format!("serving on {addr}"));
         let signal = gantry_daemon::service::stop_signal()
@@ -48,6 +51,10 @@ fn main() -> anyhow::Result<()> {
             .context("waiting for a signal")?;
         gantry_daemon::service::notify_stopping();
         tracing::info!(signal, "master stopping");
+        if let Some(h) = ha {
+            // Another master takes over now, not after this one's ZooKeeper session times out.
+            h.resign().await;
+        }
         Ok(())
     })
 }

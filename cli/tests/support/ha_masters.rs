@@ -96,6 +96,22 @@ impl HaMasters {
         }
     }
 
+    /// SIGTERM to master `i`, and wait until it exited.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
+    /// What master `i` has logged.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("master{i}.log"))).unwrap_or_default()
+    }
+
     pub fn signal(&self, i: usize, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid(i)), sig)
             .expect("signal the master");

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use zookeeper_client as zk;
 
+/// Why the election ended when the master left the group itself.
+const RESIGNED: &str = "resigned";
+
 /// This master's place in the election.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -147,7 +150,7 @@ impl Contender {
             backoff = Duration::from_millis(200);
             let Ended::Lost(why) = self.contend(&client, &leader, &role, &resign, &lease).await;
             leader.send_replace(None);
-            if matches!(*role.borrow(), Role::Leading | Role::Unsure) {
+            if matches!(*role.borrow(), Role::Leading | Role::Unsure) || why == RESIGNED {
                 tracing::error!(reason = %why, "leadership lost");
                 role.send_replace(Role::Deposed(why));
                 return;
@@ -273,7 +276,7 @@ impl Contender {
                     _ = resign.notified() => {
                         let gone = tokio::time::timeout(Duration::from_secs(2), client.delete(&mine, None)).await;
                         tracing::info!(znode = %mine, deleted = matches!(gone, Ok(Ok(()))), "resigned from the masters' group");
-                        break Some(Ended::Lost("resigned".into()));
+                        break Some(Ended::Lost(RESIGNED.into()));
                     }
                     s = state.changed() => {
                         if let Some(end) = self.on_state(s, &mut state, role).await {

@@ -16,6 +16,7 @@ use crate::store::zk::ZkStore;
 use crate::store::{AsyncStore, HaltHook, Snapshot, Store, StoreError, Write};
 use gantry_daemon::masters::MasterInfo;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -26,6 +27,33 @@ pub struct HaHandle {
     /// What this master wrote into its znode.
     pub me: MasterInfo,
     pub election: Election,
+}
+
+/// Set once the process is stopping: a deposition then no longer starts the master again.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+impl HaHandle {
+    /// Leaves the masters' group before the process stops (SIGTERM), so that another master
+    /// leads now rather than when this one's session times out. Waits at most 2 s.
+    pub async fn resign(&self) {
+        STOPPING.store(true, Ordering::SeqCst);
+        let mut role = self.election.role.clone();
+        if !matches!(
+            *role.borrow_and_update(),
+            Role::Leading | Role::Standby | Role::Unsure
+        ) {
+            return;
+        }
+        self.election.resign();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while role.changed().await.is_ok() {
+                if !matches!(*role.borrow_and_update(), Role::Leading | Role::Unsure) {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// The router served now, swapped atomically (the standby's, then the leader's).
@@ -253,6 +281,10 @@ async fn live(cfg: MasterConfig, ha: HaSettings, election: Election, dispatch: D
 /// fresh contender with nothing of the old leader's memory (as Mesos's abort and a supervisor's
 /// restart would, without depending on the supervisor).
 async fn restart(ha: &HaSettings) {
+    if STOPPING.load(Ordering::SeqCst) {
+        // Resigned because the process stops: it ends without starting again.
+        return std::future::pending().await;
+    }
     let mut announced = false;
     loop {
         let mut c = zookeeper_client::Client::connector()
