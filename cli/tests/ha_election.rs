@@ -196,8 +196,34 @@ async fn three_masters_elect_one_leader_and_a_killed_leader_is_replaced() {
     .await;
     assert_eq!(m.wait_leader(None, Duration::from_secs(30)).await, next);
 
+    // DELETE /v2/leader abdicates, as Marathon's does: the answer, then another master leads and
+    // the one that stepped down comes back as a standby.
+    let (user, pass) = support::CREDENTIALS.split_once(':').expect("credentials");
+    let r = no_redirects()
+        .delete(format!("{}/v2/leader", m.url(next)))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .expect("DELETE /v2/leader");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(body, json!({"message": "Leadership abdicated"}));
+    let (third, _) = write_to_leader(&c, &m, Some(next), "/after-abdication").await;
+    eventually(
+        Duration::from_secs(60),
+        "the abdicated master back in the group",
+        || async { (m.znodes().await?.len() == 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(m.wait_leader(None, Duration::from_secs(30)).await, third);
+    let ids = app_ids(&m.url(third))
+        .await
+        .expect("the new leader lists apps");
+    assert!(ids.contains(&"/after-failover".to_string()), "{ids:?}");
+
     // A leader stopped with SIGTERM leaves the group itself (its znode deleted, not left to
     // expire), and another master leads.
+    let next = third;
     m.stop(next);
     let log = m.log(next);
     assert!(

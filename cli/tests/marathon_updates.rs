@@ -499,4 +499,14 @@ async fn locks_cancels_task_kills_info_and_leader() {
         c.get("/v2/leader").await,
         json!({"leader": format!("127.0.0.1:{}", c.port)})
     );
+    // A master without --zk has no one to hand the lead to: abdication is refused, and it leads on.
+    let (s, _, b) = send(&c, Method::DELETE, "/v2/leader", None).await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["message"].as_str().is_some_and(|m| m.contains("--zk")),
+        "{b}"
+    );
+    let (s, _, b) = send(&c, Method::DELETE, "/v2/leader?backup=file:///tmp/x", None).await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(c.get("/v2/info").await["elected"], true);
 }

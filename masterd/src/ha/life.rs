@@ -118,6 +118,8 @@ pub async fn start(cfg: MasterConfig, ha: HaSettings) -> Result<HaHandle, Master
         me: me.clone(),
     }
     .start();
+    let resigner = election.clone();
+    super::on_abdicate(move || resigner.resign());
     let standby = super::standby::router_with(
         election.leader.clone(),
         me.clone(),

@@ -1,6 +1,7 @@
 //! `/v2/info` and `/v2/leader`: this master is always the leader (one master, or the one that holds
 //! the store); its address is the one it listens on, or the request's `Host` when it listens on
-//! every address.
+//! every address. `DELETE /v2/leader` abdicates: an HA master leaves the group and starts again as
+//! a standby; the one master without `--zk` has no one to hand over to and says so (409).
 
 use crate::cluster::Core;
 use crate::services::state::SERVICE_PORTS;
@@ -26,6 +27,40 @@ fn leader(core: &Core, headers: &HeaderMap) -> String {
 /// `GET /v2/leader`: 200 `{"leader": "host:port"}`.
 pub async fn get_leader(State(core): State<Arc<Core>>, headers: HeaderMap) -> Json<Value> {
     Json(json!({ "leader": leader(&core, &headers) }))
+}
+
+/// `DELETE /v2/leader` (spec §1.7): 200 `{"message": "Leadership abdicated"}`, then, after 500 ms
+/// (as Marathon waits before it exits), this master leaves the masters' group: another one leads
+/// and this one executes itself again as a contender. Marathon's `backup` and `restore` are not
+/// supported and are refused. Without `--zk` a 409: stepping down would leave the cluster with
+/// no master (Marathon exits there and relies on its supervisor).
+pub async fn delete_leader(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    use axum::http::StatusCode;
+    if let Some(k) = ["backup", "restore"].iter().find(|k| q.contains_key(**k)) {
+        let msg = format!(
+            "'{k}' is not supported: Gantry's state lives in its store, not in a backup file"
+        );
+        return (StatusCode::BAD_REQUEST, Json(json!({ "message": msg })));
+    }
+    if !crate::ha::can_abdicate() {
+        return (
+            StatusCode::CONFLICT,
+            Json(
+                json!({"message": "This master runs alone (no --zk): there is no other master to take over"}),
+            ),
+        );
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tracing::warn!("leadership abdicated (DELETE /v2/leader): leaving the masters' group");
+        crate::ha::abdicate();
+    });
+    (
+        StatusCode::OK,
+        Json(json!({"message": "Leadership abdicated"})),
+    )
 }
 
 /// `GET /v2/info` (spec §1.7, §3.8): Marathon's keys, with Gantry's values.

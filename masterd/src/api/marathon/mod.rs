@@ -68,6 +68,9 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/v2/queue", get(tasks::queue))
         .route("/v2/queue/{*app}", delete(tasks::reset_delay))
         .route("/v2/info", get(info::get_info))
-        .route("/v2/leader", get(info::get_leader))
+        .route(
+            "/v2/leader",
+            get(info::get_leader).delete(info::delete_leader),
+        )
         .route("/ping", get(tasks::ping))
 }
