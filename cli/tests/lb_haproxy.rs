@@ -3,9 +3,7 @@
 //! getting traffic; a rolling upgrade of 4 instances under a steady request loop fails no
 //! request; `HAPROXY_GROUP` separates two load balancers; virtual hosts route by Host header over
 //! HTTP and HTTPS; with its master stopped (and one of its masters never answering) HAProxy keeps
-//! serving; scaling 1 → 3 → 1 goes through the runtime API with no reload, a new app reloads,
-//! and a backend growing past its slots reloads and serves them all. And
-//! `/v2/apps?embed=apps.tasks` holds every field marathon-lb reads (spec §4.4).
+//! serving. And `/v2/apps?embed=apps.tasks` holds every field marathon-lb reads (spec §4.4).
 
 mod lb;
 mod support;
@@ -92,7 +90,6 @@ async fn an_instance_failing_its_health_check_stops_getting_traffic() {
     let ids = wait_healthy(&c, "web", 2).await;
     let http = client();
     wait_answers(&lb, &http, port, None, &ids).await;
-    let before = lb.status()["reloads"].clone();
     // The first task's page goes: its check fails (never killed: maxConsecutiveFailures 0).
     std::fs::remove_file(c.sandbox(0, &ids[0]).join("www/ok")).expect("remove the page");
     let rest = vec![ids[1].clone()];
@@ -119,8 +116,6 @@ async fn an_instance_failing_its_health_check_stops_getting_traffic() {
         || async { (!lb.config().contains(&gone)).then_some(()) },
     )
     .await;
-    // Taken out through the runtime API (drained), not by a reload.
-    assert_eq!(lb.status()["reloads"], before, "{}", lb.debug());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,99 +193,11 @@ async fn a_rolling_upgrade_of_four_instances_fails_no_request() {
         old.iter().chain(&new).all(|i| seen.contains(i)) || seen.len() >= 6,
         "old and new instances both served: {seen:?}"
     );
-    let st = lb.status();
     assert!(
-        st["reloads"].as_u64().unwrap_or(0) + st["runtimeUpdates"].as_u64().unwrap_or(0) >= 1,
+        lb.status()["reloads"].as_u64().unwrap_or(0) >= 1,
         "{}",
         lb.debug()
     );
-}
-
-/// Reloads done so far, and HAProxy's current worker.
-fn reloads(lb: &Lb) -> (u64, Value) {
-    let st = lb.status();
-    (
-        st["reloads"].as_u64().unwrap_or(0),
-        st["haproxyWorker"].clone(),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scaling_changes_servers_without_a_reload_and_a_new_app_reloads() {
-    let c = cluster().await;
-    let port = free_port();
-    deploy(&c, &http_app(&c, "/web", 1, port, external())).await;
-    let lb = Lb::start(&c, "ext", &[c.url()], &[]);
-    let one = wait_healthy(&c, "web", 1).await;
-    let http = client();
-    wait_answers(&lb, &http, port, None, &one).await;
-    let before = reloads(&lb);
-    assert!(before.1.is_i64(), "the worker is known: {}", lb.debug());
-
-    // 1 → 3 → 1: the runtime API, the same worker, no reload.
-    let (s, b) = put(&c, "/v2/apps/web", &json!({"instances": 3})).await;
-    assert_eq!(s, 200, "{b}");
-    let three = wait_healthy(&c, "web", 3).await;
-    wait_answers(&lb, &http, port, None, &three).await;
-    let (s, b) = put(&c, "/v2/apps/web", &json!({"instances": 1})).await;
-    assert_eq!(s, 200, "{b}");
-    let back = wait_healthy(&c, "web", 1).await;
-    wait_answers(&lb, &http, port, None, &back).await;
-    assert_eq!(
-        reloads(&lb),
-        before,
-        "no reload for scaling\n{}",
-        lb.debug()
-    );
-    assert!(
-        lb.status()["runtimeUpdates"].as_u64().unwrap_or(0) >= 2,
-        "{}",
-        lb.debug()
-    );
-    assert_eq!(lb.status()["runtimeFailures"], 0, "{}", lb.debug());
-    // The file says what runs: the one task's port is in a slot.
-    let port0 = c.tasks("web").await[0]["ports"][0].as_u64().unwrap_or(0);
-    assert!(
-        lb.config().contains(&format!("127.0.0.1:{port0} ")),
-        "{}",
-        lb.debug()
-    );
-
-    // A new app is a new frontend and backend: a reload, a new worker.
-    let other = free_port();
-    deploy(&c, &http_app(&c, "/other", 1, other, external())).await;
-    let o = wait_healthy(&c, "other", 1).await;
-    wait_answers(&lb, &http, other, None, &o).await;
-    let after = reloads(&lb);
-    assert!(after.0 > before.0, "{}", lb.debug());
-    assert_ne!(after.1, before.1, "a new worker\n{}", lb.debug());
-    wait_answers(&lb, &http, port, None, &back).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn growing_past_the_slots_reloads_and_serves_every_instance() {
-    let c = cluster().await;
-    let port = free_port();
-    deploy(&c, &http_app(&c, "/web", 1, port, external())).await;
-    let lb = Lb::start(&c, "ext", &[c.url()], &[]);
-    let one = wait_healthy(&c, "web", 1).await;
-    let http = client();
-    wait_answers(&lb, &http, port, None, &one).await;
-    let slots = lb.config().matches("server a").count();
-    assert_eq!(slots, 4, "{}", lb.config());
-    let before = reloads(&lb).0;
-    // 6 instances do not fit 4 checked slots: the backend grows, by a reload.
-    let (s, b) = put(&c, "/v2/apps/web", &json!({"instances": 6})).await;
-    assert_eq!(s, 200, "{b}");
-    let six = wait_healthy(&c, "web", 6).await;
-    wait_answers(&lb, &http, port, None, &six).await;
-    assert!(reloads(&lb).0 > before, "{}", lb.debug());
-    assert!(
-        lb.config().matches("server a").count() >= 6,
-        "{}",
-        lb.config()
-    );
-    assert_eq!(lb.status()["rejectedConfigs"], 0, "{}", lb.debug());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,7 @@
 //! Debian's `haproxy` run in master-worker mode (`-W`, master CLI on `-S`): a new config is
 //! checked with `haproxy -c` first and the old one kept when it fails; a valid one replaces the
 //! file and the master is told to reload (SIGUSR2), which starts new workers on the listening
-//! sockets the old ones hand over and lets the old ones finish their connections. Server changes
-//! go through the runtime API instead ([`Haproxy::runtime`]): each command is sent through the
-//! master CLI to the current worker by its pid (`@!<pid>`), so none lands on an old worker still
-//! finishing after a reload, and each backend touched is read back (`show servers state`).
+//! sockets the old ones hand over and lets the old ones finish their connections.
 
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
@@ -26,10 +23,6 @@ pub struct Haproxy {
     pid: Option<i32>,
     /// Reloads done (not counting the start).
     pub reloads: u64,
-    /// The current worker's pid (from the master's `show proc`), once known.
-    pub worker: Option<i32>,
-    /// Runtime API commands applied.
-    pub runtime_commands: u64,
 }
 
 /// What [`Haproxy::apply`] did.
@@ -51,8 +44,6 @@ impl Haproxy {
             child: None,
             pid: None,
             reloads: 0,
-            worker: None,
-            runtime_commands: 0,
         }
     }
 
@@ -127,10 +118,8 @@ impl Haproxy {
     /// Starts HAProxy on the live config when none runs, else reloads it.
     pub async fn start_or_reload(&mut self) -> anyhow::Result<Applied> {
         if let Some(pid) = self.running_pid() {
-            let before = self.current_worker().await.ok();
             kill(Pid::from_raw(pid), Signal::SIGUSR2).context("signalling the haproxy master")?;
             self.reloads += 1;
-            self.wait_worker(before).await;
             return Ok(Applied::Reloaded);
         }
         let mut child = Command::new(&self.bin)
@@ -153,63 +142,10 @@ impl Haproxy {
         }
         self.pid = child.id().map(|p| p as i32);
         self.child = Some(child);
-        self.wait_worker(None).await;
         Ok(Applied::Started)
     }
 
-    /// Waits (up to 10 s) until the master names a worker other than `before`, and remembers it;
-    /// unknown when it does not (the next runtime change then fails and reloads).
-    async fn wait_worker(&mut self, before: Option<i32>) {
-        self.worker = None;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::time::Instant::now() < deadline {
-            match self.current_worker().await {
-                Ok(w) if Some(w) != before => {
-                    self.worker = Some(w);
-                    return;
-                }
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-        tracing::warn!("haproxy's master names no new worker");
-    }
-
-    /// The current worker's pid: the first line under `# workers` of the master's `show proc`.
-    pub async fn current_worker(&self) -> anyhow::Result<i32> {
-        let answer = cli(&self.master_socket, "show proc").await?;
-        worker_of(&answer).with_context(|| format!("no worker in `show proc`: {answer:?}"))
-    }
-
-    /// Applies runtime API commands to the current worker, backend by backend, and checks each
-    /// backend against its expected slots with `check`. Any error (an answer that is not a
-    /// success, a read-back that differs, no worker) ends it: the caller reloads instead.
-    pub async fn runtime(
-        &mut self,
-        commands: &[(String, Vec<String>)],
-        check: &dyn Fn(&str, &str) -> Result<(), String>,
-    ) -> anyhow::Result<()> {
-        let Some(pid) = self.worker.filter(|_| self.pid.is_some()) else {
-            bail!("the haproxy worker is not known");
-        };
-        for (backend, cmds) in commands {
-            for c in cmds {
-                let answer = cli(&self.master_socket, &format!("@!{pid} {c}")).await?;
-                if let Some(e) = runtime_error(&answer) {
-                    bail!("`{c}`: {e}");
-                }
-                self.runtime_commands += 1;
-            }
-            let state = cli(
-                &self.master_socket,
-                &format!("@!{pid} show servers state {backend}"),
-            )
-            .await?;
-            check(backend, &state).map_err(|e| anyhow::anyhow!("read back: {e}"))?;
-        }
-        Ok(())
-    }
-
-    /// The master's pid while it runs (or was adopted).
+    /// The master's pid while it runs.
     fn running_pid(&mut self) -> Option<i32> {
         if let Some(child) = &mut self.child {
             if !matches!(child.try_wait(), Ok(None)) {
@@ -239,66 +175,5 @@ impl Haproxy {
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
         self.pid = None;
-    }
-}
-
-/// One command over a CLI socket (the master's: its answer ends when it closes the connection,
-/// which it does once the write side is shut), within 5 s.
-async fn cli(socket: &Path, command: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let talk = async {
-        let mut s = tokio::net::UnixStream::connect(socket).await?;
-        s.write_all(format!("{command}\n").as_bytes()).await?;
-        s.shutdown().await?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&out).into_owned())
-    };
-    match tokio::time::timeout(Duration::from_secs(5), talk).await {
-        Ok(r) => r.with_context(|| format!("haproxy CLI {}", socket.display())),
-        Err(_) => bail!("haproxy CLI {}: no answer in 5 s", socket.display()),
-    }
-}
-
-/// The first pid under `# workers` in `show proc`.
-fn worker_of(show_proc: &str) -> Option<i32> {
-    show_proc
-        .lines()
-        .skip_while(|l| !l.starts_with("# workers"))
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-}
-
-/// The error in a `set server` answer: success is an empty answer or one saying what changed.
-fn runtime_error(answer: &str) -> Option<String> {
-    let a = answer.trim();
-    let ok = a.is_empty()
-        || a.starts_with("IP changed from")
-        || a.starts_with("no need to change the addr")
-        || a.starts_with("health check port updated");
-    (!ok).then(|| a.lines().next().unwrap_or_default().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_of_the_master_cli() {
-        let proc = "#<PID> <type> <reloads> <uptime> <version>\n2582 master 1 [failed: 0] 0d 2.6\n\
-                    # workers\n32120 worker 0 0d 2.6\n# old workers\n2632 worker 1 0d 2.6\n";
-        assert_eq!(worker_of(proc), Some(32120));
-        assert_eq!(worker_of("# workers\n"), None);
-        assert_eq!(runtime_error("\n"), None);
-        assert_eq!(
-            runtime_error("no need to change the addr, port changed from '1' to '18102' by 'stats socket command'\n\n"),
-            None
-        );
-        assert_eq!(
-            runtime_error("No such server.\n\n").as_deref(),
-            Some("No such server.")
-        );
-        assert!(runtime_error("Can't find the target PID matching the prefix '@!9'\n").is_some());
     }
 }

@@ -1,15 +1,13 @@
 //! `gantry lb`: a marathon-lb-style load balancer. Follows the masters' apps and tasks
 //! ([`follow`]), turns them into services ([`model`], [`labels`]), renders an HAProxy config
-//! ([`render`]) with every backend's servers in [`slots`], and applies a change through HAProxy's
-//! runtime API when only servers changed, else by a graceful reload ([`haproxy`]). While no
-//! master answers, HAProxy keeps serving the last good config.
+//! ([`render`]) and reloads Debian's `haproxy` when it changes ([`haproxy`]). While no master
+//! answers, HAProxy keeps serving the last good config.
 
 mod follow;
 mod haproxy;
 mod labels;
 mod model;
 mod render;
-mod slots;
 mod sse;
 
 use crate::client::Auth;
@@ -57,9 +55,8 @@ pub struct LbArgs {
     /// Seconds between fetches while the master's event stream is unavailable.
     #[arg(long, env = "GANTRY_LB_POLL_SECS", default_value_t = 1.0)]
     poll_secs: f64,
-    /// Milliseconds from an event to the fetch it triggers (0: at once; server changes need no
-    /// reload, so there is nothing to batch).
-    #[arg(long, default_value_t = 0)]
+    /// Milliseconds from an event to the fetch it triggers.
+    #[arg(long, default_value_t = 75)]
     debounce_ms: u64,
     /// Seconds between fetches while the event stream is up (a safety net for a missed event).
     #[arg(long, default_value_t = 5.0)]
@@ -117,8 +114,6 @@ pub fn run(
 #[derive(Default)]
 struct Status {
     reloads: u64,
-    runtime_updates: u64,
-    runtime_failures: u64,
     rejected: u64,
     services: usize,
     servers: usize,
@@ -155,8 +150,7 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        let table = slots::plan(&slots::Table::new(), &services, std::time::Instant::now()).table;
-        print!("{}", render::render(&frontends, &services, &table, false));
+        print!("{}", render::render(&frontends, &services));
         return Ok(());
     }
 
@@ -183,9 +177,6 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
     let follower = follow::Follower::start(masters, timing);
     let mut status = Status::default();
     let mut rejected: Option<String> = None;
-    // The slots HAProxy runs and the shape of its config (None: unknown, the next pass reloads).
-    let mut table = slots::Table::new();
-    let mut live_shape: Option<String> = None;
     let mut warned: Vec<String> = Vec::new();
     let mut first = true;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -204,7 +195,7 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
                 }
                 status.master_answers = false;
                 status.last_error = Some(e);
-                write_status(&state_dir, &status, &follower, &hap);
+                write_status(&state_dir, &status, &follower, hap.reloads);
                 continue;
             }
         };
@@ -219,43 +210,10 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
             }
             warned = warnings;
         }
+        let text = render::render(&frontends, &services);
         status.services = services.len();
         status.servers = services.iter().map(|s| s.servers.len()).sum();
-        let plan = slots::plan(&table, &services, std::time::Instant::now());
-        let shape = render::render(&frontends, &services, &plan.table, true);
-        let text = render::render(&frontends, &services, &plan.table, false);
-        let same_shape = !plan.grew && live_shape.as_deref() == Some(shape.as_str());
-        if same_shape && (!plan.commands.is_empty() || live.as_deref() != Some(text.as_str())) {
-            let check = |b: &str, answer: &str| {
-                plan.table
-                    .get(b)
-                    .map_or(Ok(()), |pools| slots::verify(b, pools, answer))
-            };
-            match hap.runtime(&plan.commands, &check).await {
-                Ok(()) => {
-                    status.runtime_updates += 1;
-                    tracing::info!(
-                        commands = plan.commands.iter().map(|(_, c)| c.len()).sum::<usize>(),
-                        servers = status.servers,
-                        "servers changed through the runtime API"
-                    );
-                    // The file says what runs, for the next reload or start.
-                    if let Err(e) = write_live(&config, &text) {
-                        tracing::warn!(error = %e, "the live config file is not updated");
-                    }
-                    live = Some(text.clone());
-                    table = plan.table.clone();
-                }
-                Err(e) => {
-                    status.runtime_failures += 1;
-                    tracing::warn!(error = %e, "runtime API change failed; reloading instead");
-                    live_shape = None;
-                    live = None;
-                }
-            }
-        }
-        let needs_reload = live_shape.as_deref() != Some(shape.as_str()) || plan.grew;
-        if needs_reload && rejected.as_deref() != Some(text.as_str()) {
+        if live.as_deref() != Some(text.as_str()) && rejected.as_deref() != Some(text.as_str()) {
             match hap.apply(&text).await {
                 Ok(how) => {
                     tracing::info!(
@@ -265,8 +223,6 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
                         "haproxy config applied"
                     );
                     live = Some(text);
-                    live_shape = Some(shape);
-                    table = plan.table;
                     rejected = None;
                     status.last_error = None;
                 }
@@ -279,27 +235,16 @@ async fn serve(args: LbArgs, masters: follow::Masters) -> anyhow::Result<()> {
             }
         }
         status.reloads = hap.reloads;
-        write_status(&state_dir, &status, &follower, &hap);
+        write_status(&state_dir, &status, &follower, hap.reloads);
     }
     tracing::info!("stopping haproxy");
     hap.stop(false).await;
     Ok(())
 }
 
-/// Replaces the live config file (written beside it, then renamed).
-fn write_live(config: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = config.with_extension("next");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, config)
-}
-
-fn write_status(dir: &Path, s: &Status, f: &follow::Follower, hap: &haproxy::Haproxy) {
+fn write_status(dir: &Path, s: &Status, f: &follow::Follower, reloads: u64) {
     let v = json!({
-        "reloads": hap.reloads,
-        "runtimeUpdates": s.runtime_updates,
-        "runtimeCommands": hap.runtime_commands,
-        "runtimeFailures": s.runtime_failures,
-        "haproxyWorker": hap.worker,
+        "reloads": reloads,
         "rejectedConfigs": s.rejected,
         "services": s.services,
         "servers": s.servers,

@@ -51,6 +51,13 @@ pub struct Server {
     pub task_id: String,
 }
 
+impl Server {
+    /// `10_0_0_1_31005`: HAProxy server names are unique per backend and stable across reloads.
+    pub fn name(&self) -> String {
+        sanitize(&format!("{}_{}", self.addr, self.port))
+    }
+}
+
 /// Which apps a load balancer serves and how it reads their tasks.
 pub struct Selection<'a> {
     /// `HAPROXY_GROUP` to serve; `*` for every app.
@@ -358,7 +365,7 @@ mod tests {
             [("a", false), ("c", true)],
             "c has not reported: a backup"
         );
-        assert_eq!(s[0].servers[0].port, 31001);
+        assert_eq!(s[0].servers[0].name(), "10.0.0.1_31001");
         let c = s[0].check.as_ref().expect("a check");
         assert_eq!((c.interval_s, c.timeout_s, c.fall), (2, 1, 4));
         assert_eq!(c.http_path.as_deref(), Some("/ok"));

@@ -1,12 +1,9 @@
 //! The HAProxy configuration text for a list of [`Service`]s: global and default sections, the
 //! shared HTTP and HTTPS virtual-host frontends, and one frontend and backend per service port.
-//! The same inputs always give the same text, so a changed text means a changed config. Servers
-//! are rendered as the backend's [slots](super::slots): the *shape* of a config (every slot as
-//! an empty one) changes only when a reload is needed; the rest the runtime API applies.
+//! The same inputs always give the same text, so a changed text means a changed config.
 
 use super::labels::Mode;
 use super::model::Service;
-use super::slots::{Pools, Table};
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -33,10 +30,8 @@ fn bind(addr: &str, port: u16) -> String {
     }
 }
 
-/// The whole configuration, the servers in their slots of `table` (a service missing from it
-/// gets fresh slots). With `shape`, every slot is rendered empty: two configs of the same shape
-/// differ only in what the runtime API can change.
-pub fn render(f: &Frontends, services: &[Service], table: &Table, shape: bool) -> String {
+/// The whole configuration.
+pub fn render(f: &Frontends, services: &[Service]) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -93,21 +88,9 @@ pub fn render(f: &Frontends, services: &[Service], table: &Table, shape: bool) -
         }
     }
     for s in services {
-        let fresh;
-        let pools = match table.get(&s.name) {
-            Some(p) => p,
-            None => {
-                fresh = super::slots::plan(&Table::new(), std::slice::from_ref(s), now());
-                &fresh.table[&s.name]
-            }
-        };
-        service(&mut out, f, s, pools, shape);
+        service(&mut out, f, s);
     }
     out
-}
-
-fn now() -> std::time::Instant {
-    std::time::Instant::now()
 }
 
 /// ACLs on the Host header (without its port) and path, and the `use_backend` of one service in a
@@ -132,7 +115,7 @@ fn vhost_rules(out: &mut String, s: &Service, redirect: bool) {
 }
 
 /// The frontend on the service port and the backend with the service's servers.
-fn service(out: &mut String, f: &Frontends, s: &Service, pools: &Pools, shape: bool) {
+fn service(out: &mut String, f: &Frontends, s: &Service) {
     let addr = s.labels.bind_addr.as_deref().unwrap_or(&f.bind_address);
     let options = s
         .labels
@@ -159,8 +142,8 @@ fn service(out: &mut String, f: &Frontends, s: &Service, pools: &Pools, shape: b
     );
     // A failed connection is retried on another server (`option redispatch 1`), and with
     // checks the failing server is out at once: enough retries to get past every server (a
-    // rolling upgrade kills all the old ones at once) to one that answers.
-    let attempts = pools.active.len() + 1;
+    // rolling upgrade kills all the old ones before the next reload) to one that answers.
+    let attempts = s.servers.len() + 1;
     if attempts > 3 {
         let _ = writeln!(out, "  retries {attempts}");
     }
@@ -187,24 +170,21 @@ fn service(out: &mut String, f: &Frontends, s: &Service, pools: &Pools, shape: b
         }
         let _ = writeln!(out, "  timeout check {}s", c.timeout_s);
     }
-    for (name, slot, backup) in pools.named() {
-        // An empty or draining slot is in maintenance (`disabled`) until the runtime API, or
-        // the next config, gives it a server.
-        // A draining one keeps its address: the runtime API may make it ready again as it is.
-        let srv = slot.server.as_ref().filter(|_| !shape);
-        let addr = srv.map_or_else(
-            || "127.0.0.1:1".to_string(),
-            |v| bind(&v.addr.to_string(), v.port),
+    for srv in &s.servers {
+        let name = srv.name();
+        let _ = write!(
+            out,
+            "  server {name} {}",
+            bind(&srv.addr.to_string(), srv.port)
         );
-        let _ = write!(out, "  server {name} {addr}");
         if sticky {
             let _ = write!(out, " cookie {name}");
         }
         // A backup is not checked: HAProxy would call one that started after its first check
         // down for an interval, just when it is needed; it is only used with no active left.
-        if let Some(c) = s.check.as_ref().filter(|_| !backup) {
+        if let Some(c) = s.check.as_ref().filter(|_| !srv.backup) {
             let _ = write!(out, " check inter {}s rise 1 fall {}", c.interval_s, c.fall);
-            if let Some(p) = srv.and_then(|v| v.check_port) {
+            if let Some(p) = srv.check_port {
                 let _ = write!(out, " port {p}");
             }
             if c.https {
@@ -212,11 +192,8 @@ fn service(out: &mut String, f: &Frontends, s: &Service, pools: &Pools, shape: b
             }
             out.push_str(" observe layer4 error-limit 1 on-error mark-down");
         }
-        if backup {
+        if srv.backup {
             out.push_str(" backup");
-        }
-        if srv.is_none() || !slot.live() {
-            out.push_str(" disabled");
         }
         out.push('\n');
     }
@@ -245,7 +222,7 @@ mod tests {
         };
         let (s, w) = services(&apps, &sel, &mut |_| None);
         assert!(w.is_empty(), "{w:?}");
-        render(&frontends(), &s, &Table::new(), false)
+        render(&frontends(), &s)
     }
 
     fn running(id: &str, port: u16) -> serde_json::Value {
@@ -276,16 +253,13 @@ mod tests {
              mode http\n  acl host_shop_web_10000 req.hdr(host),field(1,:) -i shop.example.com\n  \
              use_backend shop_web_10000 if host_shop_web_10000\n",
             "# /shop/web port 0\nfrontend shop_web_10000\n  bind 127.0.0.1:10000\n  mode http\n  \
-             use_backend shop_web_10000\n\nbackend shop_web_10000\n  balance leastconn\n  mode http\n  retries 5\n  \
+             use_backend shop_web_10000\n\nbackend shop_web_10000\n  balance leastconn\n  mode http\n  retries 4\n  \
              option forwardfor\n",
             "  cookie mesosphere_server_id insert indirect nocache\n  \
              option httpchk GET /health\n  timeout check 2s\n  \
-             server a1 127.0.0.1:31001 cookie a1 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
-             server a2 127.0.0.1:31002 cookie a2 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
-             server a3 127.0.0.1:1 cookie a3 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down disabled\n",
-            "  server a4 127.0.0.1:1 cookie a4 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down disabled\n  \
-             server b1 127.0.0.1:31003 cookie b1 backup\n  \
-             server b2 127.0.0.1:1 cookie b2 backup disabled\n",
+             server 127.0.0.1_31001 127.0.0.1:31001 cookie 127.0.0.1_31001 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
+             server 127.0.0.1_31002 127.0.0.1:31002 cookie 127.0.0.1_31002 check inter 5s rise 1 fall 3 observe layer4 error-limit 1 on-error mark-down\n  \
+             server 127.0.0.1_31003 127.0.0.1:31003 cookie 127.0.0.1_31003 backup\n",
             "  retry-on conn-failure empty-response junk-response response-timeout\n  \
              http-request disable-l7-retry if !METH_GET\n",
         ] {
@@ -309,10 +283,10 @@ mod tests {
              "portDefinitions": [{"port": 10007}], "tasks": [running("a", 31007)]}]}));
         for want in [
             "frontend db_10005\n  bind 0.0.0.0:10005 accept-proxy\n  mode tcp\n  option tcplog\n",
-            "backend db_10005\n  balance roundrobin\n  mode tcp\n  retries 5\n  timeout check 1s\n  \
-             server a1 127.0.0.1:31005 check inter 1s rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down\n",
+            "backend db_10005\n  balance roundrobin\n  mode tcp\n  timeout check 1s\n  \
+             server 127.0.0.1_31005 127.0.0.1:31005 check inter 1s rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down\n",
             "backend db_10006\n  balance roundrobin\n  mode tcp\n  \
-             retries 5\n  server a1 127.0.0.1:31006\n  server a2 127.0.0.1:1 disabled\n",
+             server 127.0.0.1_31006 127.0.0.1:31006\n",
             "  acl host_api_10007 req.hdr(host),field(1,:) -i x.org\n  \
              acl path_api_10007 path_beg /v1\n  use_backend api_10007 if host_api_10007 path_api_10007\n",
             "  http-response set-header Strict-Transport-Security max-age=15768000\n",
@@ -332,19 +306,9 @@ mod tests {
             require_healthy: true,
         };
         let (s, _) = services(&apps, &sel, &mut |_| None);
-        let text = render(&f, &s, &Table::new(), false);
+        let text = render(&f, &s);
         assert!(!text.contains("gantry_https_in"), "{text}");
         assert!(text.contains("frontend gantry_http_in"), "{text}");
-        assert_eq!(text, render(&f, &s, &Table::new(), false));
-        // The shape has no addresses: another task behind the same slots has the same shape.
-        let shape = render(&f, &s, &Table::new(), true);
-        assert!(
-            shape.contains("server a1 127.0.0.1:1 disabled\n"),
-            "{shape}"
-        );
-        let mut other = s.clone();
-        other[0].servers[0].port = 2;
-        assert_eq!(shape, render(&f, &other, &Table::new(), true));
-        assert_ne!(text, render(&f, &other, &Table::new(), false));
+        assert_eq!(text, render(&f, &s));
     }
 }
