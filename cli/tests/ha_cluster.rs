@@ -25,8 +25,9 @@ mod support;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::ha_client::{churn, get_json, send, Acks};
 use support::ha_masters::HaMasters;
 use support::zookeeper::Ensemble;
 use support::{eventually, Cluster, CREDENTIALS};
@@ -37,9 +38,6 @@ const JOBS: usize = 10;
 const PERIOD_MS: i64 = 5000;
 const MASTER_FLAGS: [&str; 4] = ["--zk-session-timeout", "3secs", "--quorum", "2"];
 
-/// What the client was told, in order: (app id, `Some(instances)` or `None` for deleted).
-type Acks = Arc<Mutex<Vec<(String, Option<u64>)>>>;
-
 fn rounds() -> usize {
     std::env::var("GANTRY_HA_ROUNDS")
         .ok()
@@ -47,80 +45,11 @@ fn rounds() -> usize {
         .unwrap_or(10)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-/// One request; its status (None: no answer).
-async fn send(method: reqwest::Method, url: &str, body: Option<Value>) -> Option<u16> {
-    let (user, pass) = CREDENTIALS.split_once(':')?;
-    let mut r = client().request(method, url).basic_auth(user, Some(pass));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    Some(r.send().await.ok()?.status().as_u16())
-}
-
-/// `GET base+path` as JSON, when it answers 200.
-async fn get_json(base: &str, path: &str) -> Option<Value> {
-    let (user, pass) = CREDENTIALS.split_once(':')?;
-    let r = client()
-        .get(format!("{base}{path}"))
-        .basic_auth(user, Some(pass))
-        .send()
-        .await
-        .ok()?;
-    if r.status() != 200 {
-        return None;
-    }
-    r.json().await.ok()
-}
-
 /// An app of the client's loop: its instances never fit an agent (a constraint no host meets),
 /// so scaling is a change of state only and the loaded machine runs no extra processes.
 fn churn_app(id: &str, marker: &Value) -> Value {
     json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 8,
            "constraints": [["hostname", "CLUSTER", "no-such-host"]], "env": marker})
-}
-
-/// Creates, scales and deletes apps on `base` until it stops answering, logging each 2xx. Returns
-/// the change that got no answer (it may or may not have been made).
-async fn churn(base: String, round: usize, marker: Value, acks: Acks) -> (String, Option<u64>) {
-    let mut k = 0;
-    loop {
-        k += 1;
-        let id = format!("/r{round}/app{k}");
-        let url = format!("{base}/v2/apps{id}?force=true");
-        let mut steps = vec![
-            (
-                reqwest::Method::POST,
-                format!("{base}/v2/apps"),
-                Some(churn_app(&id, &marker)),
-                Some(0),
-            ),
-            (
-                reqwest::Method::PUT,
-                url.clone(),
-                Some(json!({"instances": 2})),
-                Some(2),
-            ),
-        ];
-        if k % 3 == 0 {
-            steps.push((reqwest::Method::DELETE, url, None, None));
-        }
-        for (method, url, body, what) in steps {
-            let Some(s) = send(method, &url, body).await else {
-                return (id, what);
-            };
-            if (200..300).contains(&s) {
-                acks.lock().expect("acks").push((id.clone(), what));
-            }
-        }
-    }
 }
 
 /// Waits until the leader ZooKeeper names (not `not`) acknowledges a write; which, and how long.
@@ -310,7 +239,15 @@ async fn three_masters_two_agents_survive_ten_leader_kills() {
     let mut times = Vec::new();
     for round in 0..rounds {
         let acks: Acks = Arc::default();
-        let worker = tokio::spawn(churn(m.url(leader), round, marker.clone(), acks.clone()));
+        let worker = tokio::spawn(churn(
+            m.url(leader),
+            round,
+            {
+                let marker = marker.clone();
+                move |id: &str| churn_app(id, &marker)
+            },
+            acks.clone(),
+        ));
         // Let some changes be acknowledged, then kill the leader in the middle of the churn, at a
         // different moment of the jobs' 5-second period each round.
         let churning = Instant::now();

@@ -8,72 +8,14 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::ha_client::{churn, client, send, Acks};
 use support::ha_masters::HaMasters;
 use support::zookeeper::Ensemble;
 use support::{eventually, Cluster, CREDENTIALS};
 
 const ROUNDS: usize = 4;
-
-/// What the client was told, in order: (app id, `Some(instances)` or `None` for deleted).
-type Acks = Arc<Mutex<Vec<(String, Option<u64>)>>>;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-/// One request; its status (None: no answer).
-async fn send(method: reqwest::Method, url: &str, body: Option<Value>) -> Option<u16> {
-    let (user, pass) = CREDENTIALS.split_once(':')?;
-    let mut r = client().request(method, url).basic_auth(user, Some(pass));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    Some(r.send().await.ok()?.status().as_u16())
-}
-
-/// Creates, scales and deletes apps on `base` until it stops answering, logging each 2xx. Returns
-/// the change that got no answer (it may or may not have been made).
-async fn churn(base: String, round: usize, marker: Value, acks: Acks) -> (String, Option<u64>) {
-    let mut k = 0;
-    loop {
-        k += 1;
-        let id = format!("/r{round}/app{k}");
-        let app = json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01,
-                         "mem": 8, "env": marker});
-        let url = format!("{base}/v2/apps{id}?force=true");
-        let mut steps = vec![
-            (
-                reqwest::Method::POST,
-                format!("{base}/v2/apps"),
-                Some(app),
-                Some(0),
-            ),
-            (
-                reqwest::Method::PUT,
-                url.clone(),
-                Some(json!({"instances": 2})),
-                Some(2),
-            ),
-        ];
-        if k % 3 == 0 {
-            steps.push((reqwest::Method::DELETE, url, None, None));
-        }
-        for (method, url, body, what) in steps {
-            let Some(s) = send(method, &url, body).await else {
-                return (id, what);
-            };
-            if (200..300).contains(&s) {
-                acks.lock().expect("acks").push((id.clone(), what));
-            }
-        }
-    }
-}
 
 /// The apps `base` lists: id → instances.
 async fn apps(base: &str) -> Option<BTreeMap<String, u64>> {
@@ -165,7 +107,18 @@ async fn every_acknowledged_change_survives_a_leader_kill_round_after_round() {
     let mut times = Vec::new();
     for round in 0..ROUNDS {
         let acks: Acks = Arc::default();
-        let worker = tokio::spawn(churn(m.url(leader), round, c.marker_env(), acks.clone()));
+        let worker = tokio::spawn(churn(
+            m.url(leader),
+            round,
+            {
+                let marker = c.marker_env();
+                move |id: &str| {
+                    json!({"id": id, "cmd": "sleep 3600", "instances": 0, "cpus": 0.01,
+                                   "mem": 8, "env": marker})
+                }
+            },
+            acks.clone(),
+        ));
         // Let some changes be acknowledged, then kill the leader in the middle of the churn.
         eventually(
             Duration::from_secs(60),

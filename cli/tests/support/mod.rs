@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod docker;
+pub mod ha_client;
 pub mod ha_masters;
 pub mod registry;
 pub mod zookeeper;
